@@ -1,0 +1,323 @@
+"""Decoder benchmark: our trie-constrained beam search vs Hugging Face ``generate`` + ``prefix_allowed_tokens_fn``,
+against the physical floor (one bare prefill of the same prompts), measured side by side in one run.
+
+Examples::
+
+    # smoke test, seconds
+    python benchmarks/bench_decode.py --tiny --users 8 --out /tmp/bench_decode.json
+    # the real thing: an HF checkpoint whose tokenizer already contains the SID tokens
+    python benchmarks/bench_decode.py --model runs/x/checkpoint --catalog cache/.../sids.json \\
+        --users 64 --beams 10 --batch-sizes 1 16 --out benchmarks/results/decode_smollm2.json
+
+Prompts are ~``--prompt-len`` tokens made of random SID histories (a few fixed text tokens + SIDs of random items).
+Every method decodes the same prompts in the same length-grouped, left-padded batches; each is warmed up once
+before timing. Parity: our top-K vs HF's top-K per user, as sets (exact) and up to ties at the cut-off.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import resource
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from pauserec.decode import BeamResult, batched_beam_search, hf_beam_search, left_pad
+from pauserec.io import write_json
+from pauserec.sid.catalog import SIDCatalog, build_trie, sid_token
+
+TIE_TOL = 1e-3
+
+
+# ------------------------------------------------------------------------------------------------------------------
+# model, catalogue, prompts
+
+
+def synthetic_codes(n_items: int, level_sizes: list[int], seed: int) -> np.ndarray:
+    """``n_items`` distinct random SIDs."""
+    rng = np.random.default_rng(seed)
+    total = int(np.prod(level_sizes))
+    if n_items > total:
+        raise SystemExit(f"--items {n_items} exceeds the {total} possible SIDs")
+    flat = rng.choice(total, size=n_items, replace=False)
+    return np.stack(np.unravel_index(flat, level_sizes), axis=1).astype(np.int64)
+
+
+def tiny_model(level_sizes: list[int], seed: int) -> tuple[Any, list[list[int]], list[int], int]:
+    """A tiny random Llama whose vocabulary ends with the SID tokens. Returns model, level ids, text ids, pad id."""
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    n_text = 200
+    vocab = n_text + sum(level_sizes)
+    torch.manual_seed(seed)
+    cfg = LlamaConfig(
+        vocab_size=vocab, hidden_size=64, intermediate_size=128, num_hidden_layers=2, num_attention_heads=4,
+        num_key_value_heads=2, max_position_embeddings=512, initializer_range=0.1, pad_token_id=0, bos_token_id=1,
+        eos_token_id=2,
+    )
+    model = LlamaForCausalLM(cfg)
+    level_ids, start = [], n_text
+    for size in level_sizes:
+        level_ids.append(list(range(start, start + size)))
+        start += size
+    return model, level_ids, list(range(3, n_text)), 0
+
+
+def hf_model(path: str, catalog_levels: list[int], dtype: str) -> tuple[Any, list[list[int]], list[int], int]:
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(path)
+    model = AutoModelForCausalLM.from_pretrained(path, dtype=getattr(torch, dtype))
+    level_ids = []
+    for d, size in enumerate(catalog_levels):
+        names = [sid_token(d, c) for c in range(size)]
+        ids = tok.convert_tokens_to_ids(names)
+        missing = [n for n, i in zip(names, ids, strict=True) if i is None or i == tok.unk_token_id]
+        if missing:
+            raise SystemExit(f"{path}: the tokenizer lacks {len(missing)} SID tokens (e.g. {missing[:3]})")
+        level_ids.append(list(ids))
+    text_ids = tok("The user bought these items in order:", add_special_tokens=False)["input_ids"]
+    pad = tok.pad_token_id if tok.pad_token_id is not None else tok.eos_token_id
+    return model, level_ids, text_ids, int(pad)
+
+
+def make_prompts(n_users: int, codes: np.ndarray, level_ids: list[list[int]], text_ids: list[int], prompt_len: int,
+                 seed: int) -> list[list[int]]:
+    """Random SID histories of about ``prompt_len`` tokens (history length varies by +-2 items)."""
+    rng = np.random.default_rng(seed)
+    n_levels = codes.shape[1]
+    head = list(text_ids[:4])
+    base_hist = max(1, (prompt_len - len(head)) // n_levels)
+    prompts = []
+    for _ in range(n_users):
+        n_hist = max(1, base_hist + int(rng.integers(-2, 3)))
+        items = rng.integers(0, len(codes), size=n_hist)
+        sid = [level_ids[d][int(codes[i, d])] for i in items for d in range(n_levels)]
+        prompts.append(head + sid)
+    return prompts
+
+
+# ------------------------------------------------------------------------------------------------------------------
+# the three methods, on identical batches
+
+
+def batches(prompts: list[list[int]], batch_size: int) -> list[list[int]]:
+    """Length-grouped batches of prompt indices (longest first), the grouping ``batched_beam_search`` uses."""
+    order = sorted(range(len(prompts)), key=lambda i: -len(prompts[i]))
+    return [order[s : s + batch_size] for s in range(0, len(order), batch_size)]
+
+
+def run_ours(model, prompts, trie, level_ids, beams, bs, pad) -> BeamResult:
+    return batched_beam_search(model, prompts, trie, level_ids, num_beams=beams, batch_size=bs, pad_token_id=pad)
+
+
+def run_hf(model, prompts, trie, level_ids, beams, bs, pad) -> BeamResult:
+    out = BeamResult(items=[[] for _ in prompts], scores=[[] for _ in prompts])
+    for idx in batches(prompts, bs):
+        ids, mask = left_pad([prompts[i] for i in idx], pad)
+        res = hf_beam_search(model, ids, mask, trie, level_ids, num_beams=beams, pad_token_id=pad)
+        for j, i in enumerate(idx):
+            out.items[i], out.scores[i] = res.items[j], res.scores[j]
+        out.prefill_tokens += res.prefill_tokens
+        out.prefill_padded_tokens += res.prefill_padded_tokens
+        out.decode_tokens += res.decode_tokens
+        out.steps += res.steps
+    return out
+
+
+def run_prefill(model, prompts, bs, pad) -> BeamResult:
+    """The floor: one forward over each prompt batch, filling a KV cache, nothing else."""
+    from transformers import DynamicCache
+
+    out = BeamResult()
+    body = model.base_model
+    with torch.inference_mode():
+        for idx in batches(prompts, bs):
+            ids, mask = left_pad([prompts[i] for i in idx], pad)
+            pos = (mask.cumsum(-1) - 1).masked_fill(mask == 0, 1)
+            body(input_ids=ids, attention_mask=mask, position_ids=pos, cache=DynamicCache(config=model.config),
+                 use_cache=True)
+            out.prefill_tokens += int(mask.sum())
+            out.prefill_padded_tokens += ids.numel()
+    return out
+
+
+def timed(fn, *args) -> tuple[float, Any]:
+    t0 = time.perf_counter()
+    res = fn(*args)
+    return time.perf_counter() - t0, res
+
+
+def parity(a: BeamResult, b: BeamResult) -> dict[str, float]:
+    """Share of users whose top-K item sets agree exactly, and up to ties at the cut-off (and score agreement)."""
+    exact = ties = 0
+    max_diff = 0.0
+    for ia, sa, ib, sb in zip(a.items, a.scores, b.items, b.scores, strict=True):
+        if set(ia) == set(ib):
+            exact += 1
+            ties += 1
+        elif len(ia) == len(ib) and np.allclose(sorted(sa), sorted(sb), atol=TIE_TOL, rtol=0):
+            ties += 1  # different items with the same scores: a tie at the cut-off
+        common = set(ia) & set(ib)
+        da, db = dict(zip(ia, sa, strict=True)), dict(zip(ib, sb, strict=True))
+        if common:
+            max_diff = max(max_diff, max(abs(da[i] - db[i]) for i in common))
+    n = max(len(a.items), 1)
+    return {"exact_set_rate": exact / n, "up_to_ties_rate": ties / n, "max_score_diff_common_items": max_diff}
+
+
+def git_revision() -> str | None:
+    try:
+        out = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=10,
+                             cwd=Path(__file__).resolve().parent)
+        return out.stdout.strip() if out.returncode == 0 else None
+    except (OSError, subprocess.SubprocessError):
+        return None
+
+
+# ------------------------------------------------------------------------------------------------------------------
+
+
+def main(argv: list[str] | None = None) -> dict[str, Any]:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    src = ap.add_mutually_exclusive_group(required=True)
+    src.add_argument("--model", help="HF checkpoint directory whose tokenizer contains the SID tokens")
+    src.add_argument("--tiny", action="store_true", help="a tiny random Llama (smoke test)")
+    ap.add_argument("--catalog", help="an SIDCatalog JSON (SIDCatalog.load); default: a synthetic catalogue")
+    ap.add_argument("--items", type=int, default=2000, help="synthetic catalogue: number of items")
+    ap.add_argument("--level-sizes", type=int, nargs="+", default=[32, 32, 32],
+                    help="synthetic catalogue: codes per level")
+    ap.add_argument("--users", type=int, default=32)
+    ap.add_argument("--beams", type=int, default=10)
+    ap.add_argument("--batch-sizes", type=int, nargs="+", default=[1, 16])
+    ap.add_argument("--prompt-len", type=int, default=53, help="approximate prompt length in tokens")
+    ap.add_argument("--dtype", default="float32", choices=["float32", "bfloat16"])
+    ap.add_argument("--threads", type=int, default=None, help="torch.set_num_threads (default: torch's choice)")
+    ap.add_argument("--skip-hf", action="store_true", help="do not run the HF generate baseline")
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--out", default="benchmarks/results/bench_decode.json")
+    args = ap.parse_args(argv)
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    if args.catalog:
+        cat = SIDCatalog.load(args.catalog)
+        codes, level_sizes = cat.codes, list(cat.level_sizes)
+        cat_desc = {"path": args.catalog, "hash": cat.content_hash()}
+    else:
+        level_sizes = list(args.level_sizes)
+        codes = synthetic_codes(args.items, level_sizes, args.seed)
+        cat_desc = {"synthetic": True, "seed": args.seed}
+    cat_desc.update(n_items=int(len(codes)), level_sizes=level_sizes)
+    trie = build_trie(codes, level_sizes)
+
+    if args.tiny:
+        model, level_ids, text_ids, pad = tiny_model(level_sizes, args.seed)
+        model_desc = "tiny-random-llama"
+    else:
+        model, level_ids, text_ids, pad = hf_model(args.model, level_sizes, args.dtype)
+        model_desc = args.model
+    model.eval()
+    n_params = sum(p.numel() for p in model.parameters())
+    prompts = make_prompts(args.users, codes, level_ids, text_ids, args.prompt_len, args.seed + 1)
+    n_users = len(prompts)
+    lens = [len(p) for p in prompts]
+    print(f"model {model_desc} ({n_params / 1e6:.1f}M params), {len(codes)} items, levels {level_sizes}, "
+          f"{n_users} users, prompt length {min(lens)}-{max(lens)} (mean {np.mean(lens):.1f}), beams {args.beams}, "
+          f"torch threads {torch.get_num_threads()}", flush=True)
+
+    methods = {
+        "prefill": lambda bs: run_prefill(model, prompts, bs, pad),
+        "ours": lambda bs: run_ours(model, prompts, trie, level_ids, args.beams, bs, pad),
+    }
+    if not args.skip_hf:
+        methods["hf"] = lambda bs: run_hf(model, prompts, trie, level_ids, args.beams, bs, pad)
+
+    # warm-up once (each method, each batch size, on one batch's worth of users)
+    warm = prompts[: max(args.batch_sizes)]
+    for bs in args.batch_sizes:
+        run_prefill(model, warm, bs, pad)
+        run_ours(model, warm, trie, level_ids, args.beams, bs, pad)
+        if not args.skip_hf:
+            run_hf(model, warm, trie, level_ids, args.beams, bs, pad)
+
+    rows: list[dict[str, Any]] = []
+    results: dict[tuple[str, int], BeamResult] = {}
+    for bs in args.batch_sizes:
+        for name, fn in methods.items():
+            seconds, res = timed(fn, bs)
+            results[name, bs] = res
+            rows.append({
+                "method": name, "batch_size": bs, "seconds": seconds, "per_user_s": seconds / n_users,
+                "users_per_s": n_users / seconds, **res.cost(),
+            })
+            print(f"  {name:8s} batch {bs:3d}: {seconds:8.3f} s  ({seconds / n_users * 1e3:8.2f} ms/user)", flush=True)
+
+    by = {(r["method"], r["batch_size"]): r for r in rows}
+    for r in rows:
+        bs = r["batch_size"]
+        r["x_bare_prefill"] = r["seconds"] / by["prefill", bs]["seconds"]
+        if ("hf", bs) in by:
+            r["hf_over_this"] = by["hf", bs]["seconds"] / r["seconds"]
+
+    agreement: dict[str, Any] = {}
+    for bs in args.batch_sizes:
+        if ("hf", bs) in results:
+            agreement[f"ours_vs_hf@{bs}"] = parity(results["ours", bs], results["hf", bs])
+    if len(args.batch_sizes) > 1:
+        b0 = args.batch_sizes[0]
+        for bs in args.batch_sizes[1:]:
+            agreement[f"ours@{b0}_vs_ours@{bs}"] = parity(results["ours", b0], results["ours", bs])
+
+    print()
+    header = f"{'method':8s} {'batch':>5s} {'s/user':>10s} {'users/s':>9s} {'x prefill':>10s} {'HF/this':>8s} " \
+             f"{'prefill tok':>11s} {'decode tok':>10s}"
+    print(header)
+    print("-" * len(header))
+    for r in rows:
+        hf_ratio = f"{r['hf_over_this']:8.2f}" if "hf_over_this" in r else f"{'-':>8s}"
+        print(f"{r['method']:8s} {r['batch_size']:5d} {r['per_user_s']:10.4f} {r['users_per_s']:9.2f} "
+              f"{r['x_bare_prefill']:10.2f} {hf_ratio} {r['prefill_tokens']:11d} {r['decode_tokens']:10d}")
+    print()
+    for k, v in agreement.items():
+        print(f"parity {k}: exact sets {v['exact_set_rate']:.3f}, up to ties {v['up_to_ties_rate']:.3f}, "
+              f"max score diff {v['max_score_diff_common_items']:.2e}")
+
+    import transformers
+
+    report = {
+        "benchmark": "decode",
+        "command": list(sys.argv) if argv is None else ["benchmarks/bench_decode.py", *argv],
+        "python": sys.executable,
+        "git_revision": git_revision(),
+        "config": vars(args),
+        "model": {"name": model_desc, "params": n_params, "dtype": str(next(model.parameters()).dtype)},
+        "catalog": cat_desc,
+        "prompts": {"users": n_users, "min_len": min(lens), "max_len": max(lens), "mean_len": float(np.mean(lens))},
+        "rows": rows,
+        "parity": agreement,
+        "environment": {
+            "torch": torch.__version__,
+            "transformers": transformers.__version__,
+            "torch_threads": torch.get_num_threads(),
+            "platform": platform.platform(),
+            "processor": platform.processor(),
+            "python": platform.python_version(),
+            "cpu_count": os.cpu_count(),
+            "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        },
+    }
+    write_json(args.out, report)
+    print(f"\nwrote {args.out}")
+    return report
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,36 @@
+"""Shared by the benchmark scripts: how a committed result is written (JSON + Markdown beside it)."""
+
+from __future__ import annotations
+
+import shlex
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from pauserec.io import write_json, write_text
+from pauserec.runs import environment
+
+RESULTS = Path(__file__).resolve().parent / "results"
+
+
+def command_line() -> str:
+    """The exact command that produced a result, as a user would type it from the repository root."""
+    return " ".join(shlex.quote(a) for a in [".venv/bin/python", *sys.argv])
+
+
+def write_result(name: str, payload: dict[str, Any], markdown: str) -> Path:
+    """``benchmarks/results/NAME.json`` (numbers + command + git revision + machine) and ``NAME.md``."""
+    record = {
+        "name": name,
+        "command": command_line(),
+        "date": time.strftime("%Y-%m-%d %H:%M:%S %Z"),
+        "machine": environment(),
+        **payload,
+    }
+    write_json(RESULTS / f"{name}.json", record)
+    header = f"# {name}\n\nCommand: `{record['command']}`  \nMachine: {record['machine']['platform']}, " \
+             f"{record['machine']['cpu_count']} CPUs, torch {record['machine']['torch']}, " \
+             f"git {record['machine']['git_revision']}  \nDate: {record['date']}\n\n"
+    write_text(RESULTS / f"{name}.md", header + markdown)
+    return RESULTS / f"{name}.json"

@@ -1,0 +1,1 @@
+"""Classic baselines evaluated under the same contract as the LLM arms."""

@@ -1,0 +1,174 @@
+"""Command line: one command per stage (`prepare`, `sids`, `eval`, `demo`, ...), each a thin wrapper over
+:mod:`pauserec.pipeline`. Every command takes ``--preset NAME|FILE`` and repeated ``--set section.key=value``."""
+
+from __future__ import annotations
+
+import sys
+import time
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+from rich.console import Console
+
+from . import pipeline
+from .config import RunConfig, build_config
+from .errors import PauseRecError
+from .report import print_comparison
+from .runs import RunDir
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False, help="PauseRec: LLM generative recommendation with pause tokens.")
+console = Console(stderr=True)
+
+PresetOpt = Annotated[Optional[str], typer.Option("--preset", help="Packaged preset name or YAML file.")]
+SetOpt = Annotated[Optional[list[str]], typer.Option("--set", help="Override, e.g. --set sid.levels=4 (repeatable).")]
+
+
+def _config(preset: str | None, overrides: list[str] | None, **base: object) -> RunConfig:
+    tree: dict = {}
+    for dotted, value in base.items():
+        if value is not None:
+            node = tree
+            *parents, leaf = dotted.split("__")
+            for p in parents:
+                node = node.setdefault(p, {})
+            node[leaf] = value
+    return build_config(preset, overrides, base=tree)
+
+
+@app.command()
+def prepare(
+    data: Annotated[str, typer.Argument(help="Directory or file (LC-Rec JSON, RecBole atomic, raw Amazon), or builtin:ml-100k.")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Data directory to write.")],
+    fmt: Annotated[str, typer.Option("--format", help="auto | lcrec | recbole | amazon")] = "auto",
+    preset: PresetOpt = None,
+    set_: SetOpt = None,
+) -> None:
+    """Read a dataset in any supported layout, validate it and store it as a data directory."""
+    cfg = _config(preset, set_, data__path=data, data__format=fmt)
+    t0 = time.perf_counter()
+    ds = pipeline.prepare(cfg, out)
+    s = ds.stats()
+    console.print(
+        f"[green]prepared[/] {s['name']}: {s['users']:,} users, {s['items']:,} items, {s['interactions']:,} interactions "
+        f"({time.perf_counter() - t0:.1f}s) -> {out}"
+    )
+    for k, v in ds.notes.items():
+        console.print(f"  note: {k} = {v}")
+
+
+@app.command()
+def sids(
+    data_dir: Annotated[Path, typer.Argument(help="A data directory made by `prepare`.")],
+    reference: Annotated[Optional[Path], typer.Option(help="An LC-Rec X.index.json to compare collision statistics with.")] = None,
+    preset: PresetOpt = None,
+    set_: SetOpt = None,
+) -> None:
+    """Build the Semantic-ID catalogue (embeddings -> quantizer -> collision policy) of a data directory."""
+    cfg = _config(preset, set_)
+    catalog = pipeline.build_sids(cfg, data_dir)
+    before, after = catalog.meta["stats_before"], catalog.meta["stats_after"]
+    console.print(
+        f"[green]SIDs[/]: {catalog.n_items:,} items, levels {catalog.level_sizes}; items sharing an SID: "
+        f"{before['items_sharing_sid']} before the collision policy, {after['items_sharing_sid']} after"
+    )
+    if reference is not None:
+        from .io import write_json
+        from .sid.stats import read_index_json, sid_stats
+
+        codes, sizes = read_index_json(reference, catalog.item_ids)
+        ref = sid_stats(codes, sizes)
+        write_json(Path(data_dir) / "reference_sid_stats.json", {"reference": str(reference), "stats": ref})
+        console.print(f"reference SIDs ({reference.name}): items sharing an SID: {ref['items_sharing_sid']}")
+
+
+@app.command()
+def train(
+    data_dir: Annotated[Path, typer.Argument(help="A data directory with SIDs (`prepare`, then `sids`).")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Run directory to write.")],
+    resume: Annotated[bool, typer.Option(help="Continue an interrupted run from its last checkpoint.")] = False,
+    preset: PresetOpt = None,
+    set_: SetOpt = None,
+) -> None:
+    """Fine-tune the backbone on one arm (``--set arm.name=pause --set arm.pause_tokens=4``)."""
+    from .train.run import train as train_run
+
+    cfg = RunDir(out).config() if resume and (out / "config.yaml").exists() and not set_ else _config(preset, set_)
+    cost = train_run(cfg, data_dir, out, resume=resume)
+    console.print(
+        f"[green]trained[/] {cfg.arm.name}: {cost['steps']} steps in {cost['train_seconds']:.0f}s, "
+        f"{cost['real_tokens_per_second']:.0f} real tokens/s, padding {cost['padding_fraction']:.1%}, "
+        f"best validation Recall@10 {cost['best_val_recall@10']} -> {out}/model"
+    )
+
+
+@app.command("eval")
+def eval_(
+    run: Annotated[Path, typer.Argument(help="Run directory: a trained run to evaluate, or where a baseline writes.")],
+    data_dir: Annotated[Optional[Path], typer.Option("--data", help="Data directory (baselines only).")] = None,
+    baseline: Annotated[Optional[str], typer.Option(help="Evaluate a baseline instead of a trained run: popularity.")] = None,
+    preset: PresetOpt = None,
+    set_: SetOpt = None,
+) -> None:
+    """Evaluate a trained run, or a baseline, under the evaluation contract (metrics with 95% intervals)."""
+    if baseline is not None:
+        if baseline != "popularity":
+            raise PauseRecError(f"unknown baseline {baseline!r} (available: popularity)")
+        if data_dir is None:
+            raise PauseRecError("--data DIR is required for a baseline")
+        result = pipeline.evaluate_popularity(_config(preset, set_), data_dir, run)
+    else:
+        from .eval.run_eval import evaluate_run
+
+        cfg = build_config(base=RunDir(run).config().model_dump(), overrides=set_) if set_ else None
+        result = evaluate_run(run, cfg)
+    print_comparison(f"{result['split']} metrics (95% bootstrap intervals)", [(result["model"], result)])
+
+
+ARMS_IN_DEMO = (("direct", ["arm.name=direct"]), ("pause", ["arm.name=pause"]))
+
+
+@app.command()
+def demo(
+    out: Annotated[Path, typer.Option("--out", "-o", help="Where the demo writes its data and runs.")] = Path("runs/demo"),
+    preset: PresetOpt = "demo",
+    set_: SetOpt = None,
+) -> None:
+    """The main job on the embedded default (MovieLens-100K from the recbole package): prepare, SIDs,
+    popularity, then train and evaluate the `direct` and `pause` arms on the packaged SmolLM2, side by side."""
+    from .eval.run_eval import evaluate_run
+    from .train.run import train as train_run
+
+    cfg = _config(preset, set_)
+    data_dir = out / "data"
+    t0 = time.perf_counter()
+    steps = 3 + 2 * len(ARMS_IN_DEMO)
+    console.rule(f"1/{steps} prepare {cfg.data.path}")
+    ds = pipeline.prepare(cfg, data_dir)
+    console.print(f"{ds.n_users:,} users, {ds.n_items:,} items, {ds.n_interactions:,} interactions")
+    console.rule(f"2/{steps} semantic IDs")
+    catalog = pipeline.build_sids(cfg, data_dir)
+    console.print(f"levels {catalog.level_sizes}; items sharing an SID after the collision policy: "
+                  f"{catalog.meta['stats_after']['items_sharing_sid']}")
+    console.rule(f"3/{steps} popularity baseline")
+    results = [("popularity", pipeline.evaluate_popularity(cfg, data_dir, out / "popularity"))]
+    step = 3
+    for name, overrides in ARMS_IN_DEMO:
+        arm_cfg = build_config(base=cfg.model_dump(), overrides=overrides)
+        step += 1
+        console.rule(f"{step}/{steps} train {name}")
+        train_run(arm_cfg, data_dir, out / name)
+        step += 1
+        console.rule(f"{step}/{steps} evaluate {name}")
+        results.append((name, evaluate_run(out / name, arm_cfg)))
+    print_comparison(f"{ds.name}: {cfg.eval.split} metrics (95% bootstrap intervals) and cost", results, Console())
+    console.print(f"done in {time.perf_counter() - t0:.0f}s; artifacts in {out}")
+
+
+def main() -> None:
+    """Entry point: user errors print one clear line (no traceback) and exit with status 2."""
+    try:
+        app()
+    except PauseRecError as e:
+        console.print(f"[red]error:[/] {e}", highlight=False)
+        sys.exit(2)

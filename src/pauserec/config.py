@@ -1,0 +1,225 @@
+"""Typed configuration: every knob of every stage, documented in one place.
+
+A run is described by one :class:`RunConfig`. It is built from defaults, an optional YAML preset
+(``src/pauserec/configs/*.yaml`` by name, or any file path) and dotted overrides
+(``train.max_steps=200``), and every run directory stores the resolved result as ``config.yaml``.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from .errors import ConfigError
+
+PRESET_DIR = Path(__file__).parent / "configs"
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class DataConfig(_Section):
+    """Where the interactions and item texts come from."""
+
+    path: str = Field("builtin:ml-100k", description="A directory or file in a supported layout, or 'builtin:ml-100k'.")
+    format: Literal["auto", "lcrec", "recbole", "amazon"] = Field("auto", description="Input layout; 'auto' detects it.")
+    name: str | None = Field(None, description="Dataset name; defaults to the file stem.")
+    min_interactions: int = Field(3, ge=1, description="Users with fewer interactions are too short for leave-one-out.")
+    short_users: Literal["drop", "error"] = Field("drop", description="Drop short users (counted) or refuse the data.")
+    kcore: int = Field(5, ge=0, description="k-core filtering for raw Amazon reviews (0 = off).")
+
+
+class TextConfig(_Section):
+    """How an item is written as text (for embeddings and, optionally, prompts)."""
+
+    fields: list[str] = Field(["title", "brand", "categories", "description"], description="Fields, in order.")
+    max_chars_per_field: int = Field(300, ge=1, description="Each field is cut to this many characters.")
+
+
+class SplitConfig(_Section):
+    """Leave-one-out: last item = test, second to last = validation, the rest = training."""
+
+    max_history: int = Field(20, ge=1, description="Only the most recent N items of a history are shown.")
+    sliding_window: bool = Field(True, description="Every prefix of the training part is a training example.")
+
+
+class EmbedConfig(_Section):
+    """Item text embeddings (sentence-transformers)."""
+
+    model: str = Field("builtin:all-MiniLM-L6-v2", description="A local sentence-transformers path or 'builtin:...'.")
+    batch_size: int = Field(64, ge=1)
+    normalize: bool = True
+
+
+class RQVAEConfig(_Section):
+    hidden_dims: list[int] = [512, 256, 128]
+    latent_dim: int = 32
+    epochs: int = Field(200, ge=1)
+    batch_size: int = 1024
+    lr: float = 1e-3
+    beta: float = Field(0.25, description="Commitment loss weight.")
+
+
+class SIDConfig(_Section):
+    """Semantic IDs: L levels of C codes learned from item embeddings, plus a collision policy."""
+
+    quantizer: Literal["rqkmeans", "rqvae"] = "rqkmeans"
+    levels: int = Field(3, ge=1, le=8)
+    codebook_size: int = Field(256, ge=2)
+    collision: Literal["reassign", "extra_level"] = Field(
+        "reassign", description="Make SIDs unique: move a clashing item to a free last-level code, or add a level."
+    )
+    seed: int = 0
+    rqvae: RQVAEConfig = RQVAEConfig()
+
+
+class ModelConfig(_Section):
+    """The LLM backbone and what of it trains."""
+
+    backbone: str = Field("builtin:smollm2-135m", description="A local HF causal-LM directory, or 'builtin:smollm2-135m'.")
+    trainable: Literal["full", "lora", "new_rows"] = Field("full", description="Full fine-tuning, LoRA + new rows, or new rows only.")
+    lora_r: int = 16
+    lora_alpha: int = 32
+    lora_dropout: float = 0.05
+    lora_target_modules: list[str] = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
+    new_row_noise: float = Field(
+        1.0,
+        ge=0.0,
+        description="New token rows = mean of the existing rows + Gaussian noise of this many per-dimension stds "
+        "(1.0 draws them like ordinary tokens; near 0 makes all SID tokens look alike and slows learning).",
+    )
+    system_prompt: str = Field("You are a recommender system.", description="System message of the chat template.")
+
+
+class ArmConfig(_Section):
+    """What sits between the prompt and the SID: the one thing that varies between arms."""
+
+    name: Literal["direct", "pause"] = "pause"
+    pause_tokens: int = Field(4, ge=0, description="K: pause tokens in training.")
+    inference_pause_tokens: int | None = Field(None, ge=0, description="K at inference (None = same as training).")
+    distinct_pauses: bool = Field(False, description="K distinct tokens <pause_0>..<pause_K-1> instead of one repeated.")
+    pause_placement: Literal["before_sid", "per_level"] = Field(
+        "before_sid", description="All K pauses before the SID, or K before each SID level."
+    )
+    show_titles: bool = Field(False, description="Write item titles beside the SIDs in the history (every arm alike).")
+
+
+class TrainConfig(_Section):
+    max_steps: int = Field(300, ge=1)
+    batch_size: int = Field(8, ge=1)
+    grad_accum: int = Field(1, ge=1)
+    lr: float = 5e-4
+    warmup_ratio: float = 0.05
+    weight_decay: float = 0.0
+    bf16: Literal["auto"] | bool = Field("auto", description="bf16 autocast: 'auto' = where the hardware supports it.")
+    eval_every: int = Field(100, ge=1, description="Validate (real decoder, Recall@10) every N steps.")
+    val_users: int = Field(300, ge=1, description="Size of the fixed validation subset used for model selection.")
+    logging_steps: int = 10
+    save_total_limit: int = 2
+
+
+class DecodeConfig(_Section):
+    num_beams: int = Field(20, ge=1)
+    batch_size: int = Field(16, ge=1)
+
+
+class EvalConfig(_Section):
+    ks: list[int] = [1, 5, 10, 20]
+    bootstrap: int = Field(1000, ge=0, description="Bootstrap resamples for 95% intervals (0 = none).")
+    split: Literal["valid", "test"] = "test"
+    max_users: int | None = Field(None, description="Evaluate only the first N users (a fixed random order); None = all.")
+
+
+class RunConfig(_Section):
+    """Everything a run needs; stored resolved in each run directory."""
+
+    seed: int = 0
+    cache_dir: str = Field(
+        default_factory=lambda: os.environ.get("PAUSEREC_CACHE", "cache"),
+        description="Where prepared data, embeddings, SIDs and converted models are cached.",
+    )
+    data: DataConfig = DataConfig()
+    text: TextConfig = TextConfig()
+    split: SplitConfig = SplitConfig()
+    embed: EmbedConfig = EmbedConfig()
+    sid: SIDConfig = SIDConfig()
+    model: ModelConfig = ModelConfig()
+    arm: ArmConfig = ArmConfig()
+    train: TrainConfig = TrainConfig()
+    decode: DecodeConfig = DecodeConfig()
+    eval: EvalConfig = EvalConfig()
+
+    @field_validator("cache_dir")
+    @classmethod
+    def _expand(cls, v: str) -> str:
+        return os.path.expanduser(v)
+
+
+def _set_dotted(tree: dict[str, Any], dotted: str, value: Any) -> None:
+    keys = dotted.split(".")
+    node = tree
+    for k in keys[:-1]:
+        node = node.setdefault(k, {})
+        if not isinstance(node, dict):
+            raise ConfigError(f"override {dotted!r}: {k!r} is not a section")
+    node[keys[-1]] = value
+
+
+def parse_override(text: str) -> tuple[str, Any]:
+    """``'train.lr=1e-4'`` -> ``('train.lr', 1e-4)``; the value is parsed as YAML (numbers, lists, booleans)."""
+    if "=" not in text:
+        raise ConfigError(f"override {text!r} must look like section.key=value")
+    key, raw = text.split("=", 1)
+    return key.strip(), yaml.safe_load(raw) if raw.strip() else None
+
+
+def load_preset(name_or_path: str) -> dict[str, Any]:
+    """Read a YAML preset by name (from the packaged presets) or by path."""
+    path = Path(name_or_path)
+    if not path.exists():
+        path = PRESET_DIR / f"{name_or_path}.yaml"
+    if not path.exists():
+        known = sorted(p.stem for p in PRESET_DIR.glob("*.yaml"))
+        raise ConfigError(f"no preset or file {name_or_path!r} (packaged presets: {', '.join(known)})")
+    data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: a preset must be a YAML mapping")
+    return data
+
+
+def build_config(preset: str | None = None, overrides: list[str] | None = None, base: dict | None = None) -> RunConfig:
+    """Defaults <- preset <- base dict <- dotted overrides, validated."""
+    tree: dict[str, Any] = {}
+    if preset:
+        tree = load_preset(preset)
+    for dotted, value in _flatten(base or {}):
+        _set_dotted(tree, dotted, value)
+    for text in overrides or []:
+        _set_dotted(tree, *parse_override(text))
+    try:
+        return RunConfig.model_validate(tree)
+    except ValidationError as e:
+        raise ConfigError(f"invalid configuration:\n{e}") from None
+
+
+def _flatten(tree: dict[str, Any], prefix: str = "") -> list[tuple[str, Any]]:
+    out = []
+    for k, v in tree.items():
+        if isinstance(v, dict):
+            out.extend(_flatten(v, f"{prefix}{k}."))
+        else:
+            out.append((f"{prefix}{k}", v))
+    return out
+
+
+def config_to_yaml(cfg: BaseModel) -> str:
+    return yaml.safe_dump(cfg.model_dump(mode="json"), sort_keys=False)
+
+
+def config_from_yaml(path: str | os.PathLike) -> RunConfig:
+    return RunConfig.model_validate(yaml.safe_load(Path(path).read_text(encoding="utf-8")))

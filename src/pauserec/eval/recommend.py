@@ -1,0 +1,61 @@
+"""Recommend with a trained LLM: arm prefix per user, then the trie-constrained beam search."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import torch
+
+from ..arms.base import Arm
+from ..config import DecodeConfig
+from ..data.split import Example
+from ..decode import batched_beam_search
+from ..prompt import PromptBuilder
+from ..sid.catalog import SIDCatalog
+
+
+@dataclass
+class Recommendations:
+    """Ranked items per example (best first, distinct real items) and what producing them cost."""
+
+    items: list[list[int]]
+    scores: list[list[float]]
+    seconds: float
+    prefill_tokens: int
+    decode_tokens: int
+
+
+def recommend(
+    model,
+    prompts: PromptBuilder,
+    arm: Arm,
+    catalog: SIDCatalog,
+    level_token_ids: list[torch.Tensor],
+    examples: Sequence[Example],
+    cfg: DecodeConfig,
+    pad_token_id: int,
+    progress: bool = False,
+) -> Recommendations:
+    """Top-``cfg.num_beams`` items for every example, decoded under the catalogue's prefix trie."""
+    t0 = time.perf_counter()
+    prefixes = [arm.inference_prefix(prompts.ids(ex.history)) for ex in examples]
+    result = batched_beam_search(
+        model,
+        prefixes,
+        catalog.trie,
+        level_token_ids,
+        num_beams=cfg.num_beams,
+        batch_size=cfg.batch_size,
+        pad_token_id=pad_token_id,
+        forced_between_levels=arm.forced_between_levels(catalog.n_levels),
+        progress=progress,
+    )
+    return Recommendations(
+        items=result.items,
+        scores=result.scores,
+        seconds=time.perf_counter() - t0,
+        prefill_tokens=result.prefill_tokens,
+        decode_tokens=result.decode_tokens,
+    )

@@ -1,0 +1,73 @@
+"""Evaluate a trained run directory: metrics with intervals, predictions and cost."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from .. import pipeline
+from ..arms import make_arm
+from ..config import RunConfig
+from ..io import read_json, write_json, write_jsonl
+from ..model.backbone import load_backbone
+from ..model.vocab import check_vocabulary, token_ids_by_level
+from ..prompt import PromptBuilder
+from ..runs import RunDir
+from .cost import peak_memory_bytes
+from .evaluate import evaluate_rankings, select_users
+from .recommend import recommend
+
+
+def evaluate_run(run_dir: str | Path, cfg: RunConfig | None = None, progress: bool = True) -> dict[str, Any]:
+    """Decode ``cfg.eval.split`` for the run's selected model; ``cfg`` defaults to the run's stored config.
+
+    Writes ``metrics.json``, ``predictions.jsonl`` and ``cost.json`` (training cost + inference cost).
+    """
+    run = RunDir(run_dir)
+    cfg = cfg or run.config()
+    env = run.env()
+    dataset = pipeline.load_dataset(env["data_dir"])
+    catalog = pipeline.load_catalog(env["data_dir"], dataset)
+    run.check_fact("dataset_hash", dataset.content_hash())
+    run.check_fact("catalog_hash", catalog.content_hash())
+    split = pipeline.load_split(dataset, cfg)
+
+    model, tokenizer = load_backbone(str(run.file("model")), cfg.cache_dir)
+    arm = make_arm(cfg.arm)
+    check_vocabulary(tokenizer, catalog, arm.new_tokens())
+    arm.bind(tokenizer)
+    model.eval()
+    prompts = PromptBuilder(tokenizer, catalog, dataset, cfg.model.system_prompt, cfg.arm.show_titles)
+    examples = select_users(split.part(cfg.eval.split), cfg.eval.max_users, cfg.seed)
+
+    with torch.inference_mode():
+        recs = recommend(
+            model, prompts, arm, catalog, token_ids_by_level(tokenizer, catalog), examples, cfg.decode,
+            tokenizer.pad_token_id, progress=progress,
+        )
+    metrics, rows = evaluate_rankings(examples, recs.items, dataset, cfg.eval, scores=recs.scores, seed=cfg.seed)
+    result = {"model": cfg.arm.name, "split": cfg.eval.split, "metrics": metrics}
+    train_cost_path = run.file("train_cost.json")
+    cost = {
+        "train": read_json(train_cost_path) if train_cost_path.exists() else None,
+        "inference": {
+            "users": len(examples),
+            "seconds": recs.seconds,
+            "latency_per_user_s": recs.seconds / max(len(examples), 1),
+            "users_per_second": len(examples) / max(recs.seconds, 1e-9),
+            "prefill_tokens": recs.prefill_tokens,
+            "prefill_tokens_per_user": recs.prefill_tokens / max(len(examples), 1),
+            "decode_tokens": recs.decode_tokens,
+            "num_beams": cfg.decode.num_beams,
+            "batch_size": cfg.decode.batch_size,
+            "peak_memory_gb": peak_memory_bytes() / 1e9,
+            "measured_at": time.strftime("%Y-%m-%dT%H:%M:%S"),
+        },
+    }
+    write_jsonl(run.file("predictions.jsonl"), rows)
+    write_json(run.file("metrics.json"), result)
+    write_json(run.file("cost.json"), cost)
+    return {**result, "cost": cost}

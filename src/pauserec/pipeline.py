@@ -1,0 +1,104 @@
+"""The Python API: each CLI stage as one function over directories.
+
+A *data directory* holds one prepared dataset and what is built from it::
+
+    DATA/dataset.json     the Dataset (items, texts, sequences) + content hash
+    DATA/stats.json       dataset statistics, reader notes, wall time
+    DATA/sids.json        the SIDCatalog (after `sids`)
+    DATA/sid_stats.json   collision / utilisation statistics of the catalogue
+    DATA/config.yaml      the resolved config used to prepare it
+
+Runs (baselines, trained arms) live in their own run directories (:class:`pauserec.runs.RunDir`).
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+from .config import RunConfig, config_to_yaml
+from .data.dataset import Dataset
+from .data.split import Split, leave_one_out
+from .errors import DataError
+from .eval.evaluate import evaluate_rankings, select_users
+from .io import read_json, write_json, write_jsonl, write_text
+from .runs import RunDir
+from .sid.catalog import SIDCatalog
+
+
+def prepare(cfg: RunConfig, data_dir: str | Path) -> Dataset:
+    """Read ``cfg.data.path`` (any supported layout), validate it, and store it in ``data_dir``."""
+    from .data.readers import read_dataset
+
+    t0 = time.perf_counter()
+    d = cfg.data
+    dataset = read_dataset(
+        d.path, d.format, name=d.name, min_interactions=d.min_interactions, short_users=d.short_users, kcore=d.kcore
+    )
+    data_dir = Path(data_dir)
+    dataset.save(data_dir / "dataset.json")
+    write_text(data_dir / "config.yaml", config_to_yaml(cfg))
+    write_json(
+        data_dir / "stats.json",
+        {"stats": dataset.stats(), "notes": dataset.notes, "source": d.path, "seconds": time.perf_counter() - t0},
+    )
+    return dataset
+
+
+def load_dataset(data_dir: str | Path) -> Dataset:
+    return Dataset.load(Path(data_dir) / "dataset.json")
+
+
+def item_texts(dataset: Dataset, cfg: RunConfig) -> list[str]:
+    from .data.text import render_item_text
+
+    return [render_item_text(fields, cfg.text) for fields in dataset.item_fields]
+
+
+def build_sids(cfg: RunConfig, data_dir: str | Path, progress: bool = True) -> SIDCatalog:
+    """Embed item texts, quantize them into unique Semantic IDs, and store the catalogue in ``data_dir``."""
+    from .sid.build import build_catalog
+
+    data_dir = Path(data_dir)
+    dataset = load_dataset(data_dir)
+    catalog = build_catalog(dataset, item_texts(dataset, cfg), cfg.embed, cfg.sid, cfg.cache_dir, progress=progress)
+    catalog.save(data_dir / "sids.json")
+    write_json(data_dir / "sid_stats.json", catalog.meta)
+    return catalog
+
+
+def load_catalog(data_dir: str | Path, dataset: Dataset) -> SIDCatalog:
+    """The data directory's catalogue, checked to be built from ``dataset``."""
+    return SIDCatalog.load(Path(data_dir) / "sids.json", expected_dataset_hash=dataset.content_hash())
+
+
+def load_split(dataset: Dataset, cfg: RunConfig) -> Split:
+    return leave_one_out(dataset, cfg.split)
+
+
+def evaluate_popularity(cfg: RunConfig, data_dir: str | Path, run_dir: str | Path) -> dict[str, Any]:
+    """Evaluate the most-popular baseline on ``cfg.eval.split``; writes metrics and predictions to ``run_dir``."""
+    from .baselines.popularity import Popularity
+
+    dataset = load_dataset(data_dir)
+    split = load_split(dataset, cfg)
+    run = RunDir.create(
+        run_dir, cfg, kind="baseline:popularity", dataset_hash=dataset.content_hash(), split_hash=split.content_hash()
+    )
+    t0 = time.perf_counter()
+    examples = select_users(split.part(cfg.eval.split), cfg.eval.max_users, cfg.seed)
+    ranked = Popularity(dataset.n_items).fit(split).recommend(examples, max(cfg.eval.ks))
+    metrics, rows = evaluate_rankings(examples, ranked, dataset, cfg.eval, seed=cfg.seed)
+    metrics = {"model": "popularity", "split": cfg.eval.split, "metrics": metrics}
+    write_jsonl(run.file("predictions.jsonl"), rows)
+    write_json(run.file("metrics.json"), metrics)
+    write_json(run.file("cost.json"), {"eval_seconds": time.perf_counter() - t0, "users": len(examples)})
+    return metrics
+
+
+def read_metrics(run_dir: str | Path) -> dict[str, Any]:
+    path = Path(run_dir) / "metrics.json"
+    if not path.exists():
+        raise DataError("no metrics yet (run `pauserec eval` first)", path=path)
+    return read_json(path)

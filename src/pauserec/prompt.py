@@ -1,0 +1,52 @@
+"""The prompt every arm reads: the user's history written as SIDs, in the backbone's chat template.
+
+Every arm gets exactly the same prompt (titles, when shown, are shown to all arms alike).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from .data.dataset import Dataset
+from .data.text import item_title
+from .sid.catalog import SIDCatalog
+
+INSTRUCTION = "A user interacted with these items, oldest first:\n{history}\nRecommend the next item."
+
+
+class PromptBuilder:
+    """Builds prompt token ids from a history of item indices, and SID token ids of items.
+
+    Args:
+        tokenizer: a Hugging Face tokenizer that already holds the catalogue's SID tokens.
+        catalog: the SID catalogue.
+        dataset: for item titles (only read when ``show_titles``).
+        system_prompt: the chat template's system message (short: every token is prefill cost).
+        show_titles: write ``<a_1><b_2><c_3> (title)`` per item instead of the SID alone.
+    """
+
+    def __init__(self, tokenizer, catalog: SIDCatalog, dataset: Dataset, system_prompt: str, show_titles: bool):
+        self.tokenizer, self.catalog, self.dataset = tokenizer, catalog, dataset
+        self.system_prompt, self.show_titles = system_prompt, show_titles
+        vocab = tokenizer.get_vocab()
+        self._sid_ids = [[vocab[t] for t in catalog.sid_tokens(i)] for i in range(catalog.n_items)]
+
+    def item_text(self, item: int) -> str:
+        sid = self.catalog.sid_string(item)
+        return f"{sid} ({item_title(self.dataset.item_fields[item])})" if self.show_titles else sid
+
+    def text(self, history: Sequence[int]) -> str:
+        """The prompt as text, ending with the assistant turn's opening (where the arm's segment starts)."""
+        history_text = "\n".join(self.item_text(i) for i in history)
+        messages = [
+            {"role": "system", "content": self.system_prompt},
+            {"role": "user", "content": INSTRUCTION.format(history=history_text)},
+        ]
+        return self.tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+
+    def ids(self, history: Sequence[int]) -> list[int]:
+        return self.tokenizer(self.text(history), add_special_tokens=False)["input_ids"]
+
+    def sid_ids(self, item: int) -> list[int]:
+        """Token ids of an item's SID, level by level. Length L."""
+        return self._sid_ids[item]

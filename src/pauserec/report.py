@@ -1,0 +1,92 @@
+"""Rendering results for people: terminal tables and Markdown."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+METRIC_ORDER = ["recall@1", "recall@5", "recall@10", "recall@20", "ndcg@5", "ndcg@10", "ndcg@20"]
+
+
+def fmt_metric(m: dict[str, float]) -> str:
+    """``0.0523 [0.048, 0.057]``."""
+    if m.get("ci_low") is None or m["ci_low"] != m["ci_low"]:  # NaN: no bootstrap
+        return f"{m['mean']:.4f}"
+    return f"{m['mean']:.4f} [{m['ci_low']:.4f}, {m['ci_high']:.4f}]"
+
+
+def metric_rows(named: Sequence[tuple[str, dict[str, Any]]], metrics: Sequence[str] | None = None) -> tuple[list[str], list[list[str]]]:
+    """Header and rows: one row per named ``metrics.json['metrics']`` dict."""
+    names = [m for m in (metrics or METRIC_ORDER) if any(m in d for _, d in named)]
+    header = ["model", *names, "users"]
+    rows = []
+    for label, d in named:
+        users = int(d.get("users", {}).get("count", 0))
+        rows.append([label, *[fmt_metric(d[m]) if m in d else "-" for m in names], str(users)])
+    return header, rows
+
+
+def print_table(title: str, header: list[str], rows: list[list[str]], console: Console | None = None) -> None:
+    table = Table(title=title)
+    for h in header:
+        table.add_column(h, justify="left" if h == header[0] else "right")
+    for r in rows:
+        table.add_row(*r)
+    (console or Console()).print(table)
+
+
+def markdown_table(header: list[str], rows: list[list[str]]) -> str:
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(r) + " |" for r in rows]
+    return "\n".join(lines) + "\n"
+
+
+def _cost_rows(results: Sequence[dict[str, Any]]) -> list[tuple[str, list[str]]]:
+    """Cost lines of a comparison (blank where a run has no such figure)."""
+
+    def get(r: dict[str, Any], *path: str) -> Any:
+        for p in path:
+            r = r.get(p) if isinstance(r, dict) else None
+        return r
+
+    def fmt(v: Any, spec: str) -> str:
+        return "-" if v is None else format(v, spec)
+
+    lines = [
+        ("train time (s)", ("cost", "train", "train_seconds"), ".0f"),
+        ("train real tokens/s", ("cost", "train", "real_tokens_per_second"), ".0f"),
+        ("train padding", ("cost", "train", "padding_fraction"), ".1%"),
+        ("latency/user (ms)", ("cost", "inference", "latency_per_user_s"), ".1f"),
+        ("users/s", ("cost", "inference", "users_per_second"), ".1f"),
+        ("prefill tokens/user", ("cost", "inference", "prefill_tokens_per_user"), ".1f"),
+        ("peak memory (GB)", ("cost", "inference", "peak_memory_gb"), ".2f"),
+    ]
+    out = []
+    for label, path, spec in lines:
+        values = []
+        for r in results:
+            v = get(r, *path)
+            if label.startswith("latency") and v is not None:
+                v = v * 1000
+            values.append(fmt(v, spec))
+        if any(v != "-" for v in values):
+            out.append((label, values))
+    return out
+
+
+def print_comparison(title: str, named: Sequence[tuple[str, dict[str, Any]]], console: Console | None = None) -> None:
+    """Models as columns, metrics (mean [95% CI]) then costs as rows: accuracy and cost side by side."""
+    table = Table(title=title)
+    table.add_column("")
+    for label, _ in named:
+        table.add_column(label, justify="right")
+    metrics = [m for m in METRIC_ORDER if any(m in r["metrics"] for _, r in named)]
+    for m in metrics:
+        table.add_row(m, *[fmt_metric(r["metrics"][m]) if m in r["metrics"] else "-" for _, r in named])
+    table.add_row("users", *[str(int(r["metrics"].get("users", {}).get("count", 0))) for _, r in named])
+    for label, values in _cost_rows([r for _, r in named]):
+        table.add_row(label, *values)
+    (console or Console()).print(table)

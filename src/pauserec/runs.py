@@ -1,0 +1,94 @@
+"""Run directories: every run stores its resolved config, its environment and its artifacts.
+
+Layout::
+
+    RUN/config.yaml        resolved RunConfig
+    RUN/env.json           versions, machine, git revision, data and SID hashes
+    RUN/metrics.json       metrics with 95% bootstrap intervals
+    RUN/predictions.jsonl  one line per user: target and ranked items (external ids)
+    RUN/cost.json          wall times, tokens, latency, memory
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+from .config import RunConfig, config_from_yaml, config_to_yaml
+from .errors import ArtifactMismatchError, PauseRecError
+from .io import read_json, write_json, write_text
+
+SOURCE_ROOT = Path(__file__).resolve().parents[2]
+
+
+def git_revision() -> str | None:
+    """The pauserec source tree's git revision (with ``+dirty`` when it has uncommitted changes), if any."""
+    try:
+        rev = subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=SOURCE_ROOT, capture_output=True, text=True, timeout=5, check=True
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"],
+            cwd=SOURCE_ROOT, capture_output=True, text=True, timeout=5,
+        ).stdout.strip()
+        return rev + ("+dirty" if dirty else "")
+    except (OSError, subprocess.SubprocessError):
+        return None
+
+
+def environment() -> dict[str, Any]:
+    """Versions and machine facts recorded with every run and benchmark result."""
+    import numpy
+    import torch
+    import transformers
+
+    return {
+        "python": sys.version.split()[0],
+        "platform": platform.platform(),
+        "processor": platform.processor() or platform.machine(),
+        "cpu_count": os.cpu_count(),
+        "torch": torch.__version__,
+        "torch_threads": torch.get_num_threads(),
+        "transformers": transformers.__version__,
+        "numpy": numpy.__version__,
+        "cuda": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
+        "git_revision": git_revision(),
+        "command": " ".join(sys.argv),
+    }
+
+
+class RunDir:
+    """A directory holding one run's config, environment and artifacts."""
+
+    def __init__(self, path: str | os.PathLike):
+        self.path = Path(path)
+
+    @classmethod
+    def create(cls, path: str | os.PathLike, cfg: RunConfig, **facts: Any) -> RunDir:
+        run = cls(path)
+        run.path.mkdir(parents=True, exist_ok=True)
+        write_text(run.path / "config.yaml", config_to_yaml(cfg))
+        write_json(run.path / "env.json", {**environment(), **facts})
+        return run
+
+    def config(self) -> RunConfig:
+        path = self.path / "config.yaml"
+        if not path.exists():
+            raise PauseRecError(f"{self.path} is not a run directory (no config.yaml)")
+        return config_from_yaml(path)
+
+    def env(self) -> dict[str, Any]:
+        return read_json(self.path / "env.json")
+
+    def check_fact(self, key: str, expected: str) -> None:
+        """Refuse to mix artifacts: e.g. a run trained on another dataset or SID catalogue."""
+        found = self.env().get(key)
+        if found is not None and found != expected:
+            raise ArtifactMismatchError(f"run {self.path} has {key}={found}, but the data given has {expected}")
+
+    def file(self, name: str) -> Path:
+        return self.path / name

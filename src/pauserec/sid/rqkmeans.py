@@ -1,0 +1,75 @@
+"""Residual k-means (RQ-KMeans): L levels of faiss k-means, each fitted on the previous level's residuals.
+
+Level ``l`` clusters the residuals ``r_l`` (``r_0`` = the embeddings) into ``C_l`` centroids, assigns each item
+its nearest centroid, and passes ``r_{l+1} = r_l - centroid`` on. Deterministic for a seed (faiss seeds its
+initial sampling; assignment is an exact argmin with ties to the lowest code).
+
+Small catalogues: faiss k-means needs at least as many points as centroids, so ``n < C`` raises a
+:class:`~pauserec.errors.ConfigError` advising a smaller ``sid.codebook_size`` rather than silently
+shrinking a level (the token vocabulary must be what the config says).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..errors import ConfigError
+from .quantization import Quantization, squared_distances
+
+
+def check_codebook_fits(n_items: int, codebook_size: int) -> None:
+    """Raise ConfigError when there are fewer items than codes per level (k-means cannot fit)."""
+    if n_items < codebook_size:
+        raise ConfigError(
+            f"{n_items} items cannot fill a codebook of {codebook_size} codes; "
+            f"set sid.codebook_size <= {n_items} (e.g. {max(2, 2 ** int(np.log2(max(n_items, 2))))})"
+        )
+
+
+def fit_kmeans(x: np.ndarray, k: int, seed: int, niter: int = 25) -> np.ndarray:
+    """Fit faiss k-means on ``x`` ``(n, d)``; return ``(k, d)`` float32 centroids.
+
+    Uses every point (no subsampling) and silences faiss' "too few points per centroid" warning.
+    """
+    import faiss
+
+    x = np.ascontiguousarray(x, dtype=np.float32)
+    check_codebook_fits(len(x), k)
+    km = faiss.Kmeans(
+        x.shape[1], k, niter=niter, seed=seed, verbose=False,
+        min_points_per_centroid=1, max_points_per_centroid=max(1, -(-len(x) // k)),
+    )
+    km.train(x)
+    return np.asarray(km.centroids, dtype=np.float32).reshape(k, x.shape[1])
+
+
+def rq_kmeans(
+    embeddings: np.ndarray, levels: int, codebook_size: int, seed: int = 0, niter: int = 25
+) -> Quantization:
+    """Quantize ``embeddings`` ``(n, d)`` into ``levels`` codes of ``codebook_size`` each.
+
+    Returns a :class:`Quantization` with codes ``(n, levels)``, centroids ``levels x (C, d)`` and
+    ``last_level_distances`` ``(n, C)`` from the last level's input residual to its centroids.
+    """
+    if levels < 1:
+        raise ConfigError(f"levels must be >= 1, got {levels}")
+    residual = np.array(embeddings, dtype=np.float32, copy=True)
+    if residual.ndim != 2 or not np.isfinite(residual).all():
+        raise ConfigError(f"embeddings must be a finite (n, d) array, got shape {residual.shape}")
+    check_codebook_fits(len(residual), codebook_size)
+    codes = np.empty((len(residual), levels), dtype=np.int64)
+    centroids: list[np.ndarray] = []
+    distances = np.empty((0, 0), dtype=np.float32)
+    for level in range(levels):
+        cents = fit_kmeans(residual, codebook_size, seed=seed + level, niter=niter)
+        distances = squared_distances(residual, cents)
+        codes[:, level] = distances.argmin(1)
+        centroids.append(cents)
+        residual -= cents[codes[:, level]]
+    return Quantization(
+        codes=codes,
+        level_sizes=[codebook_size] * levels,
+        last_level_distances=distances,
+        centroids=centroids,
+        info={"quantizer": "rqkmeans", "niter": niter, "final_residual_mse": float((residual**2).sum(1).mean())},
+    )

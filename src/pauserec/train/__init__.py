@@ -1,0 +1,1 @@
+"""Supervised fine-tuning of the backbone on an arm's sequences (Hugging Face Trainer)."""

@@ -1,0 +1,153 @@
+"""Train one arm: backbone + vocabulary + trainable policy + SFT with validation-based model selection.
+
+The run directory receives ``checkpoints/`` (Trainer checkpoints, for ``--resume``), ``model/`` (the
+selected weights as a plain HF checkpoint + tokenizer, LoRA merged), ``train_log.json`` and ``train_cost.json``.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+from transformers import TrainingArguments
+from transformers.trainer_utils import get_last_checkpoint
+
+from .. import pipeline
+from ..arms import make_arm
+from ..config import RunConfig
+from ..errors import PauseRecError
+from ..eval.evaluate import select_users
+from ..eval.metrics import compute_metrics
+from ..eval.recommend import recommend
+from ..io import write_json
+from ..model.backbone import load_backbone
+from ..model.params import apply_trainable_policy, count_parameters, save_plain_checkpoint
+from ..model.vocab import extend_vocabulary, token_ids_by_level
+from ..prompt import PromptBuilder
+from ..runs import RunDir
+from .batches import LeftPadCollator, SFTDataset
+from ..eval.cost import peak_memory_bytes
+from .trainer import VALIDATION_METRIC, EvaluateAtEnd, SFTTrainer
+
+
+def bf16_enabled(setting: str | bool) -> bool:
+    """bf16 autocast: on where the hardware supports it (``auto``), or as forced by the config."""
+    if setting != "auto":
+        return bool(setting)
+    if torch.cuda.is_available():
+        return torch.cuda.is_bf16_supported()
+    return bool(getattr(torch.backends.cpu, "get_cpu_capability", lambda: "")() in ("AVX512", "AMX")) and bool(
+        torch.cpu._is_avx512_bf16_supported()
+    )
+
+
+def training_arguments(cfg: RunConfig, output_dir: Path) -> TrainingArguments:
+    t = cfg.train
+    return TrainingArguments(
+        output_dir=str(output_dir),
+        max_steps=t.max_steps,
+        per_device_train_batch_size=t.batch_size,
+        gradient_accumulation_steps=t.grad_accum,
+        learning_rate=t.lr,
+        warmup_steps=math.ceil(t.warmup_ratio * t.max_steps),
+        weight_decay=t.weight_decay,
+        lr_scheduler_type="cosine",
+        bf16=bf16_enabled(t.bf16),
+        use_cpu=not torch.cuda.is_available(),
+        eval_strategy="steps",
+        eval_steps=t.eval_every,
+        save_strategy="steps",
+        save_steps=t.eval_every,
+        save_total_limit=t.save_total_limit,
+        load_best_model_at_end=True,
+        metric_for_best_model=VALIDATION_METRIC,
+        greater_is_better=True,
+        logging_steps=t.logging_steps,
+        report_to="none",
+        train_sampling_strategy="group_by_length",
+        remove_unused_columns=False,
+        dataloader_num_workers=0,
+        seed=cfg.seed,
+        disable_tqdm=False,
+    )
+
+
+def train(cfg: RunConfig, data_dir: str | Path, run_dir: str | Path, resume: bool = False) -> dict[str, Any]:
+    """Train ``cfg.arm`` on the data directory; returns the training cost summary."""
+    t_start = time.perf_counter()
+    dataset = pipeline.load_dataset(data_dir)
+    catalog = pipeline.load_catalog(data_dir, dataset)
+    split = pipeline.load_split(dataset, cfg)
+    facts = {
+        "kind": f"train:{cfg.arm.name}",
+        "data_dir": str(Path(data_dir).resolve()),
+        "dataset_hash": dataset.content_hash(),
+        "catalog_hash": catalog.content_hash(),
+        "split_hash": split.content_hash(),
+    }
+    run_dir = Path(run_dir)
+    if resume:
+        run = RunDir(run_dir)
+        for key in ("dataset_hash", "catalog_hash", "split_hash"):
+            run.check_fact(key, facts[key])
+    elif (run_dir / "checkpoints").exists():
+        raise PauseRecError(f"{run_dir} already holds a training run; pass --resume to continue it or choose another --out")
+    run = RunDir.create(run_dir, cfg, **facts)
+
+    model, tokenizer = load_backbone(cfg.model.backbone, cfg.cache_dir)
+    arm = make_arm(cfg.arm)
+    new_ids = extend_vocabulary(
+        model, tokenizer, catalog.all_tokens() + arm.new_tokens(), noise_std=cfg.model.new_row_noise, seed=cfg.seed
+    )
+    arm.bind(tokenizer)
+    level_ids = token_ids_by_level(tokenizer, catalog)
+    prompts = PromptBuilder(tokenizer, catalog, dataset, cfg.model.system_prompt, cfg.arm.show_titles)
+    model = apply_trainable_policy(model, cfg.model.trainable, new_ids, cfg.model)
+
+    train_set = SFTDataset(split.train, prompts, arm)
+    val_examples = select_users(split.valid, cfg.train.val_users, cfg.seed)
+
+    def validate(m: torch.nn.Module) -> dict[str, float]:
+        recs = recommend(m, prompts, arm, catalog, level_ids, val_examples, cfg.decode, tokenizer.pad_token_id)
+        metrics = compute_metrics(recs.items, [e.target for e in val_examples], [10], bootstrap=0)
+        return {VALIDATION_METRIC: metrics[VALIDATION_METRIC]["mean"], "val_seconds": recs.seconds}
+
+    trainer = SFTTrainer(
+        model=model,
+        args=training_arguments(cfg, run_dir / "checkpoints"),
+        train_dataset=train_set,
+        eval_dataset=val_examples,
+        data_collator=LeftPadCollator(tokenizer.pad_token_id),
+        processing_class=tokenizer,
+        validate=validate,
+        callbacks=[EvaluateAtEnd()],
+    )
+    checkpoint = get_last_checkpoint(str(run_dir / "checkpoints")) if resume else None
+    t_train = time.perf_counter()
+    trainer.train(resume_from_checkpoint=checkpoint)
+    train_seconds = time.perf_counter() - t_train
+
+    params = count_parameters(trainer.model)
+    save_plain_checkpoint(trainer.model, tokenizer, run_dir / "model")
+    write_json(run.file("train_log.json"), trainer.state.log_history)
+    cost = {
+        "train_seconds": train_seconds,
+        "total_seconds": time.perf_counter() - t_start,
+        "steps": trainer.state.global_step,
+        "train_examples": len(train_set),
+        "real_tokens": trainer.real_tokens,
+        "padded_tokens": trainer.padded_tokens,
+        "padding_fraction": 1 - trainer.real_tokens / max(trainer.padded_tokens, 1),
+        "real_tokens_per_second": trainer.real_tokens / max(train_seconds, 1e-9),
+        "best_checkpoint": trainer.state.best_model_checkpoint,
+        "best_val_recall@10": trainer.state.best_metric,
+        "peak_memory_bytes": peak_memory_bytes(),
+        "parameters": params,
+        "bf16": trainer.args.bf16,
+        "resumed_from": checkpoint,
+    }
+    write_json(run.file("train_cost.json"), cost)
+    return cost

@@ -1,0 +1,56 @@
+"""Hugging Face Trainer with our loss (LM head only over the SID window) and decoder-based validation.
+
+Everything else — optimiser, schedule, bf16 autocast, gradient accumulation, checkpoints, resume,
+multi-GPU / FSDP / DeepSpeed through accelerate — is the Trainer's own.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import torch
+from transformers import Trainer, TrainerCallback
+
+from .batches import label_window_loss
+
+VALIDATION_METRIC = "recall@10"
+
+
+class SFTTrainer(Trainer):
+    """``validate(model) -> {"recall@10": ...}`` replaces Trainer's loss-based evaluation.
+
+    It counts the tokens it trains on: ``real_tokens`` (non-padding) and ``padded_tokens`` (all positions).
+    """
+
+    def __init__(self, *args, validate: Callable[[torch.nn.Module], dict[str, float]], **kwargs):
+        super().__init__(*args, **kwargs)
+        self.validate = validate
+        self.real_tokens = 0
+        self.padded_tokens = 0
+
+    def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
+        loss, _ = label_window_loss(model, inputs)
+        self.real_tokens += int(inputs["attention_mask"].sum())
+        self.padded_tokens += inputs["attention_mask"].numel()
+        return (loss, None) if return_outputs else loss
+
+    def evaluate(self, eval_dataset=None, ignore_keys=None, metric_key_prefix: str = "eval") -> dict[str, float]:
+        was_training = self.model.training
+        self.model.eval()
+        try:
+            metrics = {f"{metric_key_prefix}_{k}": v for k, v in self.validate(self.model).items()}
+        finally:
+            self.model.train(was_training)
+        self.log(metrics)
+        self.control = self.callback_handler.on_evaluate(self.args, self.state, self.control, metrics)
+        return metrics
+
+
+class EvaluateAtEnd(TrainerCallback):
+    """Validate and save at the last step too, so model selection sees the final weights."""
+
+    def on_step_end(self, args, state, control, **kwargs):
+        if state.global_step >= state.max_steps:
+            control.should_evaluate = True
+            control.should_save = True
+        return control
