@@ -37,7 +37,7 @@ def main() -> None:
     t = time.perf_counter()
     catalog = pipeline.build_sids(cfg, data_dir)
     times["sids_s"] = time.perf_counter() - t
-    times.update({k: v for k, v in catalog.meta.get("timings", {}).items()})
+    times.update({f"sids.{k}": v for k, v in catalog.meta.get("timings_s", {}).items()})
     t = time.perf_counter()
     pop = pipeline.evaluate_popularity(cfg, data_dir, Path(args.work) / f"{args.name}-popularity")
     times["popularity_eval_s"] = time.perf_counter() - t
@@ -49,9 +49,9 @@ def main() -> None:
 
     before, after = catalog.meta["stats_before"], catalog.meta["stats_after"]
     md = "## Dataset\n\n" + markdown_table(list(dataset.stats()), [[str(v) for v in dataset.stats().values()]])
-    sid_header = ["SIDs", "levels", "items sharing an SID", "colliding groups", "max group", "utilization per level", "perplexity per level"]
+    sid_header = ["SIDs", "levels", "items sharing an SID", "items - unique SIDs", "colliding groups", "max group", "utilization per level", "perplexity per level"]
     def sid_row(label, s):
-        return [label, str(s["levels"]), str(s["items_sharing_sid"]), str(s["colliding_groups"]), str(s["max_group_size"]),
+        return [label, str(s["levels"]), str(s["items_sharing_sid"]), str(s["duplicate_items"]), str(s["colliding_groups"]), str(s["max_group_size"]),
                 ", ".join(f"{lv['utilization']:.3f}" for lv in s["per_level"]),
                 ", ".join(f"{lv['perplexity']:.1f}" for lv in s["per_level"])]
     sid_rows = [sid_row(f"ours ({cfg.sid.quantizer}), before collision policy", before),

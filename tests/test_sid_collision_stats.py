@@ -15,7 +15,8 @@ from pauserec.sid.quantization import Quantization
 from pauserec.sid.rqkmeans import rq_kmeans
 from pauserec.sid.stats import read_index_json, sid_stats
 
-REFERENCE = Path(__file__).resolve().parents[1].parent / "shared/data/amazon-scientific/reference-sids/Scientific.index.json"
+SHARED = Path(__file__).resolve().parents[1].parent / "shared"
+REFERENCE = SHARED / "data/amazon-scientific/reference-sids/Scientific.index.json"
 
 
 @pytest.fixture(autouse=True, scope="module")
@@ -65,7 +66,9 @@ def test_extra_level_without_collisions_appends_a_zero_level():
 
 
 def test_reassign_full_prefix_raises_advising_extra_level():
-    q = Quantization(codes=np.array([[0], [0], [1]]), level_sizes=[2], last_level_distances=np.zeros((3, 2)), centroids=[])
+    q = Quantization(
+        codes=np.array([[0], [0], [1]]), level_sizes=[2], last_level_distances=np.zeros((3, 2)), centroids=[]
+    )
     with pytest.raises(DataError, match="extra_level"):
         resolve_collisions(q, "reassign")
 

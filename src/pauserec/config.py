@@ -124,8 +124,15 @@ class TrainConfig(_Section):
 
 
 class DecodeConfig(_Section):
-    num_beams: int = Field(20, ge=1)
-    batch_size: int = Field(16, ge=1)
+    """Trie-constrained beam search (``pauserec.decode``)."""
+
+    num_beams: int = Field(20, ge=1, description="Beams = length of each user's ranked list.")
+    batch_size: int = Field(16, ge=1, description="Users decoded together (length-grouped).")
+    score_normalization: Literal["vocab", "level"] = Field(
+        "vocab",
+        description="Log-softmax over the whole vocabulary (the model's true SID probability, as HF generate) or "
+        "over the current level's SID tokens only (cheaper LM head).",
+    )
 
 
 class EvalConfig(_Section):

@@ -50,6 +50,7 @@ def recommend(
         batch_size=cfg.batch_size,
         pad_token_id=pad_token_id,
         forced_between_levels=arm.forced_between_levels(catalog.n_levels),
+        score_normalization=cfg.score_normalization,
         progress=progress,
     )
     return Recommendations(

@@ -17,15 +17,13 @@ import importlib.metadata
 import importlib.util
 import json
 import logging
-import os
-import shutil
-import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import torch
 
+from ..io import atomic_directory
 from ..errors import ConfigError
 
 log = logging.getLogger(__name__)
@@ -56,15 +54,6 @@ def builtin_gguf_path(name: str) -> Path:
     if not path.is_file():
         raise ConfigError(f"builtin:{name}: {path} is missing from the installed package {dist_name!r}")
     return path
-
-
-def make_readable(directory: Path) -> None:
-    """Give a directory made by ``tempfile.mkdtemp`` (mode 0700) and its files the usual umask permissions."""
-    umask = os.umask(0)
-    os.umask(umask)
-    directory.chmod(0o777 & ~umask)
-    for f in directory.rglob("*"):
-        f.chmod((0o777 if f.is_dir() else 0o666) & ~umask)
 
 
 @contextlib.contextmanager
@@ -110,9 +99,7 @@ def convert_gguf(gguf: Path, target: Path) -> Path:
         delattr(model.config, "quantization_config")
     del qmodel, state
 
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent))
-    try:
+    with atomic_directory(target) as tmp:
         model.save_pretrained(tmp)
         tokenizer.save_pretrained(tmp)
         cfg = json.loads((tmp / "config.json").read_text(encoding="utf-8"))
@@ -123,15 +110,6 @@ def convert_gguf(gguf: Path, target: Path) -> Path:
             json.dumps({"gguf": gguf.name, "size": gguf.stat().st_size, "converted_s": time.perf_counter() - t0}),
             encoding="utf-8",
         )
-        make_readable(tmp)
-        tmp.rename(target)  # atomic; fails if another process won the race, which is fine
-    except OSError:
-        shutil.rmtree(tmp, ignore_errors=True)
-        if not (target / "config.json").exists():
-            raise
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     log.info("converted %s in %.1f s", gguf.name, time.perf_counter() - t0)
     return target
 

@@ -15,16 +15,14 @@ from __future__ import annotations
 
 import os
 import warnings
-import shutil
-import tempfile
 from pathlib import Path
 from typing import Literal
 
 from torch import nn
 
+from ..io import atomic_directory
 from ..config import ModelConfig
 from ..errors import ConfigError
-from .backbone import make_readable
 
 
 def _module_name(model: nn.Module, module: nn.Module | None) -> str | None:
@@ -149,26 +147,11 @@ def save_plain_checkpoint(model: nn.Module, tokenizer, path: str | os.PathLike) 
 
     Written to a temporary directory next to ``path`` and renamed into place; an existing ``path`` is replaced.
     """
-    path = Path(path)
     model = merge_for_inference(model)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))
-    try:
+    with atomic_directory(path) as tmp:
         model.save_pretrained(tmp)
         tokenizer.save_pretrained(tmp)
-        make_readable(tmp)
-        if path.exists():
-            old = path.with_name(f".{path.name}.old")
-            shutil.rmtree(old, ignore_errors=True)
-            path.rename(old)
-            tmp.rename(path)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            tmp.rename(path)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    return path
+    return Path(path)
 
 
 __all__ = [

@@ -12,13 +12,12 @@ SmolLM2's ChatML chat template (with its default system message), so
 
 from __future__ import annotations
 
-import shutil
-import tempfile
 from pathlib import Path
+
+from ..io import atomic_directory
 
 import torch
 
-from .backbone import make_readable
 
 SPECIAL_TOKENS = ["<|endoftext|>", "<|im_start|>", "<|im_end|>"]
 
@@ -122,16 +121,7 @@ def make_tiny_backbone(
         model = LlamaForCausalLM(config)
     model.generation_config.pad_token_id = tokenizer.pad_token_id
 
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))
-    try:
+    with atomic_directory(path) as tmp:
         model.save_pretrained(tmp)
         tokenizer.save_pretrained(tmp)
-        make_readable(tmp)
-        if path.exists():
-            shutil.rmtree(path)
-        tmp.rename(path)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     return path

@@ -1,11 +1,12 @@
 """RQ-VAE (TIGER / LC-Rec style): MLP encoder -> L residual codebooks -> MLP decoder.
 
 Each level quantizes the current latent residual to its nearest codeword; the straight-through estimator
-passes decoder gradients to the encoder; the loss is ``MSE(x, x_hat) + sum_l |sg(r_l) - q_l|^2 +
-beta |r_l - sg(q_l)|^2``. Codebooks are initialised by residual k-means (faiss) on the latents of the whole
-training set before the first step (the "first batch" when ``batch_size >= n``). After every epoch, codes
-that no item uses are restarted at the residuals their level quantizes worst (dead-code restart), which
-keeps codebook utilisation up. Seeded: same data, config and seed give the same codes (CPU).
+passes decoder gradients to the encoder; the loss is ``|x - x_hat|^2 + sum_l |sg(r_l) - q_l|^2 +
+beta |r_l - sg(q_l)|^2`` (squared norms per item, averaged over the batch). Codebooks are initialised
+by residual k-means (faiss) on the latents of the whole training set before the first step (the "first
+batch" when ``batch_size >= n``). After every epoch, codes that no item uses are restarted at the residuals
+their level quantizes worst (dead-code restart), which keeps codebook utilisation up. Seeded: same data,
+config and seed give the same codes (CPU).
 """
 
 from __future__ import annotations
@@ -92,7 +93,7 @@ class RQVAE(nn.Module):
         return z_q, torch.stack(codes, 1), loss, last_residual
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """``x`` ``(B, d)`` -> (reconstruction MSE, quantization loss, codes ``(B, L)``)."""
+        """``x`` ``(B, d)`` -> (reconstruction loss, quantization loss, codes ``(B, L)``)."""
         z_q, codes, q_loss, _ = self.quantize(self.encoder(x))
         return _sq(self.decoder(z_q) - x), q_loss, codes
 
@@ -103,7 +104,8 @@ def rq_vae(
     """Train an RQ-VAE on ``embeddings`` ``(n, d)`` and return its codes ``(n, levels)``.
 
     ``last_level_distances`` ``(n, C)`` are squared distances in latent residual space. ``info`` holds the
-    reconstruction loss of the first and last epoch (mean over batches).
+    reconstruction loss (per-item squared error) of the first and last epoch, the per-epoch curve and the
+    number of dead-code restarts.
     """
     x_np = np.ascontiguousarray(embeddings, dtype=np.float32)
     if x_np.ndim != 2 or not np.isfinite(x_np).all():

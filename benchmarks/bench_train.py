@@ -1,0 +1,136 @@
+"""Training-loop benchmark, side by side in one run on the same model and examples:
+
+* ``naive``   random batches, right-sized padding, LM head over every position (``model(labels=...)``);
+* ``bare``    a hand-written loop over the *same* length-grouped batches and loss as ours (forward, backward, AdamW);
+* ``ours``    the Hugging Face Trainer path pauserec trains with (``SFTTrainer``), on those batches.
+
+Reports real (non-padding) tokens/s, padding fraction, the Trainer's overhead vs the bare loop, and peak memory.
+
+    .venv/bin/python benchmarks/bench_train.py --data runs/foundation/scientific --steps 12
+"""
+
+from __future__ import annotations
+
+import argparse
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+from common import write_result
+from transformers.trainer_pt_utils import LengthGroupedSampler
+
+from pauserec import pipeline
+from pauserec.arms import make_arm
+from pauserec.config import build_config
+from pauserec.eval.cost import peak_memory_bytes
+from pauserec.model.backbone import load_backbone
+from pauserec.model.vocab import extend_vocabulary
+from pauserec.prompt import PromptBuilder
+from pauserec.report import markdown_table
+from pauserec.train.batches import LeftPadCollator, SFTDataset, label_window_loss
+from pauserec.train.run import bf16_enabled, training_arguments
+from pauserec.train.trainer import SFTTrainer
+
+
+def timed_loop(model, batches, loss_fn, bf16: bool) -> dict[str, float]:
+    """Forward + backward + AdamW step per batch; the first batch is a warm-up and is not timed."""
+    opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-5)
+    real = padded = 0
+    t0 = 0.0
+    for i, batch in enumerate(batches):
+        if i == 1:
+            t0 = time.perf_counter()
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+            loss = loss_fn(model, batch)
+        loss.backward()
+        opt.step()
+        opt.zero_grad(set_to_none=True)
+        if i >= 1:
+            real += int(batch["attention_mask"].sum())
+            padded += batch["attention_mask"].numel()
+    seconds = time.perf_counter() - t0
+    return {"seconds": seconds, "steps": len(batches) - 1, "real_tokens": real, "padded_tokens": padded,
+            "real_tokens_per_s": real / seconds, "padding_fraction": 1 - real / padded,
+            "s_per_step": seconds / (len(batches) - 1)}
+
+
+def full_head_loss(model, batch):
+    return model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"],
+                 position_ids=batch["position_ids"], labels=batch["labels"]).loss
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--data", required=True, help="data directory with sids.json")
+    ap.add_argument("--steps", type=int, default=12)
+    ap.add_argument("--batch-size", type=int, default=8)
+    ap.add_argument("--set", action="append", default=[])
+    ap.add_argument("--name", default="bench-train")
+    args = ap.parse_args()
+
+    cfg = build_config(overrides=[f"train.batch_size={args.batch_size}", f"train.max_steps={args.steps + 1}",
+                                  f"train.eval_every={10**6}", *args.set])
+    dataset = pipeline.load_dataset(args.data)
+    catalog = pipeline.load_catalog(args.data, dataset)
+    split = pipeline.load_split(dataset, cfg)
+    model, tok = load_backbone(cfg.model.backbone, cfg.cache_dir)
+    arm = make_arm(cfg.arm)
+    extend_vocabulary(model, tok, catalog.all_tokens() + arm.new_tokens(), noise_std=cfg.model.new_row_noise)
+    arm.bind(tok)
+    prompts = PromptBuilder(tok, catalog, dataset, cfg.model.system_prompt, cfg.arm.show_titles)
+    n = (args.steps + 1) * args.batch_size
+    g = torch.Generator().manual_seed(0)
+    pool = [split.train[i] for i in torch.randperm(len(split.train), generator=g)[: 50 * n].tolist()]
+    data = SFTDataset(pool, prompts, arm)
+    collate = LeftPadCollator(tok.pad_token_id)
+    bf16 = bf16_enabled(cfg.train.bf16)
+
+    # the same length-grouped order the Trainer uses
+    order = list(LengthGroupedSampler(args.batch_size, dataset=data, generator=torch.Generator().manual_seed(cfg.seed)))
+    grouped = [collate([data[j] for j in order[i : i + args.batch_size]]) for i in range(0, n, args.batch_size)]
+    naive = [collate([data[j] for j in range(i, i + args.batch_size)]) for i in range(0, n, args.batch_size)]
+
+    results = {}
+    init = {k: v.clone() for k, v in model.state_dict().items()}
+    model.train()
+    results["naive"] = timed_loop(model, naive, full_head_loss, bf16)
+    model.load_state_dict(init)
+    results["bare"] = timed_loop(model, grouped, lambda m, b: label_window_loss(m, b)[0], bf16)
+    model.load_state_dict(init)
+
+    with tempfile.TemporaryDirectory() as tmp:
+        trainer = SFTTrainer(model=model, args=training_arguments(cfg, Path(tmp)), train_dataset=data,
+                             eval_dataset=[0], data_collator=collate, validate=lambda m: {"recall@10": 0.0})
+        trainer.args.save_strategy = "no"
+        trainer.args.load_best_model_at_end = False
+        trainer.args.disable_tqdm = True
+        marks = []
+
+        from transformers import TrainerCallback
+
+        class Mark(TrainerCallback):
+            def on_step_end(self, a, state, control, **kw):
+                marks.append((time.perf_counter(), trainer.real_tokens, trainer.padded_tokens))
+
+        trainer.add_callback(Mark())
+        trainer.train()
+    (t1, r1, p1), (t2, r2, p2) = marks[0], marks[-1]
+    results["ours"] = {"seconds": t2 - t1, "steps": len(marks) - 1, "real_tokens": r2 - r1, "padded_tokens": p2 - p1,
+                       "real_tokens_per_s": (r2 - r1) / (t2 - t1), "padding_fraction": 1 - (r2 - r1) / (p2 - p1),
+                       "s_per_step": (t2 - t1) / (len(marks) - 1)}
+    overhead = results["bare"]["real_tokens_per_s"] / results["ours"]["real_tokens_per_s"] - 1
+    summary = {"trainer_overhead_vs_bare": overhead,
+               "speedup_vs_naive": results["ours"]["real_tokens_per_s"] / results["naive"]["real_tokens_per_s"],
+               "peak_memory_gb": peak_memory_bytes() / 1e9, "bf16": bf16, "batch_size": args.batch_size,
+               "mean_tokens_per_example": data.n_tokens() / len(data)}
+    header = ["loop", "s/step", "real tokens/s", "padding"]
+    rows = [[k, f"{v['s_per_step']:.2f}", f"{v['real_tokens_per_s']:.0f}", f"{v['padding_fraction']:.1%}"]
+            for k, v in results.items()]
+    md = markdown_table(header, rows) + "\n" + markdown_table(list(summary), [[f"{v:.3f}" if isinstance(v, float) else str(v) for v in summary.values()]])
+    write_result(args.name, {"config": cfg.model_dump(mode="json"), "loops": results, "summary": summary}, md)
+    print(md)
+
+
+if __name__ == "__main__":
+    main()
