@@ -172,3 +172,7 @@ def main() -> None:
     except PauseRecError as e:
         console.print(f"[red]error:[/] {e}", highlight=False)
         sys.exit(2)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,97 @@
+"""The command line end to end on a small LC-Rec dataset: prepare -> sids -> popularity eval, and bad input."""
+
+import json
+import subprocess
+import sys
+
+import pytest
+from typer.testing import CliRunner
+
+from pauserec.cli import app
+from pauserec.errors import ArtifactMismatchError, DataError
+from pauserec.report import print_comparison
+
+runner = CliRunner()
+N_ITEMS = 40
+
+
+def write_lcrec(root, n_users=30):
+    root.mkdir(parents=True, exist_ok=True)
+    items = {str(i): {"title": f"Widget {i} &amp; gadget", "description": "A tool.", "brand": f"B{i % 3}",
+                      "categories": f"Tools,Kind {i % 4}"} for i in range(N_ITEMS)}
+    inter = {str(u): [(u + j * 7) % N_ITEMS for j in range(4 + u % 3)] for u in range(n_users)}
+    (root / "Toy.item.json").write_text(json.dumps(items))
+    (root / "Toy.inter.json").write_text(json.dumps(inter))
+    return root
+
+
+@pytest.fixture(scope="module")
+def prepared(tmp_path_factory):
+    root = tmp_path_factory.mktemp("cli")
+    src = write_lcrec(root / "src")
+    data = root / "data"
+    small_sids = ["--set", "sid.codebook_size=8", "--set", "sid.collision=extra_level", "--set", f"cache_dir={root / 'cache'}"]
+    r = runner.invoke(app, ["prepare", str(src), "--out", str(data)])
+    assert r.exit_code == 0, r.output
+    r = runner.invoke(app, ["sids", str(data), *small_sids])
+    assert r.exit_code == 0, r.output
+    return root, data
+
+
+def test_prepare_sids_eval(prepared):
+    root, data = prepared
+    assert {"dataset.json", "stats.json", "config.yaml", "sids.json", "sid_stats.json"} <= {p.name for p in data.iterdir()}
+    stats = json.loads((data / "sid_stats.json").read_text())
+    assert stats["stats_after"]["items_sharing_sid"] == 0
+    r = runner.invoke(app, ["eval", str(root / "pop"), "--baseline", "popularity", "--data", str(data),
+                            "--set", "eval.bootstrap=20"])
+    assert r.exit_code == 0, r.output
+    metrics = json.loads((root / "pop" / "metrics.json").read_text())
+    assert metrics["metrics"]["users"]["count"] == 30
+    assert (root / "pop" / "config.yaml").exists() and (root / "pop" / "predictions.jsonl").exists()
+
+
+def test_catalog_against_other_data_is_refused(prepared, tmp_path):
+    root, data = prepared
+    from pauserec import pipeline
+
+    other = write_lcrec(tmp_path / "other", n_users=25)
+    r = runner.invoke(app, ["prepare", str(other), "--out", str(tmp_path / "d2")])
+    assert r.exit_code == 0
+    (tmp_path / "d2" / "sids.json").write_bytes((data / "sids.json").read_bytes())
+    with pytest.raises(ArtifactMismatchError, match="rebuild"):
+        pipeline.load_catalog(tmp_path / "d2", pipeline.load_dataset(tmp_path / "d2"))
+
+
+def test_bad_input_gives_one_clear_line_and_writes_nothing(tmp_path):
+    src = write_lcrec(tmp_path / "src")
+    (src / "Toy.inter.json").write_text('{"0": [1, 2, 3], "1": [1, 2,, 3]}')
+    out = tmp_path / "out"
+    proc = subprocess.run([sys.executable, "-m", "pauserec.cli", "prepare", str(src), "--out", str(out)],
+                          capture_output=True, text=True)
+    assert proc.returncode == 2
+    assert "Toy.inter.json" in proc.stderr and "line 1" in proc.stderr and "Traceback" not in proc.stderr
+    assert not out.exists()
+
+
+def test_unknown_item_names_user(tmp_path):
+    from pauserec.data.readers import read_dataset
+
+    src = write_lcrec(tmp_path / "src")
+    (src / "Toy.inter.json").write_text('{"0": [1, 2, 3], "7": [1, 2, 999]}')
+    with pytest.raises(DataError, match="999") as e:
+        read_dataset(src)
+    assert "'7'" in str(e.value)
+
+
+def test_comparison_table_shows_accuracy_and_cost(capsys):
+    from rich.console import Console
+
+    m = {"mean": 0.1, "ci_low": 0.05, "ci_high": 0.15}
+    results = [("popularity", {"metrics": {"recall@10": m, "users": {"count": 10}}}),
+               ("pause", {"metrics": {"recall@10": m, "users": {"count": 10}},
+                          "cost": {"train": {"train_seconds": 12.0}, "inference": {"latency_per_user_s": 0.25}}})]
+    console = Console(width=200, record=True)
+    print_comparison("t", results, console)
+    text = console.export_text()
+    assert "0.1000 [0.0500, 0.1500]" in text and "250.0" in text and "train time" in text
