@@ -12,8 +12,8 @@ import torch
 
 from pauserec.config import ModelConfig
 from pauserec.errors import ArtifactMismatchError, ConfigError
+from pauserec.arms import pause_token_names
 from pauserec.model import (
-    VocabularySpec,
     apply_trainable_policy,
     check_vocabulary,
     count_parameters,
@@ -23,7 +23,6 @@ from pauserec.model import (
     make_tiny_backbone,
     merge_for_inference,
     new_row_parameters,
-    pause_token_names,
     resolve_backbone,
     save_plain_checkpoint,
     token_ids_by_level,
@@ -113,15 +112,6 @@ def test_resolve_backbone_rejects_unknown_paths(tmp_path):
 
 
 # --- vocabulary -----------------------------------------------------------------------------------------------
-
-
-def test_pause_token_names_and_spec():
-    assert pause_token_names(4, distinct=False) == ["<pause>"]
-    assert pause_token_names(3, distinct=True) == ["<pause_0>", "<pause_1>", "<pause_2>"]
-    assert pause_token_names(0, distinct=True) == []
-    cat = _catalog()
-    spec = VocabularySpec.from_catalog(cat, ["<pause>"], ["<think>", "</think>", "<pause>"])
-    assert spec.all_tokens() == cat.all_tokens() + ["<pause>", "<think>", "</think>"]
 
 
 @pytest.mark.parametrize("tied", [True, False])

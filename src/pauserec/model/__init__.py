@@ -12,18 +12,13 @@ from .params import (
 )
 from .tiny import make_tiny_backbone
 from .vocab import (
-    PAUSE_TOKEN,
-    VocabularySpec,
     check_vocabulary,
     extend_vocabulary,
-    pause_token_names,
     token_ids_by_level,
 )
 
 __all__ = [
     "BUILTIN_BACKBONES",
-    "PAUSE_TOKEN",
-    "VocabularySpec",
     "apply_trainable_policy",
     "check_vocabulary",
     "count_parameters",
@@ -33,7 +28,6 @@ __all__ = [
     "make_tiny_backbone",
     "merge_for_inference",
     "new_row_parameters",
-    "pause_token_names",
     "resolve_backbone",
     "save_plain_checkpoint",
     "token_ids_by_level",

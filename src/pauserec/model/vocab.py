@@ -9,7 +9,6 @@ between them, and decoding gives the text back. (Being special, they are dropped
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Literal
 
 import torch
@@ -19,48 +18,7 @@ from ..errors import ArtifactMismatchError
 if TYPE_CHECKING:
     from ..sid.catalog import SIDCatalog
 
-PAUSE_TOKEN = "<pause>"
 _SID_RE = re.compile(r"^<([a-p])_(\d+)>$")
-
-
-def pause_token_names(k: int, distinct: bool) -> list[str]:
-    """The pause vocabulary: ``["<pause>"]`` (one token, repeated K times in a sequence) or
-    ``["<pause_0>", ..., "<pause_{k-1}>"]`` (K distinct tokens). ``k == 0`` gives ``[]``."""
-    if k < 0:
-        raise ValueError(f"k must be >= 0, got {k}")
-    if k == 0:
-        return []
-    return [f"<pause_{i}>" for i in range(k)] if distinct else [PAUSE_TOKEN]
-
-
-@dataclass
-class VocabularySpec:
-    """Every token a model is extended with.
-
-    Attributes:
-        sid_level_tokens: per SID level, its tokens ordered by code (``catalog.level_tokens(l)``).
-        pause_tokens: pause tokens (see :func:`pause_token_names`).
-        extra_tokens: other markers (e.g. ``<think>``, ``</think>``).
-    """
-
-    sid_level_tokens: list[list[str]] = field(default_factory=list)
-    pause_tokens: list[str] = field(default_factory=list)
-    extra_tokens: list[str] = field(default_factory=list)
-
-    @classmethod
-    def from_catalog(
-        cls, catalog: SIDCatalog, pause_tokens: list[str] | None = None, extra_tokens: list[str] | None = None
-    ) -> VocabularySpec:
-        return cls(
-            [catalog.level_tokens(level) for level in range(catalog.n_levels)],
-            list(pause_tokens or []),
-            list(extra_tokens or []),
-        )
-
-    def all_tokens(self) -> list[str]:
-        """SID tokens level by level, then pause tokens, then extras; first occurrence wins on duplicates."""
-        flat = [t for level in self.sid_level_tokens for t in level] + self.pause_tokens + self.extra_tokens
-        return list(dict.fromkeys(flat))
 
 
 def _reference_stats(weight: torch.Tensor, n_ref: int) -> tuple[torch.Tensor, torch.Tensor]:
