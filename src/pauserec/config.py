@@ -74,6 +74,10 @@ class SIDConfig(_Section):
     collision: Literal["reassign", "extra_level"] = Field(
         "reassign", description="Make SIDs unique: move a clashing item to a free last-level code, or add a level."
     )
+    kmeans_space: Literal["direction", "raw"] = Field(
+        "direction",
+        description="RQ-KMeans: cluster residual directions (balanced deeper levels, fewer collisions) or raw residuals.",
+    )
     seed: int = 0
     rqvae: RQVAEConfig = RQVAEConfig()
 

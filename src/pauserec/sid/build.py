@@ -25,7 +25,9 @@ from .stats import sid_stats
 def quantize(embeddings: np.ndarray, sid_cfg: SIDConfig, progress: bool = True) -> Quantization:
     """Run ``sid_cfg.quantizer`` on ``embeddings`` ``(n, d)`` -> raw codes ``(n, sid_cfg.levels)``."""
     if sid_cfg.quantizer == "rqkmeans":
-        return rq_kmeans(embeddings, sid_cfg.levels, sid_cfg.codebook_size, seed=sid_cfg.seed)
+        return rq_kmeans(
+            embeddings, sid_cfg.levels, sid_cfg.codebook_size, seed=sid_cfg.seed, space=sid_cfg.kmeans_space
+        )
     if sid_cfg.quantizer == "rqvae":
         from .rqvae import rq_vae  # torch is imported only when needed
 

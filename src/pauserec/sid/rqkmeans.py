@@ -4,6 +4,16 @@ Level ``l`` clusters the residuals ``r_l`` (``r_0`` = the embeddings) into ``C_l
 its nearest centroid, and passes ``r_{l+1} = r_l - centroid`` on. Deterministic for a seed (faiss seeds its
 initial sampling; assignment is an exact argmin with ties to the lowest code).
 
+Two spaces for the clustering (``sid.kmeans_space``):
+
+* ``"raw"`` -- plain residual k-means. On sentence embeddings its deeper levels are very unbalanced: residual
+  norms vary a lot, so a few centroids near the origin take most items (Scientific, 3x256: perplexity
+  206 / 31 / 36, 850 items needing a collision fix).
+* ``"direction"`` (default) -- cluster the *directions* of the residuals (L2-normalised), then set each
+  centroid to the mean of its items' raw residuals (the k-means update in the original space), so the
+  residual passed on is still ``r - centroid``. On Scientific: perplexity 206 / 232 / 239, 576 items
+  needing a fix, and a lower final residual (0.294 vs 0.315 mean squared norm).
+
 Small catalogues: faiss k-means needs at least as many points as centroids, so ``n < C`` raises a
 :class:`~pauserec.errors.ConfigError` advising a smaller ``sid.codebook_size`` rather than silently
 shrinking a level (the token vocabulary must be what the config says).
@@ -43,13 +53,39 @@ def fit_kmeans(x: np.ndarray, k: int, seed: int, niter: int = 25) -> np.ndarray:
     return np.asarray(km.centroids, dtype=np.float32).reshape(k, x.shape[1])
 
 
+def _unit(x: np.ndarray) -> np.ndarray:
+    return x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
+
+
+def _level(residual: np.ndarray, k: int, seed: int, niter: int, space: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """One level: ``(codes (n,), centroids (k, d) in residual space, distances (n, k) used for assignment)``."""
+    if space == "raw":
+        cents = fit_kmeans(residual, k, seed=seed, niter=niter)
+        distances = squared_distances(residual, cents)
+        return distances.argmin(1), cents, distances
+    directions = _unit(residual)
+    dir_cents = fit_kmeans(directions, k, seed=seed, niter=niter)
+    distances = squared_distances(directions, dir_cents)
+    codes = distances.argmin(1)
+    sums = np.zeros((k, residual.shape[1]), dtype=np.float64)
+    np.add.at(sums, codes, residual)
+    counts = np.bincount(codes, minlength=k)[:, None]
+    return codes, (sums / np.maximum(counts, 1)).astype(np.float32), distances
+
+
 def rq_kmeans(
-    embeddings: np.ndarray, levels: int, codebook_size: int, seed: int = 0, niter: int = 25
+    embeddings: np.ndarray,
+    levels: int,
+    codebook_size: int,
+    seed: int = 0,
+    niter: int = 25,
+    space: str = "direction",
 ) -> Quantization:
     """Quantize ``embeddings`` ``(n, d)`` into ``levels`` codes of ``codebook_size`` each.
 
     Returns a :class:`Quantization` with codes ``(n, levels)``, centroids ``levels x (C, d)`` and
-    ``last_level_distances`` ``(n, C)`` from the last level's input residual to its centroids.
+    ``last_level_distances`` ``(n, C)`` from the last level's input residual to its centroids (in the
+    clustering space: directions for ``space="direction"``), used to re-assign colliding items.
     """
     if levels < 1:
         raise ConfigError(f"levels must be >= 1, got {levels}")
@@ -61,9 +97,7 @@ def rq_kmeans(
     centroids: list[np.ndarray] = []
     distances = np.empty((0, 0), dtype=np.float32)
     for level in range(levels):
-        cents = fit_kmeans(residual, codebook_size, seed=seed + level, niter=niter)
-        distances = squared_distances(residual, cents)
-        codes[:, level] = distances.argmin(1)
+        codes[:, level], cents, distances = _level(residual, codebook_size, seed + level, niter, space)
         centroids.append(cents)
         residual -= cents[codes[:, level]]
     return Quantization(
@@ -71,5 +105,5 @@ def rq_kmeans(
         level_sizes=[codebook_size] * levels,
         last_level_distances=distances,
         centroids=centroids,
-        info={"quantizer": "rqkmeans", "niter": niter, "final_residual_mse": float((residual**2).sum(1).mean())},
+        info={"quantizer": "rqkmeans", "space": space, "niter": niter, "final_residual_mse": float((residual**2).sum(1).mean())},
     )
