@@ -12,6 +12,8 @@ Reports real (non-padding) tokens/s, padding fraction, the Trainer's overhead vs
 from __future__ import annotations
 
 import argparse
+import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -60,14 +62,30 @@ def full_head_loss(model, batch):
                  position_ids=batch["position_ids"], labels=batch["labels"]).loss
 
 
+def memory_probe(cfg, batch_size: int, length: int, bf16: bool) -> None:
+    """One full fine-tuning step (forward, backward, AdamW) on a ``batch_size x length`` batch; prints peak bytes."""
+    model, tok = load_backbone(cfg.model.backbone, cfg.cache_dir)
+    ids = torch.randint(0, model.config.vocab_size, (batch_size, length), generator=torch.Generator().manual_seed(0))
+    batch = {"input_ids": ids, "attention_mask": torch.ones_like(ids), "labels": ids.clone(),
+             "position_ids": torch.arange(length).expand(batch_size, length)}
+    timed_loop(model, [batch, batch], full_head_loss, bf16)
+    print(peak_memory_bytes())
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--data", required=True, help="data directory with sids.json")
+    ap.add_argument("--data", help="data directory with sids.json (required)")
     ap.add_argument("--steps", type=int, default=12)
     ap.add_argument("--batch-size", type=int, default=8)
     ap.add_argument("--set", action="append", default=[])
     ap.add_argument("--name", default="bench-train")
+    ap.add_argument("--memory-probe", type=int, nargs=2, metavar=("BATCH", "LENGTH"), help=argparse.SUPPRESS)
     args = ap.parse_args()
+    if args.memory_probe:
+        cfg = build_config(overrides=args.set)
+        return memory_probe(cfg, *args.memory_probe, bf16_enabled(cfg.train.bf16))
+    if not args.data:
+        ap.error("--data is required")
 
     cfg = build_config(overrides=[f"train.batch_size={args.batch_size}", f"train.max_steps={args.steps + 1}",
                                   f"train.eval_every={10**6}", *args.set])
@@ -119,10 +137,13 @@ def main() -> None:
     results["ours"] = {"seconds": t2 - t1, "steps": len(marks) - 1, "real_tokens": r2 - r1, "padded_tokens": p2 - p1,
                        "real_tokens_per_s": (r2 - r1) / (t2 - t1), "padding_fraction": 1 - (r2 - r1) / (p2 - p1),
                        "s_per_step": (t2 - t1) / (len(marks) - 1)}
+    probe = subprocess.run([sys.executable, __file__, "--memory-probe", "8", "128", *sum([["--set", o] for o in args.set], [])],
+                           capture_output=True, text=True, check=True)
     overhead = results["bare"]["real_tokens_per_s"] / results["ours"]["real_tokens_per_s"] - 1
     summary = {"trainer_overhead_vs_bare": overhead,
                "speedup_vs_naive": results["ours"]["real_tokens_per_s"] / results["naive"]["real_tokens_per_s"],
-               "peak_memory_gb": peak_memory_bytes() / 1e9, "bf16": bf16, "batch_size": args.batch_size,
+               "peak_memory_gb": peak_memory_bytes() / 1e9,
+               "peak_memory_gb_full_step_8x128": int(probe.stdout.strip().splitlines()[-1]) / 1e9, "bf16": bf16, "batch_size": args.batch_size,
                "mean_tokens_per_example": data.n_tokens() / len(data)}
     header = ["loop", "s/step", "real tokens/s", "padding"]
     rows = [[k, f"{v['s_per_step']:.2f}", f"{v['real_tokens_per_s']:.0f}", f"{v['padding_fraction']:.1%}"]

@@ -59,3 +59,26 @@ def test_refuses_to_overwrite_and_checks_data_on_resume(setup, tmp_path):
     other_dir = make_data_dir(tmp_path / "other", *planted_data(seed=1))
     with pytest.raises(ArtifactMismatchError):
         train(cfg, other_dir, tmp_path / "r", resume=True)
+
+
+def test_interrupted_training_resumes_from_last_checkpoint(setup, tmp_path, monkeypatch):
+    root, data_dir, backbone = setup
+    cfg = config(backbone, root, "train.max_steps=6", "train.eval_every=2")
+    from pauserec.train import trainer as trainer_module
+
+    original = trainer_module.EvaluateAtEnd.on_step_end
+
+    def crash_at_step_5(self, args, state, control, **kwargs):
+        if state.global_step == 5:
+            raise KeyboardInterrupt("simulated interruption")
+        return original(self, args, state, control, **kwargs)
+
+    monkeypatch.setattr(trainer_module.EvaluateAtEnd, "on_step_end", crash_at_step_5)
+    with pytest.raises(KeyboardInterrupt):
+        train(cfg, data_dir, tmp_path / "r")
+    assert not (tmp_path / "r" / "model").exists()  # no half-finished model is left behind
+    monkeypatch.setattr(trainer_module.EvaluateAtEnd, "on_step_end", original)
+    cost = train(cfg, data_dir, tmp_path / "r", resume=True)
+    assert cost["resumed_from"].endswith("checkpoint-4")
+    assert cost["steps"] == 6
+    assert (tmp_path / "r" / "model" / "config.json").exists()
