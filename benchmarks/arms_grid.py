@@ -17,6 +17,7 @@ from common import write_result
 from pauserec.config import build_config
 from pauserec.eval.run_eval import evaluate_run
 from pauserec.io import read_json
+from pauserec.runs import environment
 from pauserec.report import METRIC_ORDER, fmt_metric, markdown_table
 from pauserec.train.run import train
 
@@ -35,6 +36,7 @@ def main() -> None:
     ap.add_argument("--set", action="append", default=[])
     ap.add_argument("--name", default="arms-grid")
     args = ap.parse_args()
+    machine = environment()  # the code revision that runs the grid
 
     rows = {}
     for spec in args.arms:
@@ -61,7 +63,7 @@ def main() -> None:
         ratio = rows[best]["cost"]["inference"]["latency_per_user_s"] / rows["direct"]["cost"]["inference"]["latency_per_user_s"]
         md += f"\nInference latency {best} / direct: {ratio:.3f}\n"
     write_result(args.name, {"data": args.data, "overrides": args.set, "selected_pause_arm": best, "arms": rows,
-                             "metric_order": METRIC_ORDER}, md)
+                             "metric_order": METRIC_ORDER}, md, machine)
     print(md)
 
 

@@ -19,13 +19,17 @@ def command_line() -> str:
     return " ".join(shlex.quote(a) for a in [".venv/bin/python", *sys.argv])
 
 
-def write_result(name: str, payload: dict[str, Any], markdown: str) -> Path:
-    """``benchmarks/results/NAME.json`` (numbers + command + git revision + machine) and ``NAME.md``."""
+def write_result(name: str, payload: dict[str, Any], markdown: str, machine: dict[str, Any] | None = None) -> Path:
+    """``benchmarks/results/NAME.json`` (numbers + command + git revision + machine) and ``NAME.md``.
+
+    Long benchmarks pass ``machine=environment()`` captured when they started, so the recorded git revision is
+    the code that produced the numbers even if the tree changed while they ran.
+    """
     record = {
         "name": name,
         "command": command_line(),
         "date": time.strftime("%Y-%m-%d %H:%M:%S %Z"),
-        "machine": environment(),
+        "machine": machine or environment(),
         **payload,
     }
     write_json(RESULTS / f"{name}.json", record)

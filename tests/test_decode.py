@@ -11,6 +11,7 @@ import torch
 from pauserec.decode import (
     BeamResult,
     batched_beam_search,
+    common_prefix_length,
     constrained_beam_search,
     exhaustive_rank,
     hf_beam_search,
@@ -288,3 +289,31 @@ def test_peft_wrapped_model_equals_merged(model, catalogue, normalization):
     assert got.items == ref.items
     np.testing.assert_allclose(np.array(got.scores), np.array(ref.scores), atol=1e-4, rtol=0)
     assert not np.allclose(np.array(got.scores), np.array(plain.scores), atol=1e-3)  # the adapters did something
+
+
+@pytest.mark.parametrize("forced", [None, FORCED], ids=["plain", "forced"])
+def test_shared_prefix_prefilled_once_equals_full_prompts(model, catalogue, forced):
+    """Prompts with a common head (like a chat template's system turn): the shared-prefix path gives the same
+    beams as decoding each full prompt alone, and prefills the head once per batch."""
+    _, trie = catalogue
+    head = _prompts(1, seed=7, lo=9, hi=10)[0]
+    prompts = [head + tail for tail in _prompts(6, seed=8, lo=1, hi=9)]
+    assert common_prefix_length(prompts) >= len(head)
+    res = batched_beam_search(model, prompts, trie, LEVEL_IDS, num_beams=5, batch_size=4, pad_token_id=PAD,
+                              forced_between_levels=forced)
+    for u, p in enumerate(prompts):
+        alone = _one(model, p, trie, num_beams=5, forced_between_levels=forced)
+        assert res.items[u] == alone.items[0]
+        np.testing.assert_allclose(res.scores[u], alone.scores[0], atol=1e-5, rtol=0)
+    n_shared = common_prefix_length(prompts)
+    assert res.prefill_tokens == sum(len(p) - n_shared for p in prompts) + 2 * n_shared  # 2 batches
+    unshared = batched_beam_search(model, prompts, trie, LEVEL_IDS, num_beams=5, batch_size=4, pad_token_id=PAD,
+                                   forced_between_levels=forced, share_prefix=False)
+    assert unshared.items == res.items
+
+
+def test_common_prefix_length():
+    assert common_prefix_length([[1, 2, 3], [1, 2, 4], [1, 2, 3, 5]]) == 2
+    assert common_prefix_length([[1, 2], [1, 2]]) == 1  # each prompt keeps at least one token of its own
+    assert common_prefix_length([[5], [6]]) == 0
+    assert common_prefix_length([]) == 0

@@ -3,6 +3,7 @@
 from .beam import (
     BeamResult,
     batched_beam_search,
+    common_prefix_length,
     constrained_beam_search,
     exhaustive_rank,
     hf_beam_search,
@@ -13,6 +14,7 @@ from .beam import (
 __all__ = [
     "BeamResult",
     "batched_beam_search",
+    "common_prefix_length",
     "constrained_beam_search",
     "exhaustive_rank",
     "hf_beam_search",

@@ -59,6 +59,7 @@ __all__ = [
     "BeamResult",
     "constrained_beam_search",
     "batched_beam_search",
+    "common_prefix_length",
     "exhaustive_rank",
     "hf_beam_search",
     "trie_codes",
@@ -258,6 +259,7 @@ def constrained_beam_search(
     num_beams: int,
     forced_between_levels: Sequence[Sequence[int]] | None = None,
     score_normalization: Normalization = "vocab",
+    shared_prefix: Sequence[int] | None = None,
 ) -> BeamResult:
     """Trie-constrained beam search from left-padded prefixes.
 
@@ -271,6 +273,10 @@ def constrained_beam_search(
             chosen and before level ``d+1`` is scored.
         score_normalization: ``"vocab"`` = log-softmax over the whole vocabulary, then the level's tokens (what HF
             ``generate`` scores); ``"level"`` = log-softmax over the level's ``C_d`` tokens only.
+        shared_prefix: token ids that precede *every* row (e.g. the chat template's system turn). They are
+            prefilled once for the whole batch and their KV cache is shared; each row is then
+            ``shared_prefix + row`` with the padding between the two (masked, positions continue after the prefix),
+            which is the same computation as left-padding the full sequences.
     Returns:
         :class:`BeamResult`, one entry per input row.
     """
@@ -300,9 +306,11 @@ def constrained_beam_search(
     if not bool(attention_mask[:, -1].all()):
         raise ValueError("prompts must be LEFT-padded: attention_mask[:, -1] must be 1 for every row")
 
+    shared = torch.as_tensor(list(shared_prefix or []), dtype=torch.long, device=device)
+    n_shared = shared.numel()
     result = BeamResult(
-        prefill_tokens=int(attention_mask.sum()),
-        prefill_padded_tokens=int(attention_mask.numel()),
+        prefill_tokens=int(attention_mask.sum()) + n_shared,
+        prefill_padded_tokens=int(attention_mask.numel()) + n_shared,
     )
     from transformers import DynamicCache  # local: keeps `import pauserec.decode` light
 
@@ -310,14 +318,17 @@ def constrained_beam_search(
         body = model.base_model
         scorer = _Scorer(model, level_ids, score_normalization)
         cache = DynamicCache(config=model.config)
-        position_ids = (attention_mask.cumsum(-1) - 1).masked_fill(attention_mask == 0, 1)
-        out = body(
-            input_ids=input_ids, attention_mask=attention_mask, position_ids=position_ids, cache=cache, use_cache=True
-        )
+        mask = attention_mask
+        if n_shared:  # prefill the common prefix once, then give every row a copy of its cache
+            positions = torch.arange(n_shared, device=device)[None, :]
+            body(input_ids=shared[None, :], position_ids=positions, cache=cache, use_cache=True)
+            cache.reorder_cache(torch.zeros(n_users, dtype=torch.long, device=device))
+            mask = torch.cat([mask.new_ones((n_users, n_shared)), mask], dim=1)
+        position_ids = (n_shared + attention_mask.cumsum(-1) - 1).masked_fill(attention_mask == 0, 1)
+        out = body(input_ids=input_ids, attention_mask=mask, position_ids=position_ids, cache=cache, use_cache=True)
         hidden = out.last_hidden_state[:, -1]
         cache = out.cache
         last_pos = position_ids[:, -1]
-        mask = attention_mask
 
         # one live beam per user: the empty SID prefix at the trie root
         user = torch.arange(n_users, device=device)
@@ -362,6 +373,18 @@ def constrained_beam_search(
     return result
 
 
+def common_prefix_length(prompts: Sequence[Sequence[int]]) -> int:
+    """Length of the token prefix shared by all prompts, leaving at least one token of each prompt."""
+    if not prompts:
+        return 0
+    limit = min(len(p) for p in prompts) - 1
+    first = prompts[0]
+    n = 0
+    while n < limit and all(p[n] == first[n] for p in prompts):
+        n += 1
+    return n
+
+
 def batched_beam_search(
     model: Any,
     prompts: Sequence[Sequence[int]],
@@ -374,15 +397,20 @@ def batched_beam_search(
     forced_between_levels: Sequence[Sequence[int]] | None = None,
     score_normalization: Normalization = "vocab",
     progress: bool = False,
+    share_prefix: bool = True,
 ) -> BeamResult:
     """Decode many users in length-grouped, left-padded batches; results come back in the input order.
 
     Prompts are sorted by length (longest first, stable) so a batch holds similar lengths and padding stays minimal.
+    With ``share_prefix`` the tokens every prompt starts with (the chat template's system turn and instruction:
+    about half of a short prompt) are prefilled once per batch instead of once per user.
     Counters are summed over batches.
     """
     if batch_size < 1:
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")
     n = len(prompts)
+    n_shared = common_prefix_length(prompts) if share_prefix else 0
+    shared, prompts = (list(prompts[0][:n_shared]), [p[n_shared:] for p in prompts]) if n_shared else (None, prompts)
     order = sorted(range(n), key=lambda i: -len(prompts[i]))
     total = BeamResult(items=[[] for _ in range(n)], scores=[[] for _ in range(n)])
     bar = None
@@ -403,6 +431,7 @@ def batched_beam_search(
                 num_beams=num_beams,
                 forced_between_levels=forced_between_levels,
                 score_normalization=score_normalization,
+                shared_prefix=shared,
             )
             for j, i in enumerate(idx):
                 total.items[i], total.scores[i] = res.items[j], res.scores[j]
