@@ -82,3 +82,19 @@ def test_interrupted_training_resumes_from_last_checkpoint(setup, tmp_path, monk
     assert cost["resumed_from"].endswith("checkpoint-4")
     assert cost["steps"] == 6
     assert (tmp_path / "r" / "model" / "config.json").exists()
+
+
+def test_level_softmax_by_hand():
+    import torch
+
+    from pauserec.train.batches import LevelSoftmax
+
+    # vocabulary of 6: tokens 2,3 = level 0 codes 0,1; tokens 4,5 = level 1 codes 0,1
+    sm = LevelSoftmax([torch.tensor([2, 3]), torch.tensor([4, 5])], vocab_size=6)
+    logits = torch.tensor([[9.0, 9.0, 1.0, 2.0, 5.0, 5.0], [9.0, 9.0, 1.0, 2.0, 3.0, 0.0], [0.0, 1.0, 2.0, 3.0, 4.0, 5.0]])
+    targets = torch.tensor([3, 4, 1])  # level-0 code 1, level-1 code 0, and a plain token
+    nll = sm.nll(logits, targets)
+    expected0 = -torch.log_softmax(torch.tensor([1.0, 2.0]), 0)[1]
+    expected1 = -torch.log_softmax(torch.tensor([3.0, 0.0]), 0)[0]
+    expected2 = -torch.log_softmax(logits[2], 0)[1]  # not an SID token: full vocabulary
+    torch.testing.assert_close(nll, torch.stack([expected0, expected1, expected2]))

@@ -92,10 +92,11 @@ class ModelConfig(_Section):
     lora_dropout: float = 0.05
     lora_target_modules: list[str] = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
     new_row_noise: float = Field(
-        1.0,
+        0.1,
         ge=0.0,
         description="New token rows = mean of the existing rows + Gaussian noise of this many per-dimension stds "
-        "(1.0 draws them like ordinary tokens; near 0 makes all SID tokens look alike and slows learning).",
+        "(0 makes all SID tokens look alike and stalls learning; 1.0 draws them like ordinary tokens but starts "
+        "the SID loss far above uniform on SmolLM2).",
     )
     system_prompt: str = Field("You are a recommender system.", description="System message of the chat template.")
 
@@ -114,6 +115,13 @@ class ArmConfig(_Section):
 
 
 class TrainConfig(_Section):
+    """Supervised fine-tuning (Hugging Face Trainer)."""
+
+    loss: Literal["level", "vocab"] = Field(
+        "level",
+        description="Normalise each SID label over its level's tokens (matches decode.score_normalization=level) "
+        "or over the whole vocabulary.",
+    )
     max_steps: int = Field(300, ge=1)
     batch_size: int = Field(8, ge=1)
     grad_accum: int = Field(1, ge=1)
@@ -133,7 +141,7 @@ class DecodeConfig(_Section):
     num_beams: int = Field(20, ge=1, description="Beams = length of each user's ranked list.")
     batch_size: int = Field(16, ge=1, description="Users decoded together (length-grouped).")
     score_normalization: Literal["vocab", "level"] = Field(
-        "vocab",
+        "level",
         description="Log-softmax over the whole vocabulary (the model's true SID probability, as HF generate) or "
         "over the current level's SID tokens only (cheaper LM head).",
     )

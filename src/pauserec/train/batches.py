@@ -59,9 +59,47 @@ class LeftPadCollator:
         return {"input_ids": ids, "labels": labels, "attention_mask": mask, "position_ids": position_ids_from_mask(mask)}
 
 
-def label_window_loss(model, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, int]:
+class LevelSoftmax:
+    """Where a label is an SID token, normalise over that SID level's tokens only (the same ``"level"`` scoring the
+    decoder uses); any other label (e.g. a rationale token) keeps the full-vocabulary softmax.
+
+    The model then spends no steps learning *that* an SID token comes next (the decoder enforces it) and all of
+    them learning *which* item: on SmolLM2 the full-vocabulary loss starts near 14 nats and needs hundreds of
+    steps to fall below the uniform-over-codes 5.5.
+
+    Args:
+        level_token_ids: per SID level, the vocabulary ids of its codes, ``(C_d,)`` each.
+        vocab_size: rows of the output layer.
+    """
+
+    def __init__(self, level_token_ids: list[torch.Tensor], vocab_size: int):
+        width = max(len(ids) for ids in level_token_ids)
+        self.columns = torch.full((len(level_token_ids), width), -1, dtype=torch.long)  # (L, C_max), -1 = padding
+        self.level_of = torch.full((vocab_size,), -1, dtype=torch.long)  # token id -> level, -1 = not an SID token
+        self.code_of = torch.zeros((vocab_size,), dtype=torch.long)  # token id -> code within its level
+        for d, ids in enumerate(level_token_ids):
+            ids = torch.as_tensor(ids, dtype=torch.long)
+            self.columns[d, : len(ids)] = ids
+            self.level_of[ids] = d
+            self.code_of[ids] = torch.arange(len(ids))
+
+    def nll(self, logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        """Per-position negative log-likelihood: ``logits`` (N, V) float, ``targets`` (N,) -> (N,)."""
+        level = self.level_of.to(targets.device)[targets]
+        full = torch.nn.functional.cross_entropy(logits, targets, reduction="none")
+        is_sid = level >= 0
+        if not bool(is_sid.any()):
+            return full
+        cols = self.columns.to(targets.device)[level[is_sid]]  # (n_sid, C_max)
+        sub = logits[is_sid].gather(1, cols.clamp(min=0)).masked_fill(cols < 0, float("-inf"))
+        restricted = torch.nn.functional.cross_entropy(sub, self.code_of.to(targets.device)[targets[is_sid]], reduction="none")
+        return full.masked_scatter(is_sid, restricted)
+
+
+def label_window_loss(model, batch: dict[str, torch.Tensor], softmax: LevelSoftmax | None = None) -> tuple[torch.Tensor, int]:
     """Next-token cross-entropy on labelled positions, with the LM head run only from the first label column.
 
+    With ``softmax`` the SID labels are normalised over their level's tokens (:class:`LevelSoftmax`).
     Returns the mean loss over labelled tokens and the number of those tokens.
     """
     labels = batch["labels"]
@@ -75,8 +113,9 @@ def label_window_loss(model, batch: dict[str, torch.Tensor]) -> tuple[torch.Tens
         logits_to_keep=keep,
         use_cache=False,
     )
-    logits = out.logits[:, :-1].float()
-    target = labels[:, first:]
-    n = int((target != IGNORE).sum())
-    loss = torch.nn.functional.cross_entropy(logits.reshape(-1, logits.shape[-1]), target.reshape(-1), ignore_index=IGNORE)
-    return loss, n
+    target = labels[:, first:].reshape(-1)
+    labelled = target != IGNORE
+    logits = out.logits[:, :-1].reshape(-1, out.logits.shape[-1])[labelled].float()
+    target = target[labelled]
+    nll = softmax.nll(logits, target) if softmax is not None else torch.nn.functional.cross_entropy(logits, target, reduction="none")
+    return nll.mean(), int(target.numel())

@@ -28,7 +28,7 @@ from ..model.params import apply_trainable_policy, count_parameters, save_plain_
 from ..model.vocab import extend_vocabulary, token_ids_by_level
 from ..prompt import PromptBuilder
 from ..runs import RunDir
-from .batches import LeftPadCollator, SFTDataset
+from .batches import LeftPadCollator, LevelSoftmax, SFTDataset
 from ..eval.cost import peak_memory_bytes
 from .trainer import VALIDATION_METRIC, EvaluateAtEnd, SFTTrainer
 
@@ -123,6 +123,7 @@ def train(cfg: RunConfig, data_dir: str | Path, run_dir: str | Path, resume: boo
         data_collator=LeftPadCollator(tokenizer.pad_token_id),
         processing_class=tokenizer,
         validate=validate,
+        softmax=LevelSoftmax(level_ids, len(tokenizer)) if cfg.train.loss == "level" else None,
         callbacks=[EvaluateAtEnd()],
     )
     checkpoint = get_last_checkpoint(str(run_dir / "checkpoints")) if resume else None

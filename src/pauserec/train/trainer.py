@@ -11,25 +11,33 @@ from collections.abc import Callable
 import torch
 from transformers import Trainer, TrainerCallback
 
-from .batches import label_window_loss
+from .batches import LevelSoftmax, label_window_loss
 
 VALIDATION_METRIC = "recall@10"
 
 
 class SFTTrainer(Trainer):
-    """``validate(model) -> {"recall@10": ...}`` replaces Trainer's loss-based evaluation.
+    """``validate(model) -> {"recall@10": ...}`` replaces Trainer's loss-based evaluation; ``softmax`` (optional)
+    normalises SID labels over their level's tokens.
 
     It counts the tokens it trains on: ``real_tokens`` (non-padding) and ``padded_tokens`` (all positions).
     """
 
-    def __init__(self, *args, validate: Callable[[torch.nn.Module], dict[str, float]], **kwargs):
+    def __init__(
+        self,
+        *args,
+        validate: Callable[[torch.nn.Module], dict[str, float]],
+        softmax: LevelSoftmax | None = None,
+        **kwargs,
+    ):
         super().__init__(*args, **kwargs)
         self.validate = validate
+        self.softmax = softmax
         self.real_tokens = 0
         self.padded_tokens = 0
 
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
-        loss, _ = label_window_loss(model, inputs)
+        loss, _ = label_window_loss(model, inputs, self.softmax)
         self.real_tokens += int(inputs["attention_mask"].sum())
         self.padded_tokens += inputs["attention_mask"].numel()
         return (loss, None) if return_outputs else loss
