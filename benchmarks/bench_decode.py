@@ -88,6 +88,23 @@ def hf_model(path: str, catalog_levels: list[int], dtype: str) -> tuple[Any, lis
     return model, level_ids, text_ids, int(pad)
 
 
+def real_prompts(model_path: str, data_dir: str, n_users: int, seed: int) -> list[list[int]]:
+    """The chat-template prompts pauserec decodes for a fixed random subset of validation users."""
+    from transformers import AutoTokenizer
+
+    from pauserec import pipeline
+    from pauserec.config import RunConfig
+    from pauserec.eval.evaluate import select_users
+    from pauserec.prompt import PromptBuilder
+
+    cfg = RunConfig()
+    dataset = pipeline.load_dataset(data_dir)
+    catalog = pipeline.load_catalog(data_dir, dataset)
+    builder = PromptBuilder(AutoTokenizer.from_pretrained(model_path), catalog, dataset, cfg.model.system_prompt, False)
+    examples = select_users(pipeline.load_split(dataset, cfg).valid, n_users, seed)
+    return [builder.ids(e.history) for e in examples]
+
+
 def make_prompts(n_users: int, codes: np.ndarray, level_ids: list[list[int]], text_ids: list[int], prompt_len: int,
                  seed: int) -> list[list[int]]:
     """Random SID histories of about ``prompt_len`` tokens (history length varies by +-2 items)."""
@@ -194,6 +211,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     ap.add_argument("--items", type=int, default=2000, help="synthetic catalogue: number of items")
     ap.add_argument("--level-sizes", type=int, nargs="+", default=[32, 32, 32],
                     help="synthetic catalogue: codes per level")
+    ap.add_argument("--data", help="a data directory: decode its real validation prompts (needs --model and the "
+                    "directory's own catalogue) instead of synthetic ones")
     ap.add_argument("--users", type=int, default=32)
     ap.add_argument("--beams", type=int, default=10)
     ap.add_argument("--batch-sizes", type=int, nargs="+", default=[1, 16])
@@ -226,7 +245,10 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         model_desc = args.model
     model.eval()
     n_params = sum(p.numel() for p in model.parameters())
-    prompts = make_prompts(args.users, codes, level_ids, text_ids, args.prompt_len, args.seed + 1)
+    if args.data:
+        prompts = real_prompts(args.model, args.data, args.users, args.seed)
+    else:
+        prompts = make_prompts(args.users, codes, level_ids, text_ids, args.prompt_len, args.seed + 1)
     n_users = len(prompts)
     lens = [len(p) for p in prompts]
     print(f"model {model_desc} ({n_params / 1e6:.1f}M params), {len(codes)} items, levels {level_sizes}, "

@@ -1,6 +1,6 @@
 """Training-loop benchmark, side by side in one run on the same model and examples:
 
-* ``naive``   random batches, right-sized padding, LM head over every position (``model(labels=...)``);
+* ``naive``   random batches, padded to the longest, LM head over every position (``model(labels=...)``);
 * ``bare``    a hand-written loop over the *same* length-grouped batches and loss as ours (forward, backward, AdamW);
 * ``ours``    the Hugging Face Trainer path pauserec trains with (``SFTTrainer``), on those batches.
 
@@ -27,10 +27,10 @@ from pauserec.arms import make_arm
 from pauserec.config import build_config
 from pauserec.eval.cost import peak_memory_bytes
 from pauserec.model.backbone import load_backbone
-from pauserec.model.vocab import extend_vocabulary
+from pauserec.model.vocab import extend_vocabulary, token_ids_by_level
 from pauserec.prompt import PromptBuilder
 from pauserec.report import markdown_table
-from pauserec.train.batches import LeftPadCollator, SFTDataset, label_window_loss
+from pauserec.train.batches import LeftPadCollator, LevelSoftmax, SFTDataset, label_window_loss
 from pauserec.train.run import bf16_enabled, training_arguments
 from pauserec.train.trainer import SFTTrainer
 
@@ -114,12 +114,14 @@ def main() -> None:
     model.train()
     results["naive"] = timed_loop(model, naive, full_head_loss, bf16)
     model.load_state_dict(init)
-    results["bare"] = timed_loop(model, grouped, lambda m, b: label_window_loss(m, b)[0], bf16)
+    softmax = LevelSoftmax(token_ids_by_level(tok, catalog), len(tok)) if cfg.train.loss == "level" else None
+    results["bare"] = timed_loop(model, grouped, lambda m, b: label_window_loss(m, b, softmax)[0], bf16)
     model.load_state_dict(init)
 
     with tempfile.TemporaryDirectory() as tmp:
         trainer = SFTTrainer(model=model, args=training_arguments(cfg, Path(tmp)), train_dataset=data,
-                             eval_dataset=[0], data_collator=collate, validate=lambda m: {"recall@10": 0.0})
+                             eval_dataset=[0], data_collator=collate, validate=lambda m: {"recall@10": 0.0},
+                             softmax=softmax)
         trainer.args.save_strategy = "no"
         trainer.args.load_best_model_at_end = False
         trainer.args.disable_tqdm = True
