@@ -4,13 +4,23 @@ from __future__ import annotations
 
 import resource
 import sys
+from pathlib import Path
 
 import torch
 
 
 def peak_memory_bytes() -> int:
-    """Peak memory of this process: GPU allocator peak on CUDA, else the resident-set high-water mark."""
+    """Peak memory of this process: GPU allocator peak on CUDA, else the resident-set high-water mark.
+
+    On Linux this reads ``VmHWM`` (per address space): ``ru_maxrss`` survives ``fork``/``exec`` and would report
+    a parent's peak for a fresh child process.
+    """
     if torch.cuda.is_available():
         return int(torch.cuda.max_memory_allocated())
+    status = Path("/proc/self/status")
+    if status.exists():
+        for line in status.read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) * 1024
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     return int(rss if sys.platform == "darwin" else rss * 1024)  # Linux reports KiB
