@@ -20,9 +20,8 @@ from typing import Any
 from .config import RunConfig, config_to_yaml
 from .data.dataset import Dataset
 from .data.split import Split, leave_one_out
-from .errors import DataError
 from .eval.evaluate import evaluate_rankings, select_users
-from .io import read_json, write_json, write_jsonl, write_text
+from .io import write_json, write_jsonl, write_text
 from .runs import RunDir
 from .sid.catalog import SIDCatalog
 
@@ -88,17 +87,10 @@ def evaluate_popularity(cfg: RunConfig, data_dir: str | Path, run_dir: str | Pat
     )
     t0 = time.perf_counter()
     examples = select_users(split.part(cfg.eval.split), cfg.eval.max_users, cfg.seed)
-    ranked = Popularity(dataset.n_items).fit(split).recommend(examples, max(cfg.eval.ks))
+    ranked = Popularity(dataset.n_items).fit(dataset).recommend(examples, max(cfg.eval.ks))
     metrics, rows = evaluate_rankings(examples, ranked, dataset, cfg.eval, seed=cfg.seed)
     metrics = {"model": "popularity", "split": cfg.eval.split, "metrics": metrics}
     write_jsonl(run.file("predictions.jsonl"), rows)
     write_json(run.file("metrics.json"), metrics)
     write_json(run.file("cost.json"), {"eval_seconds": time.perf_counter() - t0, "users": len(examples)})
     return metrics
-
-
-def read_metrics(run_dir: str | Path) -> dict[str, Any]:
-    path = Path(run_dir) / "metrics.json"
-    if not path.exists():
-        raise DataError("no metrics yet (run `pauserec eval` first)", path=path)
-    return read_json(path)

@@ -29,15 +29,6 @@ def metric_rows(named: Sequence[tuple[str, dict[str, Any]]], metrics: Sequence[s
     return header, rows
 
 
-def print_table(title: str, header: list[str], rows: list[list[str]], console: Console | None = None) -> None:
-    table = Table(title=title)
-    for h in header:
-        table.add_column(h, justify="left" if h == header[0] else "right")
-    for r in rows:
-        table.add_row(*r)
-    (console or Console()).print(table)
-
-
 def markdown_table(header: list[str], rows: list[list[str]]) -> str:
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     lines += ["| " + " | ".join(r) + " |" for r in rows]

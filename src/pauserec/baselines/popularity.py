@@ -6,7 +6,8 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from ..data.split import Example, Split
+from ..data.dataset import Dataset
+from ..data.split import Example
 
 
 class Popularity:
@@ -14,9 +15,11 @@ class Popularity:
         self.n_items = n_items
         self.order: np.ndarray | None = None
 
-    def fit(self, split: Split) -> Popularity:
-        """Count item occurrences in each user's training part (never validation or test targets)."""
-        counts = np.bincount(np.asarray(split.train_items(), dtype=np.int64), minlength=self.n_items)
+    def fit(self, dataset: Dataset) -> Popularity:
+        """Count item occurrences in each user's whole training part (everything but the last two items),
+        never validation or test targets, and not only the truncated histories the LLM reads."""
+        train_part = [item for seq in dataset.sequences for item in seq[:-2]]
+        counts = np.bincount(np.asarray(train_part, dtype=np.int64), minlength=self.n_items)
         self.order = np.lexsort((np.arange(self.n_items), -counts))  # by count desc, then index asc
         return self
 

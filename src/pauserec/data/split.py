@@ -35,13 +35,6 @@ class Split:
             {k: [(e.user, e.history, e.target) for e in self.part(k)] for k in ("train", "valid", "test")}
         )
 
-    def train_items(self) -> list[int]:
-        """Every item occurrence in the training part of each sequence (for popularity counts)."""
-        seen: list[int] = []
-        for e in self.valid:  # a validation history is exactly the user's training part
-            seen.extend(e.history)
-        return seen
-
 
 def leave_one_out(dataset: Dataset, cfg: SplitConfig) -> Split:
     """Split every user's sequence; deterministic (users in dataset order).
