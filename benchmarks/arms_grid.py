@@ -2,6 +2,8 @@
 
 Each arm is a run directory under ``--work``; finished arms are skipped, so an interrupted grid resumes.
 The default K is picked on validation Recall@10 (never test); test is decoded once per arm.
+``--parallel`` trains the arms at once, one process each (a GPU has room for several small models), then
+evaluates them one after another so that inference latencies are measured alone.
 
     .venv/bin/python benchmarks/arms_grid.py runs/foundation/scientific --work runs/grid-scientific \
         --arms direct pause:1 pause:2 pause:4 pause:8 --set train.max_steps=120 --set eval.max_users=500
@@ -10,6 +12,9 @@ The default K is picked on validation Recall@10 (never test); test is decoded on
 from __future__ import annotations
 
 import argparse
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 from common import write_result
@@ -28,6 +33,29 @@ def arm_overrides(spec: str) -> list[str]:
     return [f"arm.name={name}"] + ([f"arm.pause_tokens={k}"] if k else [])
 
 
+def train_in_parallel(data: str, work: Path, specs: list[str], overrides: list[str]) -> None:
+    """``pauserec train`` for every unfinished arm at once; each logs to ``WORK/SPEC.log``. Raises if one fails."""
+    pending = [s for s in specs if not (work / s.replace(":", "-k") / "model").exists()]
+    threads = str(max(1, (os.cpu_count() or 1) // max(len(pending), 1)))  # share the CPU cores, don't oversubscribe
+    procs = {}
+    for spec in pending:
+        run_dir = work / spec.replace(":", "-k")
+        sets = [a for o in [*overrides, *arm_overrides(spec)] for a in ("--set", o)]
+        resume = ["--resume"] if (run_dir / "checkpoints").exists() else []
+        work.mkdir(parents=True, exist_ok=True)
+        log = open(work / f"{run_dir.name}.log", "w")
+        procs[spec] = (subprocess.Popen([sys.executable, "-m", "pauserec", "train", data, "--out", str(run_dir),
+                                         *resume, *sets], stdout=log, stderr=subprocess.STDOUT,
+                                        env={**os.environ, "OMP_NUM_THREADS": threads}), log)
+    failed = []
+    for spec, (proc, log) in procs.items():
+        if proc.wait() != 0:
+            failed.append(spec)
+        log.close()
+    if failed:
+        raise SystemExit(f"training failed for {failed}; see {work}/*.log")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("data")
@@ -35,8 +63,11 @@ def main() -> None:
     ap.add_argument("--arms", nargs="+", default=["direct", "pause:1", "pause:2", "pause:4", "pause:8"])
     ap.add_argument("--set", action="append", default=[])
     ap.add_argument("--name", default="arms-grid")
+    ap.add_argument("--parallel", action="store_true", help="train all arms at once, then evaluate one by one")
     args = ap.parse_args()
     machine = environment()  # the code revision that runs the grid
+    if args.parallel:
+        train_in_parallel(args.data, Path(args.work), args.arms, args.set)
 
     rows = {}
     for spec in args.arms:
@@ -50,11 +81,13 @@ def main() -> None:
 
     best = max(rows, key=lambda s: rows[s]["cost"]["train"]["best_val_recall@10"] if s.startswith("pause") else -1)
     metrics = ["recall@5", "recall@10", "ndcg@5", "ndcg@10"]
-    header = ["arm", "val R@10", *[f"test {m}" for m in metrics], "train s", "real tok/s", "latency/user ms", "prefill tok/user"]
+    header = ["arm", "steps", "val R@10", *[f"test {m}" for m in metrics], "train s", "real tok/s", "latency/user ms", "prefill tok/user"]
     table = []
     for spec, r in rows.items():
         tr, inf = r["cost"]["train"], r["cost"]["inference"]
-        table.append([spec + (" (selected on val)" if spec == best else ""), f"{tr['best_val_recall@10']:.4f}",
+        capped = " (time cap)" if tr.get("stopped_by_time_cap") else ""
+        table.append([spec + (" (selected on val)" if spec == best else ""), f"{tr['steps']}{capped}",
+                      f"{tr['best_val_recall@10']:.4f}",
                       *[fmt_metric(r["metrics"][m]) for m in metrics], f"{tr['train_seconds']:.0f}",
                       f"{tr['real_tokens_per_second']:.0f}", f"{1000 * inf['latency_per_user_s']:.0f}",
                       f"{inf['prefill_tokens_per_user']:.1f}"])

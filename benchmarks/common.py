@@ -16,7 +16,8 @@ RESULTS = Path(__file__).resolve().parent / "results"
 
 def command_line() -> str:
     """The exact command that produced a result, as a user would type it from the repository root."""
-    return " ".join(shlex.quote(a) for a in [".venv/bin/python", *sys.argv])
+    in_venv = Path(sys.prefix).resolve() == (RESULTS.parents[1] / ".venv").resolve()
+    return " ".join(shlex.quote(a) for a in [".venv/bin/python" if in_venv else "python", *sys.argv])
 
 
 def write_result(name: str, payload: dict[str, Any], markdown: str, machine: dict[str, Any] | None = None) -> Path:
@@ -33,8 +34,9 @@ def write_result(name: str, payload: dict[str, Any], markdown: str, machine: dic
         **payload,
     }
     write_json(RESULTS / f"{name}.json", record)
+    gpu = f", GPU {record['machine']['cuda']}" if record["machine"].get("cuda") else ", no GPU"
     header = f"# {name}\n\nCommand: `{record['command']}`  \nMachine: {record['machine']['platform']}, " \
-             f"{record['machine']['cpu_count']} CPUs, torch {record['machine']['torch']}, " \
+             f"{record['machine']['cpu_count']} CPUs{gpu}, torch {record['machine']['torch']}, " \
              f"git {record['machine']['git_revision']}  \nDate: {record['date']}\n\n"
     write_text(RESULTS / f"{name}.md", header + markdown)
     return RESULTS / f"{name}.json"

@@ -84,6 +84,16 @@ def test_interrupted_training_resumes_from_last_checkpoint(setup, tmp_path, monk
     assert (tmp_path / "r" / "model" / "config.json").exists()
 
 
+def test_time_cap_stops_validates_and_saves(setup, tmp_path):
+    root, data_dir, backbone = setup
+    cfg = config(backbone, root, "train.max_steps=50", "train.eval_every=50", "train.max_minutes=0.000001")
+    cost = train(cfg, data_dir, tmp_path / "r")
+    assert cost["stopped_by_time_cap"] and cost["steps"] == 1
+    log = json.loads((tmp_path / "r" / "train_log.json").read_text())
+    assert [e["step"] for e in log if "eval_recall@10" in e] == [1]  # the stopped weights were validated
+    assert cost["best_checkpoint"].endswith("checkpoint-1")
+
+
 def test_level_softmax_by_hand():
     import torch
 

@@ -133,6 +133,12 @@ class TrainConfig(_Section):
     val_users: int = Field(300, ge=1, description="Size of the fixed validation subset used for model selection.")
     logging_steps: int = 10
     save_total_limit: int = 2
+    max_minutes: float | None = Field(
+        None,
+        gt=0,
+        description="Safety net on wall time: stop (validate, save) after this many minutes of training even "
+        "before max_steps. The budget that makes arms comparable is max_steps; train_cost.json says if this hit.",
+    )
 
 
 class DecodeConfig(_Section):

@@ -12,7 +12,7 @@ from .. import pipeline
 from ..arms import make_arm
 from ..config import RunConfig
 from ..io import read_json, write_json, write_jsonl
-from ..model.backbone import load_backbone
+from ..model.backbone import inference_device, load_backbone
 from ..model.vocab import check_vocabulary, token_ids_by_level
 from ..prompt import PromptBuilder
 from ..runs import RunDir
@@ -39,7 +39,7 @@ def evaluate_run(run_dir: str | Path, cfg: RunConfig | None = None, progress: bo
     arm = make_arm(cfg.arm)
     check_vocabulary(tokenizer, catalog, arm.new_tokens())
     arm.bind(tokenizer)
-    model.eval()
+    model.to(inference_device()).eval()
     prompts = PromptBuilder(tokenizer, catalog, dataset, cfg.model.system_prompt, cfg.arm.show_titles)
     examples = select_users(split.part(cfg.eval.split), cfg.eval.max_users, cfg.seed)
 

@@ -144,6 +144,11 @@ def resolve_backbone(spec: str, cache_dir: str | Path) -> Path:
     return path
 
 
+def inference_device() -> torch.device:
+    """Where decoding runs: the current CUDA device when there is one, else the CPU."""
+    return torch.device("cuda", torch.cuda.current_device()) if torch.cuda.is_available() else torch.device("cpu")
+
+
 def load_backbone(spec: str, cache_dir: str | Path, dtype: torch.dtype = torch.float32):
     """Load ``(model, tokenizer)`` for a backbone spec (see :func:`resolve_backbone`).
 

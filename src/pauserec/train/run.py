@@ -30,7 +30,7 @@ from ..prompt import PromptBuilder
 from ..runs import RunDir
 from .batches import LeftPadCollator, LevelSoftmax, SFTDataset
 from ..eval.cost import peak_memory_bytes
-from .trainer import VALIDATION_METRIC, EvaluateAtEnd, SFTTrainer
+from .trainer import VALIDATION_METRIC, EvaluateAtEnd, SFTTrainer, StopAfter
 
 
 def bf16_enabled(setting: str | bool) -> bool:
@@ -126,6 +126,9 @@ def train(cfg: RunConfig, data_dir: str | Path, run_dir: str | Path, resume: boo
         softmax=LevelSoftmax(level_ids, len(tokenizer)) if cfg.train.loss == "level" else None,
         callbacks=[EvaluateAtEnd()],
     )
+    time_cap = StopAfter(60 * cfg.train.max_minutes) if cfg.train.max_minutes else None
+    if time_cap:
+        trainer.add_callback(time_cap)
     checkpoint = get_last_checkpoint(str(run_dir / "checkpoints")) if resume else None
     t_train = time.perf_counter()
     trainer.train(resume_from_checkpoint=checkpoint)
@@ -149,6 +152,7 @@ def train(cfg: RunConfig, data_dir: str | Path, run_dir: str | Path, resume: boo
         "parameters": params,
         "bf16": trainer.args.bf16,
         "resumed_from": checkpoint,
+        "stopped_by_time_cap": bool(time_cap and time_cap.fired),
     }
     write_json(run.file("train_cost.json"), cost)
     return cost

@@ -6,6 +6,7 @@ multi-GPU / FSDP / DeepSpeed through accelerate — is the Trainer's own.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 
 import torch
@@ -59,6 +60,26 @@ class EvaluateAtEnd(TrainerCallback):
 
     def on_step_end(self, args, state, control, **kwargs):
         if state.global_step >= state.max_steps:
+            control.should_evaluate = True
+            control.should_save = True
+        return control
+
+
+class StopAfter(TrainerCallback):
+    """Stop training after ``seconds`` of wall time (validate and save first, like the last step)."""
+
+    def __init__(self, seconds: float):
+        self.seconds = seconds
+        self.started: float | None = None
+        self.fired = False
+
+    def on_train_begin(self, args, state, control, **kwargs):
+        self.started = time.perf_counter()
+
+    def on_step_end(self, args, state, control, **kwargs):
+        if self.started is not None and time.perf_counter() - self.started >= self.seconds:
+            self.fired = True
+            control.should_training_stop = True
             control.should_evaluate = True
             control.should_save = True
         return control
