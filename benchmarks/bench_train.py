@@ -30,7 +30,7 @@ from pauserec.model.backbone import load_backbone
 from pauserec.model.vocab import extend_vocabulary, token_ids_by_level
 from pauserec.prompt import PromptBuilder
 from pauserec.report import markdown_table
-from pauserec.train.batches import LeftPadCollator, LevelSoftmax, SFTDataset, label_window_loss
+from pauserec.train.batches import RightPadCollator, LevelSoftmax, SFTDataset, label_window_loss
 from pauserec.train.run import bf16_enabled, training_arguments
 from pauserec.train.trainer import SFTTrainer
 
@@ -58,16 +58,14 @@ def timed_loop(model, batches, loss_fn, bf16: bool) -> dict[str, float]:
 
 
 def full_head_loss(model, batch):
-    return model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"],
-                 position_ids=batch["position_ids"], labels=batch["labels"]).loss
+    return model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"], labels=batch["labels"]).loss
 
 
 def memory_probe(cfg, batch_size: int, length: int, bf16: bool) -> None:
     """One full fine-tuning step (forward, backward, AdamW) on a ``batch_size x length`` batch; prints peak bytes."""
     model, tok = load_backbone(cfg.model.backbone, cfg.cache_dir)
     ids = torch.randint(0, model.config.vocab_size, (batch_size, length), generator=torch.Generator().manual_seed(0))
-    batch = {"input_ids": ids, "attention_mask": torch.ones_like(ids), "labels": ids.clone(),
-             "position_ids": torch.arange(length).expand(batch_size, length)}
+    batch = {"input_ids": ids, "attention_mask": torch.ones_like(ids), "labels": ids.clone()}
     timed_loop(model, [batch, batch], full_head_loss, bf16)
     print(peak_memory_bytes())
 
@@ -101,7 +99,7 @@ def main() -> None:
     g = torch.Generator().manual_seed(0)
     pool = [split.train[i] for i in torch.randperm(len(split.train), generator=g)[: 50 * n].tolist()]
     data = SFTDataset(pool, prompts, arm)
-    collate = LeftPadCollator(tok.pad_token_id)
+    collate = RightPadCollator(tok.pad_token_id)
     bf16 = bf16_enabled(cfg.train.bf16)
 
     # the same length-grouped order the Trainer uses

@@ -6,7 +6,7 @@ import pytest
 from helpers import make_data_dir, planted_data
 
 from pauserec.config import build_config
-from pauserec.errors import ArtifactMismatchError, PauseRecError
+from pauserec.errors import ArtifactMismatchError, DivergedError, PauseRecError
 from pauserec.eval.run_eval import evaluate_run
 from pauserec.model.tiny import make_tiny_backbone
 from pauserec.train.run import train
@@ -92,6 +92,34 @@ def test_time_cap_stops_validates_and_saves(setup, tmp_path):
     log = json.loads((tmp_path / "r" / "train_log.json").read_text())
     assert [e["step"] for e in log if "eval_recall@10" in e] == [1]  # the stopped weights were validated
     assert cost["best_checkpoint"].endswith("checkpoint-1")
+
+
+def test_diverged_training_stops_with_a_clear_error(setup, tmp_path, monkeypatch):
+    root, data_dir, backbone = setup
+    from pauserec.train import trainer as trainer_module
+
+    real_loss = trainer_module.label_window_loss
+    monkeypatch.setattr(trainer_module, "label_window_loss", lambda *a: (real_loss(*a)[0] * float("nan"), 1))
+    cfg = config(backbone, root, "train.max_steps=20", "train.eval_every=20", "train.logging_steps=2")
+    with pytest.raises(DivergedError, match="diverged: grad_norm = nan at step 2"):
+        train(cfg, data_dir, tmp_path / "r")
+
+
+def test_nan_weights_are_refused_at_decoding(setup, tmp_path):
+    import torch
+
+    root, data_dir, backbone = setup
+    cfg = config(backbone, root, "train.max_steps=2", "train.eval_every=2")
+    train(cfg, data_dir, tmp_path / "r")
+    model_dir = tmp_path / "r" / "model"
+    from transformers import AutoModelForCausalLM
+
+    model = AutoModelForCausalLM.from_pretrained(model_dir)
+    with torch.no_grad():
+        model.get_input_embeddings().weight.fill_(float("nan"))
+    model.save_pretrained(model_dir)
+    with pytest.raises(DivergedError, match="NaN"):
+        evaluate_run(tmp_path / "r", progress=False)
 
 
 def test_level_softmax_by_hand():

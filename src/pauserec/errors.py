@@ -35,3 +35,7 @@ class ConfigError(PauseRecError):
 
 class ArtifactMismatchError(PauseRecError):
     """An artifact (SID catalogue, checkpoint, run directory) does not belong to the data or model it is used with."""
+
+
+class DivergedError(PauseRecError):
+    """A model produced non-finite numbers (NaN/inf gradients in training, NaN scores in decoding)."""

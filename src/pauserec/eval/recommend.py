@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -11,6 +12,7 @@ import torch
 from ..arms.base import Arm
 from ..config import DecodeConfig
 from ..data.split import Example
+from ..errors import DivergedError
 from ..decode import batched_beam_search
 from ..prompt import PromptBuilder
 from ..sid.catalog import SIDCatalog
@@ -53,6 +55,8 @@ def recommend(
         score_normalization=cfg.score_normalization,
         progress=progress,
     )
+    if any(math.isnan(v) for row in result.scores for v in row):
+        raise DivergedError("the model's SID scores are NaN: its weights are broken (a diverged training run?)")
     return Recommendations(
         items=result.items,
         scores=result.scores,

@@ -1,8 +1,12 @@
-"""Training examples as token ids, and the collator that left-pads them.
+"""Training examples as token ids, the collator that right-pads them, and the loss over the label window.
 
-Left padding puts every sequence's SID at the same final columns of a batch, so the loss (and the LM head)
-is computed only from the first column that carries a label: the LM head runs over a few positions
-instead of the whole sequence.
+Training pads on the right (decoding pads on the left): with left padding the pad positions are query rows
+that may attend to nothing, and CUDA's memory-efficient attention returns NaN gradients for such fully masked
+rows (pytorch/pytorch#109517, #119320): on an H200 three of five arms were NaN from the first steps.
+With right padding every row starts with a real token, so every query sees at least one key.
+
+Length-grouped batches keep the SID labels of all rows within a few columns of each other, so the LM head
+runs only over that window (first to last labelled column), not over the whole sequence.
 """
 
 from __future__ import annotations
@@ -36,27 +40,22 @@ class SFTDataset(torch.utils.data.Dataset):
         return sum(len(r["input_ids"]) for r in self.rows)
 
 
-def position_ids_from_mask(attention_mask: torch.Tensor) -> torch.Tensor:
-    """Positions counting only real tokens (left padding gets position 0). (B, T) -> (B, T)."""
-    return (attention_mask.long().cumsum(-1) - 1).clamp(min=0)
-
-
 @dataclass
-class LeftPadCollator:
+class RightPadCollator:
     pad_token_id: int
 
     def __call__(self, rows: list[dict[str, list[int]]]) -> dict[str, torch.Tensor]:
-        """-> input_ids, labels, attention_mask, position_ids: each (B, T_max) long."""
+        """-> input_ids, labels (IGNORE on padding), attention_mask: each (B, T_max) long, real tokens first."""
         width = max(len(r["input_ids"]) for r in rows)
         ids = torch.full((len(rows), width), self.pad_token_id, dtype=torch.long)
         labels = torch.full((len(rows), width), IGNORE, dtype=torch.long)
         mask = torch.zeros((len(rows), width), dtype=torch.long)
         for b, r in enumerate(rows):
             n = len(r["input_ids"])
-            ids[b, width - n :] = torch.tensor(r["input_ids"])
-            labels[b, width - n :] = torch.tensor(r["labels"])
-            mask[b, width - n :] = 1
-        return {"input_ids": ids, "labels": labels, "attention_mask": mask, "position_ids": position_ids_from_mask(mask)}
+            ids[b, :n] = torch.tensor(r["input_ids"])
+            labels[b, :n] = torch.tensor(r["labels"])
+            mask[b, :n] = 1
+        return {"input_ids": ids, "labels": labels, "attention_mask": mask}
 
 
 class LevelSoftmax:
@@ -97,25 +96,26 @@ class LevelSoftmax:
 
 
 def label_window_loss(model, batch: dict[str, torch.Tensor], softmax: LevelSoftmax | None = None) -> tuple[torch.Tensor, int]:
-    """Next-token cross-entropy on labelled positions, with the LM head run only from the first label column.
+    """Next-token cross-entropy on labelled positions, with the LM head run only over the label window.
 
-    With ``softmax`` the SID labels are normalised over their level's tokens (:class:`LevelSoftmax`).
+    The window spans the batch's first to last labelled column; logits at columns ``first-1 .. last-1``
+    predict them. With ``softmax`` the SID labels are normalised over their level's tokens (:class:`LevelSoftmax`).
     Returns the mean loss over labelled tokens and the number of those tokens.
     """
     labels = batch["labels"]
-    has_label = (labels != IGNORE).any(dim=0)
-    first = max(1, int(has_label.nonzero()[0])) if has_label.any() else labels.shape[1] - 1
-    keep = labels.shape[1] - first + 1  # logits at positions first-1 .. T-1 predict first .. T
+    columns = (labels != IGNORE).any(dim=0).nonzero().squeeze(1)
+    if columns.numel() == 0:
+        raise ValueError("a training batch without any label")
+    first, last = max(1, int(columns[0])), int(columns[-1])
     out = model(
         input_ids=batch["input_ids"],
         attention_mask=batch["attention_mask"],
-        position_ids=batch["position_ids"],
-        logits_to_keep=keep,
+        logits_to_keep=torch.arange(first - 1, last, device=labels.device),
         use_cache=False,
     )
-    target = labels[:, first:].reshape(-1)
+    target = labels[:, first : last + 1].reshape(-1)
     labelled = target != IGNORE
-    logits = out.logits[:, :-1].reshape(-1, out.logits.shape[-1])[labelled].float()
+    logits = out.logits.reshape(-1, out.logits.shape[-1])[labelled].float()
     target = target[labelled]
     nll = softmax.nll(logits, target) if softmax is not None else torch.nn.functional.cross_entropy(logits, target, reduction="none")
     return nll.mean(), int(target.numel())

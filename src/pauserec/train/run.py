@@ -28,9 +28,9 @@ from ..model.params import apply_trainable_policy, count_parameters, save_plain_
 from ..model.vocab import extend_vocabulary, token_ids_by_level
 from ..prompt import PromptBuilder
 from ..runs import RunDir
-from .batches import LeftPadCollator, LevelSoftmax, SFTDataset
+from .batches import RightPadCollator, LevelSoftmax, SFTDataset
 from ..eval.cost import peak_memory_bytes
-from .trainer import VALIDATION_METRIC, EvaluateAtEnd, SFTTrainer, StopAfter
+from .trainer import VALIDATION_METRIC, EvaluateAtEnd, FailOnNonFinite, SFTTrainer, StopAfter
 
 
 def bf16_enabled(setting: str | bool) -> bool:
@@ -66,6 +66,7 @@ def training_arguments(cfg: RunConfig, output_dir: Path) -> TrainingArguments:
         metric_for_best_model=VALIDATION_METRIC,
         greater_is_better=True,
         logging_steps=t.logging_steps,
+        logging_nan_inf_filter=False,  # a NaN loss must show (and stop the run: FailOnNonFinite)
         report_to="none",
         train_sampling_strategy="group_by_length",
         remove_unused_columns=False,
@@ -120,11 +121,11 @@ def train(cfg: RunConfig, data_dir: str | Path, run_dir: str | Path, resume: boo
         args=training_arguments(cfg, run_dir / "checkpoints"),
         train_dataset=train_set,
         eval_dataset=val_examples,
-        data_collator=LeftPadCollator(tokenizer.pad_token_id),
+        data_collator=RightPadCollator(tokenizer.pad_token_id),
         processing_class=tokenizer,
         validate=validate,
         softmax=LevelSoftmax(level_ids, len(tokenizer)) if cfg.train.loss == "level" else None,
-        callbacks=[EvaluateAtEnd()],
+        callbacks=[EvaluateAtEnd(), FailOnNonFinite()],
     )
     time_cap = StopAfter(60 * cfg.train.max_minutes) if cfg.train.max_minutes else None
     if time_cap:

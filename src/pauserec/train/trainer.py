@@ -6,12 +6,14 @@ multi-GPU / FSDP / DeepSpeed through accelerate — is the Trainer's own.
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Callable
 
 import torch
 from transformers import Trainer, TrainerCallback
 
+from ..errors import DivergedError
 from .batches import LevelSoftmax, label_window_loss
 
 VALIDATION_METRIC = "recall@10"
@@ -83,3 +85,20 @@ class StopAfter(TrainerCallback):
             control.should_evaluate = True
             control.should_save = True
         return control
+
+
+class FailOnNonFinite(TrainerCallback):
+    """Stop with :class:`DivergedError` as soon as a logged gradient norm or loss is NaN/inf.
+
+    Without it a diverged run trains on for its whole budget: the weights are NaN, the loss log shows 0.0
+    (Trainer filters non-finite losses), and only the metrics at the end reveal it.
+    """
+
+    def on_log(self, args, state, control, logs=None, **kwargs):
+        for key in ("grad_norm", "loss"):
+            value = (logs or {}).get(key)
+            if value is not None and not math.isfinite(float(value)):
+                raise DivergedError(
+                    f"training diverged: {key} = {value} at step {state.global_step} "
+                    f"(lower train.lr, or check the inputs; the last checkpoint is in {args.output_dir})"
+                )
