@@ -28,9 +28,10 @@ SOURCE_ROOT = Path(__file__).resolve().parents[2]
 def git_revision() -> str | None:
     """The pauserec source tree's git revision (with ``+dirty`` when it has uncommitted changes), if any.
 
-    A copy of the tree without ``.git`` (e.g. shipped to a GPU machine) reports ``$PAUSEREC_GIT_REVISION``.
+    ``$PAUSEREC_GIT_REVISION``, when set, wins: a copy of the tree shipped to another machine may carry no
+    ``.git`` or a stale one.
     """
-    if not (SOURCE_ROOT / ".git").exists() and os.environ.get("PAUSEREC_GIT_REVISION"):
+    if os.environ.get("PAUSEREC_GIT_REVISION"):
         return os.environ["PAUSEREC_GIT_REVISION"]
     try:
         rev = subprocess.run(

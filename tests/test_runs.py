@@ -1,0 +1,15 @@
+"""Run directories record where the numbers came from."""
+
+import re
+
+from pauserec.runs import environment, git_revision
+
+
+def test_git_revision_of_this_checkout_or_the_declared_one(monkeypatch):
+    monkeypatch.delenv("PAUSEREC_GIT_REVISION", raising=False)
+    rev = git_revision()
+    assert rev is None or re.fullmatch(r"[0-9a-f]{40}(\+dirty)?", rev)  # None outside a git checkout
+    monkeypatch.setenv("PAUSEREC_GIT_REVISION", "abc123")  # a copy shipped elsewhere declares its revision
+    assert git_revision() == "abc123"
+    env = environment()
+    assert env["git_revision"] == "abc123" and env["torch"] and env["cpu_count"] >= 1
