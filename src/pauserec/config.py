@@ -105,7 +105,12 @@ class ArmConfig(_Section):
     """What sits between the prompt and the SID: the one thing that varies between arms."""
 
     name: Literal["direct", "pause"] = "pause"
-    pause_tokens: int = Field(4, ge=0, description="K: pause tokens in training.")
+    pause_tokens: int = Field(
+        1,
+        ge=0,
+        description="K: pause tokens in training. Default picked on Scientific validation Recall@10 "
+        "(benchmarks/results/arms-grid-scientific-h200: K=1 0.114 > K=2 0.108; K=4, 8 not yet validly measured).",
+    )
     inference_pause_tokens: int | None = Field(None, ge=0, description="K at inference (None = same as training).")
     distinct_pauses: bool = Field(False, description="K distinct tokens <pause_0>..<pause_K-1> instead of one repeated.")
     pause_placement: Literal["before_sid", "per_level"] = Field(
