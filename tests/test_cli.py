@@ -95,3 +95,19 @@ def test_comparison_table_shows_accuracy_and_cost(capsys):
     print_comparison("t", results, console)
     text = console.export_text()
     assert "0.1000 [0.0500, 0.1500]" in text and "250.0" in text and "train time" in text
+
+
+def test_demo_runs_every_stage_and_prints_the_comparison(tmp_path):
+    """The README's first command, on a toy dataset and a tiny random backbone instead of ML-100K and SmolLM2."""
+    from pauserec.model.tiny import make_tiny_backbone
+
+    src = write_lcrec(tmp_path / "src")
+    backbone = make_tiny_backbone(tmp_path / "bb", hidden=32, layers=1)
+    sets = [f"data.path={src}", f"model.backbone={backbone}", f"cache_dir={tmp_path / 'cache'}", "sid.codebook_size=8",
+            "sid.collision=extra_level", "train.max_steps=4", "train.eval_every=4", "train.val_users=10",
+            "train.bf16=false", "decode.num_beams=5", "eval.max_users=20", "eval.bootstrap=20"]
+    r = runner.invoke(app, ["demo", "--out", str(tmp_path / "demo"), *[a for s in sets for a in ("--set", s)]])
+    assert r.exit_code == 0, r.output
+    for run in ("popularity", "direct", "pause"):
+        assert (tmp_path / "demo" / run / "metrics.json").exists(), run
+    assert "direct" in r.output and "pause" in r.output and "popularity" in r.output
