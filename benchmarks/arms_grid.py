@@ -33,13 +33,18 @@ def arm_overrides(spec: str) -> list[str]:
     return [f"arm.name={name}"] + ([f"arm.pause_tokens={k}"] if k else [])
 
 
+def run_dir_of(work: Path, spec: str) -> Path:
+    """``pause:4`` -> ``WORK/pause-k4``."""
+    return work / spec.replace(":", "-k")
+
+
 def train_in_parallel(data: str, work: Path, specs: list[str], overrides: list[str]) -> None:
     """``pauserec train`` for every unfinished arm at once; each logs to ``WORK/SPEC.log``. Raises if one fails."""
-    pending = [s for s in specs if not (work / s.replace(":", "-k") / "model").exists()]
+    pending = [s for s in specs if not (run_dir_of(work, s) / "model").exists()]
     threads = str(max(1, (os.cpu_count() or 1) // max(len(pending), 1)))  # share the CPU cores, don't oversubscribe
     procs = {}
     for spec in pending:
-        run_dir = work / spec.replace(":", "-k")
+        run_dir = run_dir_of(work, spec)
         sets = [a for o in [*overrides, *arm_overrides(spec)] for a in ("--set", o)]
         resume = ["--resume"] if (run_dir / "checkpoints").exists() else []
         work.mkdir(parents=True, exist_ok=True)
@@ -71,7 +76,7 @@ def main() -> None:
 
     rows = {}
     for spec in args.arms:
-        run_dir = Path(args.work) / spec.replace(":", "-k")
+        run_dir = run_dir_of(Path(args.work), spec)
         cfg = build_config(overrides=[*args.set, *arm_overrides(spec)])
         if not (run_dir / "model").exists():
             train(cfg, args.data, run_dir, resume=(run_dir / "checkpoints").exists())

@@ -1,15 +1,16 @@
 """measure PROBE_DIR USERS -> JSON of rates;  plan PROBE_JSON DEADLINE_S ELAPSED_S -> 'STEPS EVAL_EVERY CAP_MIN'."""
 import json
-import math
 import sys
 from pathlib import Path
+
+import yaml
 
 
 def measure(probe: Path, users: int) -> dict:
     arms = {}
     for d in sorted(p for p in probe.iterdir() if (p / "train_cost.json").exists()):
         tc = json.loads((d / "train_cost.json").read_text())
-        cfg_min = float(next(l.split(":")[1] for l in (d / "config.yaml").read_text().splitlines() if "max_minutes" in l))
+        cfg_min = yaml.safe_load((d / "config.yaml").read_text())["train"]["max_minutes"]
         log = json.loads((d / "train_log.json").read_text())
         inf = json.loads((d / "cost.json").read_text())["inference"]
         val_s = [e["eval_val_seconds"] for e in log if "eval_val_seconds" in e]

@@ -116,6 +116,7 @@ def train(cfg: RunConfig, data_dir: str | Path, run_dir: str | Path, resume: boo
         metrics = compute_metrics(recs.items, [e.target for e in val_examples], [10], bootstrap=0)
         return {VALIDATION_METRIC: metrics[VALIDATION_METRIC]["mean"], "val_seconds": recs.seconds}
 
+    time_cap = StopAfter(60 * cfg.train.max_minutes) if cfg.train.max_minutes else None
     trainer = SFTTrainer(
         model=model,
         args=training_arguments(cfg, run_dir / "checkpoints"),
@@ -125,11 +126,8 @@ def train(cfg: RunConfig, data_dir: str | Path, run_dir: str | Path, resume: boo
         processing_class=tokenizer,
         validate=validate,
         softmax=LevelSoftmax(level_ids, len(tokenizer)) if cfg.train.loss == "level" else None,
-        callbacks=[EvaluateAtEnd(), FailOnNonFinite()],
+        callbacks=[EvaluateAtEnd(), FailOnNonFinite(), *([time_cap] if time_cap else [])],
     )
-    time_cap = StopAfter(60 * cfg.train.max_minutes) if cfg.train.max_minutes else None
-    if time_cap:
-        trainer.add_callback(time_cap)
     checkpoint = get_last_checkpoint(str(run_dir / "checkpoints")) if resume else None
     t_train = time.perf_counter()
     trainer.train(resume_from_checkpoint=checkpoint)

@@ -57,14 +57,18 @@ class SFTTrainer(Trainer):
         return metrics
 
 
+def validate_and_save(control):
+    """Make the Trainer validate and checkpoint at the end of this step, so model selection sees these weights."""
+    control.should_evaluate = True
+    control.should_save = True
+    return control
+
+
 class EvaluateAtEnd(TrainerCallback):
     """Validate and save at the last step too, so model selection sees the final weights."""
 
     def on_step_end(self, args, state, control, **kwargs):
-        if state.global_step >= state.max_steps:
-            control.should_evaluate = True
-            control.should_save = True
-        return control
+        return validate_and_save(control) if state.global_step >= state.max_steps else control
 
 
 class StopAfter(TrainerCallback):
@@ -82,8 +86,7 @@ class StopAfter(TrainerCallback):
         if self.started is not None and time.perf_counter() - self.started >= self.seconds:
             self.fired = True
             control.should_training_stop = True
-            control.should_evaluate = True
-            control.should_save = True
+            return validate_and_save(control)
         return control
 
 
