@@ -13,3 +13,16 @@ def test_git_revision_of_this_checkout_or_the_declared_one(monkeypatch):
     assert git_revision() == "abc123"
     env = environment()
     assert env["git_revision"] == "abc123" and env["torch"] and env["cpu_count"] >= 1
+
+
+def test_revision_is_the_code_loaded_not_a_later_commit(monkeypatch):
+    import subprocess
+
+    monkeypatch.delenv("PAUSEREC_GIT_REVISION", raising=False)
+    before = git_revision()
+
+    def later_commit(*args, **kwargs):  # what git would answer after a commit made while a grid runs
+        return subprocess.CompletedProcess(args, 0, stdout="f" * 40 + "\n", stderr="")
+
+    monkeypatch.setattr(subprocess, "run", later_commit)
+    assert git_revision() == before

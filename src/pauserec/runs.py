@@ -26,13 +26,17 @@ SOURCE_ROOT = Path(__file__).resolve().parents[2]
 
 
 def git_revision() -> str | None:
-    """The pauserec source tree's git revision (with ``+dirty`` when it has uncommitted changes), if any.
+    """The git revision of the pauserec code running in this process (``+dirty`` when it had uncommitted
+    changes), if it comes from a checkout.
 
-    ``$PAUSEREC_GIT_REVISION``, when set, wins: a copy of the tree shipped to another machine may carry no
-    ``.git`` or a stale one.
+    Read once, when this module is first imported: a long run (a grid that trains arm after arm) records the
+    code it loaded, not commits made while it ran. ``$PAUSEREC_GIT_REVISION``, when set, wins: a copy of the
+    tree shipped to another machine may carry no ``.git`` or a stale one.
     """
-    if os.environ.get("PAUSEREC_GIT_REVISION"):
-        return os.environ["PAUSEREC_GIT_REVISION"]
+    return os.environ.get("PAUSEREC_GIT_REVISION") or _REVISION_AT_IMPORT
+
+
+def _checkout_revision() -> str | None:
     try:
         rev = subprocess.run(
             ["git", "rev-parse", "HEAD"], cwd=SOURCE_ROOT, capture_output=True, text=True, timeout=5, check=True
@@ -44,6 +48,9 @@ def git_revision() -> str | None:
         return rev + ("+dirty" if dirty else "")
     except (OSError, subprocess.SubprocessError):
         return None
+
+
+_REVISION_AT_IMPORT = _checkout_revision()
 
 
 def environment() -> dict[str, Any]:
