@@ -1,7 +1,9 @@
 """Train and evaluate several arms under one budget, side by side: accuracy and cost.
 
 Each arm is a run directory under ``--work``; finished arms are skipped, so an interrupted grid resumes.
-The default K is picked on validation Recall@10 (never test); test is decoded once per arm.
+The default K is picked on validation Recall@10 (never test); test is decoded once per arm. The result also
+holds popularity on the same test users, each arm's paired difference against ``direct`` (per-user, bootstrap
+interval) and a figure, ``NAME.png``, beside ``NAME.md``.
 ``--parallel`` trains the arms at once, one process each (a GPU has room for several small models), then
 evaluates them one after another so that inference latencies are measured alone.
 
@@ -17,13 +19,15 @@ import subprocess
 import sys
 from pathlib import Path
 
-from common import write_result
+from common import RESULTS, write_result
 
 from pauserec.config import build_config
+from pauserec.eval.compare import compare_runs
 from pauserec.eval.run_eval import evaluate_run
 from pauserec.io import read_json
+from pauserec.pipeline import evaluate_popularity
 from pauserec.runs import environment
-from pauserec.report import METRIC_ORDER, fmt_metric, markdown_table
+from pauserec.report import METRIC_ORDER, fmt_difference, fmt_metric, markdown_table, plot_comparison
 from pauserec.train.run import train
 
 
@@ -82,28 +86,54 @@ def main() -> None:
             train(cfg, args.data, run_dir, resume=(run_dir / "checkpoints").exists())
         if not (run_dir / "metrics.json").exists():
             evaluate_run(run_dir, cfg)
-        rows[spec] = {"metrics": read_json(run_dir / "metrics.json")["metrics"], "cost": read_json(run_dir / "cost.json")}
+        rows[spec] = {"metrics": read_json(run_dir / "metrics.json")["metrics"], "cost": read_json(run_dir / "cost.json"),
+                      "git_revision": read_json(run_dir / "env.json")["git_revision"]}
+    popularity_dir = Path(args.work) / "popularity"
+    if not (popularity_dir / "metrics.json").exists():
+        evaluate_popularity(build_config(overrides=args.set), args.data, popularity_dir)
+    popularity = read_json(popularity_dir / "metrics.json")["metrics"]
+    differences = paired_vs_direct(Path(args.work), args.arms)
 
     best = max(rows, key=lambda s: rows[s]["cost"]["train"]["best_val_recall@10"] if s.startswith("pause") else -1)
+    md = grid_table(rows, differences, best)
+    md += f"\nPopularity on the same {popularity['users']['count']:.0f} test users: recall@10 " \
+          f"{fmt_metric(popularity['recall@10'])}, ndcg@10 {fmt_metric(popularity['ndcg@10'])}.\n"
+    if "direct" in rows and best in rows:
+        ratio = rows[best]["cost"]["inference"]["latency_per_user_s"] / rows["direct"]["cost"]["inference"]["latency_per_user_s"]
+        md += f"\nInference latency {best} / direct: {ratio:.3f}\n"
+    figure = plot_comparison([("popularity", {"metrics": popularity}), *rows.items()], RESULTS / f"{args.name}.png")
+    md += f"\n![{args.name}]({figure.name})\n"
+    write_result(args.name, {"data": args.data, "overrides": args.set, "selected_pause_arm": best, "arms": rows,
+                             "paired_difference_vs_direct": differences, "popularity": popularity,
+                             "metric_order": METRIC_ORDER}, md, machine)
+    print(md)
+
+
+def paired_vs_direct(work: Path, arms: list[str]) -> dict[str, dict[str, dict[str, float]]]:
+    """Each arm's per-user test metric differences against ``direct`` (empty without a direct arm)."""
+    if "direct" not in arms:
+        return {}
+    others = [a for a in arms if a != "direct"]
+    diffs = compare_runs(run_dir_of(work, "direct"), [run_dir_of(work, a) for a in others], ks=(5, 10))
+    return {a: diffs[str(run_dir_of(work, a))] for a in others}
+
+
+def grid_table(rows: dict, differences: dict, best: str) -> str:
+    """Markdown: one line per arm, accuracy (with intervals), paired difference vs direct, cost, code revision."""
     metrics = ["recall@5", "recall@10", "ndcg@5", "ndcg@10"]
-    header = ["arm", "steps", "val R@10", *[f"test {m}" for m in metrics], "train s", "real tok/s", "latency/user ms", "prefill tok/user"]
+    header = ["arm", "steps", "val R@10", *[f"test {m}" for m in metrics], "R@10 - direct (paired)",
+              "train s", "real tok/s", "latency/user ms", "prefill tok/user", "code"]
     table = []
     for spec, r in rows.items():
         tr, inf = r["cost"]["train"], r["cost"]["inference"]
         capped = " (time cap)" if tr.get("stopped_by_time_cap") else ""
+        diff = fmt_difference(differences[spec]["recall@10"]) if spec in differences else "-"
         table.append([spec + (" (selected on val)" if spec == best else ""), f"{tr['steps']}{capped}",
-                      f"{tr['best_val_recall@10']:.4f}",
-                      *[fmt_metric(r["metrics"][m]) for m in metrics], f"{tr['train_seconds']:.0f}",
-                      f"{tr['real_tokens_per_second']:.0f}", f"{1000 * inf['latency_per_user_s']:.0f}",
-                      f"{inf['prefill_tokens_per_user']:.1f}"])
-    md = markdown_table(header, table)
-    if "direct" in rows and best in rows:
-        ratio = rows[best]["cost"]["inference"]["latency_per_user_s"] / rows["direct"]["cost"]["inference"]["latency_per_user_s"]
-        md += f"\nInference latency {best} / direct: {ratio:.3f}\n"
-    write_result(args.name, {"data": args.data, "overrides": args.set, "selected_pause_arm": best, "arms": rows,
-                             "metric_order": METRIC_ORDER}, md, machine)
-    print(md)
-
+                      f"{tr['best_val_recall@10']:.4f}", *[fmt_metric(r["metrics"][m]) for m in metrics], diff,
+                      f"{tr['train_seconds']:.0f}", f"{tr['real_tokens_per_second']:.0f}",
+                      f"{1000 * inf['latency_per_user_s']:.0f}", f"{inf['prefill_tokens_per_user']:.1f}",
+                      r["git_revision"][:7]])
+    return markdown_table(header, table)
 
 if __name__ == "__main__":
     main()

@@ -14,7 +14,8 @@ from rich.console import Console
 from . import pipeline
 from .config import RunConfig, build_config
 from .errors import PauseRecError
-from .report import print_comparison
+from .io import read_json
+from .report import plot_comparison, print_comparison, print_differences
 from .runs import RunDir
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False, help="PauseRec: LLM generative recommendation with pause tokens.")
@@ -123,6 +124,31 @@ def eval_(
         cfg = build_config(base=RunDir(run).config().model_dump(), overrides=set_) if set_ else None
         result = evaluate_run(run, cfg)
     print_comparison(f"{result['split']} metrics (95% bootstrap intervals)", [(result["model"], result)])
+
+
+@app.command()
+def compare(
+    baseline: Annotated[Path, typer.Argument(help="Evaluated run the others are compared against.")],
+    runs: Annotated[list[Path], typer.Argument(help="Evaluated runs (same eval users as the baseline).")],
+    plot: Annotated[Optional[Path], typer.Option(help="Also draw the runs side by side into this image (.png, .svg, .pdf).")] = None,
+) -> None:
+    """Compare evaluated runs: metrics and costs side by side, then each run's paired difference vs the baseline."""
+    from .eval.compare import compare_runs
+
+    named = [(d.name, _evaluated(d)) for d in [baseline, *runs]]
+    print_comparison("test metrics (95% bootstrap intervals) and cost", named)
+    diffs = compare_runs(baseline, runs, ks=sorted({int(m.split("@")[1]) for m in named[0][1]["metrics"] if "@" in m}))
+    print_differences(baseline.name, [(d.name, diffs[str(d)]) for d in runs])
+    if plot is not None:
+        console.print(f"figure -> {plot_comparison(named, plot)}")
+
+
+def _evaluated(run: Path) -> dict:
+    """``{"metrics": .., "cost": ..}`` of an evaluated run directory."""
+    if not (run / "metrics.json").exists():
+        raise PauseRecError(f"{run} has no metrics.json: evaluate it first (pauserec eval {run})")
+    cost = run / "cost.json"
+    return {"metrics": read_json(run / "metrics.json")["metrics"], "cost": read_json(cost) if cost.exists() else {}}
 
 
 ARMS_IN_DEMO = (("direct", ["arm.name=direct"]), ("pause", ["arm.name=pause"]))

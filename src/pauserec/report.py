@@ -1,12 +1,15 @@
-"""Rendering results for people: terminal tables and Markdown."""
+"""Rendering results for people: terminal tables, Markdown and figures."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 from rich.console import Console
 from rich.table import Table
+
+from .io import atomic_path
 
 METRIC_ORDER = ["recall@1", "recall@5", "recall@10", "recall@20", "ndcg@5", "ndcg@10", "ndcg@20"]
 
@@ -81,3 +84,59 @@ def print_comparison(title: str, named: Sequence[tuple[str, dict[str, Any]]], co
     for label, values in _cost_rows([r for _, r in named]):
         table.add_row(label, *values)
     (console or Console()).print(table)
+
+
+def fmt_difference(d: dict[str, float]) -> str:
+    """``+0.0040 [-0.0120, +0.0220]``: a paired difference and its 95% interval."""
+    return f"{d['mean']:+.4f} [{d['ci_low']:+.4f}, {d['ci_high']:+.4f}]"
+
+
+def print_differences(
+    baseline: str, named: Sequence[tuple[str, dict[str, dict[str, float]]]], console: Console | None = None
+) -> None:
+    """Paired differences against ``baseline`` (from :func:`pauserec.eval.compare.compare_runs`), runs as columns."""
+    table = Table(title=f"paired difference vs {baseline} (mean [95% paired bootstrap interval])")
+    table.add_column("")
+    for label, _ in named:
+        table.add_column(label, justify="right")
+    metrics = [m for m in METRIC_ORDER if all(m in d for _, d in named)]
+    for m in metrics:
+        table.add_row(m, *[fmt_difference(d[m]) for _, d in named])
+    recalls = [m for m in metrics if m.startswith("recall")]
+    if recalls:
+        m = "recall@10" if "recall@10" in recalls else recalls[-1]
+        table.add_row(f"users hit only by {baseline} / only by the run ({m})",
+                      *[f"{d[m]['only_baseline']} / {d[m]['only_other']}" for _, d in named])
+    (console or Console()).print(table)
+
+
+def plot_comparison(
+    named: Sequence[tuple[str, dict[str, Any]]], path: str | Path, metrics: Sequence[str] = ("recall@10", "ndcg@10")
+) -> Path:
+    """A figure of runs side by side: one panel per metric (mean with its 95% interval), then latency per user.
+
+    ``named`` holds ``(label, {"metrics": metrics.json['metrics'], "cost": cost.json})`` pairs; runs without an
+    inference cost (baselines) get no latency bar. Written atomically; the format follows ``path``'s suffix.
+    """
+    from matplotlib.figure import Figure
+
+    labels = [label for label, _ in named]
+    latency = [1000 * (r.get("cost") or {}).get("inference", {}).get("latency_per_user_s", float("nan")) for _, r in named]
+    panels = [m for m in metrics if any(m in r["metrics"] for _, r in named)]
+    fig = Figure(figsize=(3.2 * (len(panels) + 1), 3.4), layout="constrained")
+    axes = fig.subplots(1, len(panels) + 1, squeeze=False)[0]
+    x = list(range(len(labels)))
+    for ax, m in zip(axes, panels):
+        mean = [r["metrics"].get(m, {}).get("mean", float("nan")) for _, r in named]
+        low = [mu - r["metrics"].get(m, {}).get("ci_low", mu) for mu, (_, r) in zip(mean, named)]
+        high = [r["metrics"].get(m, {}).get("ci_high", mu) - mu for mu, (_, r) in zip(mean, named)]
+        ax.bar(x, mean, yerr=[low, high], capsize=3, color="tab:blue")
+        ax.set_title(f"{m} (95% CI)")
+    axes[-1].bar(x, latency, color="tab:gray")
+    axes[-1].set_title("latency per user (ms)")
+    for ax in axes:
+        ax.set_xticks(x, labels, rotation=30, ha="right")
+    path = Path(path)
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format=path.suffix.lstrip(".") or "png", dpi=120)
+    return path

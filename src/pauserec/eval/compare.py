@@ -1,0 +1,77 @@
+"""Paired comparison of evaluated runs: per-user metric differences against a baseline run.
+
+Two runs decoded on the same users are compared user by user: the difference of each user's metric
+(hit or NDCG gain) is resampled as a pair, so the interval reflects the runs' disagreement only, not
+how hard the sampled users happen to be. That interval is much tighter than comparing the two runs'
+separate intervals, and it is the honest way to say whether one arm beats another.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..errors import PauseRecError
+from ..io import read_jsonl
+from .metrics import bootstrap_interval, per_user_metrics, target_ranks
+
+
+def per_user_values(run_dir: str | Path, ks: Sequence[int]) -> tuple[list[tuple[str, str]], dict[str, np.ndarray]]:
+    """``(user, target)`` pairs of a run's ``predictions.jsonl`` and its per-user metrics, shape (n_users,) each."""
+    path = Path(run_dir) / "predictions.jsonl"
+    if not path.exists():
+        raise PauseRecError(f"{path} not found: evaluate the run first (pauserec eval {run_dir})")
+    rows = read_jsonl(path)
+    tasks = [(str(r["user"]), str(r["target"])) for r in rows]
+    ranks = target_ranks([r["items"] for r in rows], [r["target"] for r in rows])
+    return tasks, per_user_metrics(ranks, ks)
+
+
+def paired_difference(
+    baseline: np.ndarray, other: np.ndarray, n_resamples: int = 1000, seed: int = 0
+) -> dict[str, float]:
+    """Mean of ``other - baseline`` over users with its paired percentile-bootstrap 95% interval.
+
+    Also counts the users where only one of the two scores (``only_baseline``, ``only_other``); for
+    Recall these are the users whose target only one run found.
+    """
+    if baseline.shape != other.shape:
+        raise ValueError(f"paired arrays differ in shape: {baseline.shape} vs {other.shape}")
+    diff = other - baseline
+    lo, hi = bootstrap_interval(diff, n_resamples, seed)
+    return {
+        "mean": float(diff.mean()) if len(diff) else float("nan"),
+        "ci_low": lo,
+        "ci_high": hi,
+        "only_baseline": int(((baseline > 0) & (other == 0)).sum()),
+        "only_other": int(((other > 0) & (baseline == 0)).sum()),
+    }
+
+
+def compare_runs(
+    baseline: str | Path,
+    others: Sequence[str | Path],
+    ks: Sequence[int] = (5, 10),
+    n_resamples: int = 1000,
+    seed: int = 0,
+) -> dict[str, dict[str, dict[str, float]]]:
+    """``{other_dir: {"recall@10": paired_difference(...), ...}}`` for each run against ``baseline``.
+
+    Raises :class:`PauseRecError` unless every run was decoded on exactly the baseline's users and targets.
+    """
+    base_tasks, base_values = per_user_values(baseline, ks)
+    out: dict[str, dict[str, dict[str, float]]] = {}
+    for other in others:
+        tasks, values = per_user_values(other, ks)
+        if tasks != base_tasks:
+            shared = len(set(tasks) & set(base_tasks))
+            raise PauseRecError(
+                f"{other} and {baseline} were evaluated on different users ({len(tasks)} vs {len(base_tasks)}, "
+                f"{shared} shared): a paired comparison needs the same eval split, max_users and seed"
+            )
+        out[str(other)] = {m: paired_difference(base_values[m], values[m], n_resamples, seed) for m in base_values}
+    return out
+
