@@ -111,3 +111,4 @@ def test_demo_runs_every_stage_and_prints_the_comparison(tmp_path):
     for run in ("popularity", "direct", "pause"):
         assert (tmp_path / "demo" / run / "metrics.json").exists(), run
     assert "direct" in r.output and "pause" in r.output and "popularity" in r.output
+    assert "paired difference vs direct" in r.output

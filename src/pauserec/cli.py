@@ -162,6 +162,7 @@ def demo(
 ) -> None:
     """The main job on the embedded default (MovieLens-100K from the recbole package): prepare, SIDs,
     popularity, then train and evaluate the `direct` and `pause` arms on the packaged SmolLM2, side by side."""
+    from .eval.compare import compare_runs
     from .eval.run_eval import evaluate_run
     from .train.run import train as train_run
 
@@ -188,6 +189,9 @@ def demo(
         console.rule(f"{step}/{steps} evaluate {name}")
         results.append((name, evaluate_run(out / name, arm_cfg)))
     print_comparison(f"{ds.name}: {cfg.eval.split} metrics (95% bootstrap intervals) and cost", results, Console())
+    arms = [out / name for name, _ in ARMS_IN_DEMO]
+    diffs = compare_runs(arms[0], arms[1:], ks=cfg.eval.ks)
+    print_differences(arms[0].name, [(d.name, diffs[str(d)]) for d in arms[1:]], Console())
     console.print(f"done in {time.perf_counter() - t0:.0f}s; artifacts in {out}")
 
 
