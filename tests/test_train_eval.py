@@ -48,6 +48,14 @@ def test_train_then_evaluate(setup, arm):
     assert m["recall@5"]["mean"] > 0.2, m
     inference = json.loads((run_dir / "cost.json").read_text())["inference"]
     assert inference["prefill_tokens"] > 0 and inference["latency_per_user_s"] > 0
+    if arm == "pause":  # an inference-K ablation goes elsewhere and leaves the run's evaluation untouched
+        before = (run_dir / "metrics.json").read_bytes()
+        ablation = config(backbone, root, f"arm.name={arm}", "arm.pause_tokens=2", "arm.inference_pause_tokens=0")
+        evaluate_run(run_dir, ablation, progress=False, out_dir=root / "k0")
+        assert (run_dir / "metrics.json").read_bytes() == before
+        k0 = json.loads((root / "k0" / "cost.json").read_text())["inference"]
+        assert k0["prefill_tokens_per_user"] == pytest.approx(inference["prefill_tokens_per_user"] - 2)
+        assert "inference_pause_tokens: 0" in (root / "k0" / "config.yaml").read_text()
 
 
 def test_refuses_to_overwrite_and_checks_data_on_resume(setup, tmp_path):

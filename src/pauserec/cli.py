@@ -108,6 +108,8 @@ def eval_(
     run: Annotated[Path, typer.Argument(help="Run directory: a trained run to evaluate, or where a baseline writes.")],
     data_dir: Annotated[Optional[Path], typer.Option("--data", help="Data directory (baselines only).")] = None,
     baseline: Annotated[Optional[str], typer.Option(help="Evaluate a baseline instead of a trained run: popularity.")] = None,
+    out: Annotated[Optional[Path], typer.Option("--out", help="Write the results here instead of into RUN "
+                                                "(e.g. an ablation with --set arm.inference_pause_tokens=0).")] = None,
     preset: PresetOpt = None,
     set_: SetOpt = None,
 ) -> None:
@@ -115,14 +117,14 @@ def eval_(
     if baseline is not None:
         if baseline != "popularity":
             raise PauseRecError(f"unknown baseline {baseline!r} (available: popularity)")
-        if data_dir is None:
-            raise PauseRecError("--data DIR is required for a baseline")
+        if data_dir is None or out is not None:
+            raise PauseRecError("a baseline takes --data DIR and writes into RUN (no --out)")
         result = pipeline.evaluate_popularity(_config(preset, set_), data_dir, run)
     else:
         from .eval.run_eval import evaluate_run
 
         cfg = build_config(base=RunDir(run).config().model_dump(), overrides=set_) if set_ else None
-        result = evaluate_run(run, cfg)
+        result = evaluate_run(run, cfg, out_dir=out)
     print_comparison(f"{result['split']} metrics (95% bootstrap intervals)", [(result["model"], result)])
 
 

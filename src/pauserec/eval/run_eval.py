@@ -21,10 +21,14 @@ from .evaluate import evaluate_rankings, select_users
 from .recommend import recommend
 
 
-def evaluate_run(run_dir: str | Path, cfg: RunConfig | None = None, progress: bool = True) -> dict[str, Any]:
+def evaluate_run(
+    run_dir: str | Path, cfg: RunConfig | None = None, progress: bool = True, out_dir: str | Path | None = None
+) -> dict[str, Any]:
     """Decode ``cfg.eval.split`` for the run's selected model; ``cfg`` defaults to the run's stored config.
 
-    Writes ``metrics.json``, ``predictions.jsonl`` and ``cost.json`` (training cost + inference cost).
+    Writes ``metrics.json``, ``predictions.jsonl`` and ``cost.json`` (training cost + inference cost) into the
+    run, or into ``out_dir`` (with the evaluation's own ``config.yaml`` and ``env.json``) so that an ablation,
+    e.g. another inference K, leaves the run's own evaluation untouched.
     """
     run = RunDir(run_dir)
     cfg = cfg or run.config()
@@ -67,7 +71,11 @@ def evaluate_run(run_dir: str | Path, cfg: RunConfig | None = None, progress: bo
             "measured_at": time.strftime("%Y-%m-%dT%H:%M:%S"),
         },
     }
-    write_jsonl(run.file("predictions.jsonl"), rows)
-    write_json(run.file("metrics.json"), result)
-    write_json(run.file("cost.json"), cost)
+    dest = run if out_dir is None else RunDir.create(
+        out_dir, cfg, kind=f"eval:{cfg.arm.name}", evaluated_run=str(run.path), dataset_hash=env["dataset_hash"],
+        catalog_hash=env["catalog_hash"],
+    )
+    write_jsonl(dest.file("predictions.jsonl"), rows)
+    write_json(dest.file("metrics.json"), result)
+    write_json(dest.file("cost.json"), cost)
     return {**result, "cost": cost}
