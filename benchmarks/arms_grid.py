@@ -87,7 +87,8 @@ def main() -> None:
         if not (run_dir / "metrics.json").exists():
             evaluate_run(run_dir, cfg)
         rows[spec] = {"metrics": read_json(run_dir / "metrics.json")["metrics"], "cost": read_json(run_dir / "cost.json"),
-                      "git_revision": read_json(run_dir / "env.json")["git_revision"]}
+                      "git_revision": read_json(run_dir / "env.json")["git_revision"],
+                      "last_train_loss": last_logged_loss(run_dir)}
     popularity_dir = Path(args.work) / "popularity"
     if not (popularity_dir / "metrics.json").exists():
         evaluate_popularity(build_config(overrides=args.set), args.data, popularity_dir)
@@ -109,6 +110,11 @@ def main() -> None:
     print(md)
 
 
+def last_logged_loss(run_dir: Path) -> float:
+    """Mean SID loss (nats per SID token) over the last logging window of training."""
+    return [e["loss"] for e in read_json(run_dir / "train_log.json") if "loss" in e][-1]
+
+
 def paired_vs_direct(work: Path, arms: list[str]) -> dict[str, dict[str, dict[str, float]]]:
     """Each arm's per-user test metric differences against ``direct`` (empty without a direct arm)."""
     if "direct" not in arms:
@@ -121,7 +127,7 @@ def paired_vs_direct(work: Path, arms: list[str]) -> dict[str, dict[str, dict[st
 def grid_table(rows: dict, differences: dict, best: str) -> str:
     """Markdown: one line per arm, accuracy (with intervals), paired difference vs direct, cost, code revision."""
     metrics = ["recall@5", "recall@10", "ndcg@5", "ndcg@10"]
-    header = ["arm", "steps", "val R@10", *[f"test {m}" for m in metrics], "R@10 - direct (paired)",
+    header = ["arm", "steps", "last train loss", "val R@10", *[f"test {m}" for m in metrics], "R@10 - direct (paired)",
               "train s", "real tok/s", "latency/user ms", "prefill tok/user", "code"]
     table = []
     for spec, r in rows.items():
@@ -129,11 +135,13 @@ def grid_table(rows: dict, differences: dict, best: str) -> str:
         capped = " (time cap)" if tr.get("stopped_by_time_cap") else ""
         diff = fmt_difference(differences[spec]["recall@10"]) if spec in differences else "-"
         table.append([spec + (" (selected on val)" if spec == best else ""), f"{tr['steps']}{capped}",
-                      f"{tr['best_val_recall@10']:.4f}", *[fmt_metric(r["metrics"][m]) for m in metrics], diff,
+                      f"{r['last_train_loss']:.3f}", f"{tr['best_val_recall@10']:.4f}",
+                      *[fmt_metric(r["metrics"][m]) for m in metrics], diff,
                       f"{tr['train_seconds']:.0f}", f"{tr['real_tokens_per_second']:.0f}",
                       f"{1000 * inf['latency_per_user_s']:.0f}", f"{inf['prefill_tokens_per_user']:.1f}",
                       r["git_revision"][:7]])
     return markdown_table(header, table)
+
 
 if __name__ == "__main__":
     main()
