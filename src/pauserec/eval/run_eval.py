@@ -16,7 +16,7 @@ from ..model.backbone import inference_device, load_backbone
 from ..model.vocab import check_vocabulary, token_ids_by_level
 from ..prompt import PromptBuilder
 from ..runs import RunDir
-from .cost import peak_memory_bytes
+from .cost import peak_memory_bytes, reset_peak_memory
 from .evaluate import evaluate_rankings, select_users
 from .recommend import recommend
 
@@ -47,6 +47,7 @@ def evaluate_run(
     prompts = PromptBuilder(tokenizer, catalog, dataset, cfg.model.system_prompt, cfg.arm.show_titles)
     examples = select_users(split.part(cfg.eval.split), cfg.eval.max_users, cfg.seed)
 
+    reset_peak_memory()
     with torch.inference_mode():
         recs = recommend(
             model, prompts, arm, catalog, token_ids_by_level(tokenizer, catalog), examples, cfg.decode,

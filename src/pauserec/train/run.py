@@ -29,7 +29,7 @@ from ..model.vocab import extend_vocabulary, token_ids_by_level
 from ..prompt import PromptBuilder
 from ..runs import RunDir
 from .batches import RightPadCollator, LevelSoftmax, SFTDataset
-from ..eval.cost import peak_memory_bytes
+from ..eval.cost import peak_memory_bytes, reset_peak_memory
 from .trainer import VALIDATION_METRIC, EvaluateAtEnd, FailOnNonFinite, SFTTrainer, StopAfter
 
 
@@ -130,6 +130,7 @@ def train(cfg: RunConfig, data_dir: str | Path, run_dir: str | Path, resume: boo
     )
     checkpoint = get_last_checkpoint(str(run_dir / "checkpoints")) if resume else None
     t_train = time.perf_counter()
+    reset_peak_memory()
     trainer.train(resume_from_checkpoint=checkpoint)
     train_seconds = time.perf_counter() - t_train
 
