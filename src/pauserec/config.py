@@ -108,8 +108,9 @@ class ArmConfig(_Section):
     pause_tokens: int = Field(
         1,
         ge=0,
-        description="K: pause tokens in training. Default picked on Scientific validation Recall@10 "
-        "(benchmarks/results/arms-grid-scientific-h200: K=1 0.114 > K=2 0.108; K=4, 8 not yet validly measured).",
+        description="K: pause tokens in training. Default picked on Scientific validation Recall@10, never test: "
+        "arms-grid-scientific-cpu (K=1, 2, 8 tie at 0.085, K=4 0.080; smallest K among ties) and "
+        "arms-grid-scientific-h200 (K=1 0.114 > K=2 0.108); see benchmarks/results/.",
     )
     inference_pause_tokens: int | None = Field(None, ge=0, description="K at inference (None = same as training).")
     distinct_pauses: bool = Field(False, description="K distinct tokens <pause_0>..<pause_K-1> instead of one repeated.")
