@@ -26,7 +26,7 @@ from pauserec.eval.compare import compare_runs
 from pauserec.eval.run_eval import evaluate_run
 from pauserec.io import read_json
 from pauserec.pipeline import evaluate_popularity
-from pauserec.runs import environment
+from pauserec.runs import RunDir, environment
 from pauserec.report import METRIC_ORDER, fmt_difference, fmt_metric, markdown_table, plot_comparison
 from pauserec.train.run import train
 
@@ -86,13 +86,13 @@ def main() -> None:
             train(cfg, args.data, run_dir, resume=(run_dir / "checkpoints").exists())
         if not (run_dir / "metrics.json").exists():
             evaluate_run(run_dir, cfg)
-        rows[spec] = {"metrics": read_json(run_dir / "metrics.json")["metrics"], "cost": read_json(run_dir / "cost.json"),
-                      "git_revision": read_json(run_dir / "env.json")["git_revision"],
+        run = RunDir(run_dir)
+        rows[spec] = {**run.evaluation(), "git_revision": run.env()["git_revision"],
                       "last_train_loss": last_logged_loss(run_dir)}
     popularity_dir = Path(args.work) / "popularity"
     if not (popularity_dir / "metrics.json").exists():
         evaluate_popularity(build_config(overrides=args.set), args.data, popularity_dir)
-    popularity = read_json(popularity_dir / "metrics.json")["metrics"]
+    popularity = RunDir(popularity_dir).evaluation()["metrics"]
     differences = paired_vs_direct(Path(args.work), args.arms)
 
     best = max(rows, key=lambda s: rows[s]["cost"]["train"]["best_val_recall@10"] if s.startswith("pause") else -1)

@@ -18,7 +18,6 @@ from common import RESULTS, write_result
 from pauserec.config import build_config
 from pauserec.eval.compare import compare_runs
 from pauserec.eval.run_eval import evaluate_run
-from pauserec.io import read_json
 from pauserec.report import fmt_difference, fmt_metric, markdown_table, plot_comparison
 from pauserec.runs import RunDir, environment
 
@@ -44,7 +43,7 @@ def main() -> None:
         if not (out / "metrics.json").exists():
             cfg = build_config(base=stored.model_dump(), overrides=[*args.set, f"arm.inference_pause_tokens={k}"])
             evaluate_run(args.run, cfg, out_dir=out)
-        rows[k] = {"metrics": read_json(out / "metrics.json")["metrics"], "cost": read_json(out / "cost.json")}
+        rows[k] = RunDir(out).evaluation()
     base = trained_k if trained_k in rows else args.ks[0]
     diffs = compare_runs(work / f"k{base}", [work / f"k{k}" for k in args.ks if k != base], ks=(5, 10))
 

@@ -9,6 +9,7 @@ from pauserec.errors import PauseRecError
 from pauserec.eval.compare import compare_runs, paired_difference
 from pauserec.eval.metrics import bootstrap_interval
 from pauserec.io import write_json, write_jsonl
+from pauserec.runs import RunDir
 
 
 def test_paired_difference_golden():
@@ -45,7 +46,8 @@ def fake_run(root, name, hits, users=("u0", "u1", "u2", "u3")):
     write_jsonl(run / "predictions.jsonl", rows)
     mean = len(hits) / len(users)
     m = {"mean": mean, "ci_low": mean, "ci_high": mean}
-    write_json(run / "metrics.json", {"metrics": {"recall@10": m, "ndcg@10": m, "users": {"count": len(users)}}})
+    write_json(run / "metrics.json", {"model": name, "split": "test",
+                                      "metrics": {"recall@10": m, "ndcg@10": m, "users": {"count": len(users)}}})
     write_json(run / "cost.json", {"inference": {"latency_per_user_s": 0.1}})
     return run
 
@@ -71,3 +73,5 @@ def test_runs_on_other_users_are_refused(tmp_path):
         compare_runs(base, [other])
     with pytest.raises(PauseRecError, match="evaluate the run first"):
         compare_runs(base, [tmp_path / "missing"])
+    with pytest.raises(PauseRecError, match="evaluate it first"):
+        RunDir(tmp_path / "missing").evaluation()

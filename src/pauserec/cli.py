@@ -14,7 +14,6 @@ from rich.console import Console
 from . import pipeline
 from .config import RunConfig, build_config
 from .errors import PauseRecError
-from .io import read_json
 from .report import plot_comparison, print_comparison, print_differences
 from .runs import RunDir
 
@@ -137,20 +136,12 @@ def compare(
     """Compare evaluated runs: metrics and costs side by side, then each run's paired difference vs the baseline."""
     from .eval.compare import compare_runs
 
-    named = [(d.name, _evaluated(d)) for d in [baseline, *runs]]
-    print_comparison("test metrics (95% bootstrap intervals) and cost", named)
+    named = [(d.name, RunDir(d).evaluation()) for d in [baseline, *runs]]
+    print_comparison(f"{named[0][1]['split']} metrics (95% bootstrap intervals) and cost", named)
     diffs = compare_runs(baseline, runs, ks=sorted({int(m.split("@")[1]) for m in named[0][1]["metrics"] if "@" in m}))
     print_differences(baseline.name, [(d.name, diffs[str(d)]) for d in runs])
     if plot is not None:
         console.print(f"figure -> {plot_comparison(named, plot)}")
-
-
-def _evaluated(run: Path) -> dict:
-    """``{"metrics": .., "cost": ..}`` of an evaluated run directory."""
-    if not (run / "metrics.json").exists():
-        raise PauseRecError(f"{run} has no metrics.json: evaluate it first (pauserec eval {run})")
-    cost = run / "cost.json"
-    return {"metrics": read_json(run / "metrics.json")["metrics"], "cost": read_json(cost) if cost.exists() else {}}
 
 
 ARMS_IN_DEMO = (("direct", ["arm.name=direct"]), ("pause", ["arm.name=pause"]))

@@ -105,3 +105,11 @@ class RunDir:
 
     def file(self, name: str) -> Path:
         return self.path / name
+
+    def evaluation(self) -> dict[str, Any]:
+        """``metrics.json`` (``model``, ``split``, ``metrics``) with ``cost`` (``cost.json``, empty if absent)."""
+        path = self.file("metrics.json")
+        if not path.exists():
+            raise PauseRecError(f"{self.path} has no metrics.json: evaluate it first (pauserec eval {self.path})")
+        cost = self.file("cost.json")
+        return {**read_json(path), "cost": read_json(cost) if cost.exists() else {}}

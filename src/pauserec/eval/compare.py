@@ -74,4 +74,3 @@ def compare_runs(
             )
         out[str(other)] = {m: paired_difference(base_values[m], values[m], n_resamples, seed) for m in base_values}
     return out
-
