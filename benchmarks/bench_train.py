@@ -85,7 +85,7 @@ def main() -> None:
     if not args.data:
         ap.error("--data is required")
 
-    cfg = build_config(overrides=[f"train.batch_size={args.batch_size}", f"train.max_steps={args.steps + 1}",
+    cfg = build_config(overrides=["train.packing=none", f"train.batch_size={args.batch_size}", f"train.max_steps={args.steps + 1}",
                                   f"train.eval_every={10**6}", *args.set])
     dataset = pipeline.load_dataset(args.data)
     catalog = pipeline.load_catalog(args.data, dataset)

@@ -98,17 +98,23 @@ def test_comparison_table_shows_accuracy_and_cost(capsys):
 
 
 def test_demo_runs_every_stage_and_prints_the_comparison(tmp_path):
-    """The README's first command, on a toy dataset and a tiny random backbone instead of ML-100K and SmolLM2."""
+    """The README's first command, on a toy dataset and a tiny random backbone instead of Scientific and SmolLM2."""
     from pauserec.model.tiny import make_tiny_backbone
 
     src = write_lcrec(tmp_path / "src")
     backbone = make_tiny_backbone(tmp_path / "bb", hidden=32, layers=1)
     sets = [f"data.path={src}", f"model.backbone={backbone}", f"cache_dir={tmp_path / 'cache'}", "sid.codebook_size=8",
             "sid.collision=extra_level", "train.max_steps=4", "train.eval_every=4", "train.val_users=10",
-            "train.bf16=false", "decode.num_beams=5", "eval.max_users=20", "eval.bootstrap=20"]
+            "train.bf16=false", "decode.num_beams=5", "eval.ks=[1,5]", "eval.max_users=20", "eval.bootstrap=20"]
     r = runner.invoke(app, ["demo", "--out", str(tmp_path / "demo"), *[a for s in sets for a in ("--set", s)]])
     assert r.exit_code == 0, r.output
     for run in ("popularity", "direct", "pause"):
         assert (tmp_path / "demo" / run / "metrics.json").exists(), run
     assert "direct" in r.output and "pause" in r.output and "popularity" in r.output
-    assert "paired difference vs direct" in r.output
+    assert "paired difference vs direct" in r.output and "paired difference vs popularity" in r.output
+    assert "beat" in r.output and "popularity" in r.output
+    summary = json.loads((tmp_path / "demo" / "demo.json").read_text())
+    assert set(summary["runs"]) == {"popularity", "direct", "pause"}
+    assert set(summary["paired_vs_popularity"]) == {"direct", "pause"} and set(summary["paired_vs_direct"]) == {"pause"}
+    assert set(summary["paired_vs_popularity"]["pause"]) == {"recall@5", "ndcg@5"}  # the metrics asked for
+    assert summary["wall_seconds"] > 0 and "train pause" in summary["stage_seconds"]

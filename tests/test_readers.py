@@ -223,6 +223,23 @@ def test_lcrec_either_file_and_string_ids(tmp_path: Path, lcrec_dir: Path):
     assert ds.user_ids == ["amy", "zed"]
 
 
+def test_lcrec_gzipped_pair(tmp_path: Path, lcrec_dir: Path):
+    import gzip
+
+    for name in ("Tiny.inter.json", "Tiny.item.json"):
+        (tmp_path / f"{name}.gz").write_bytes(gzip.compress((lcrec_dir / name).read_bytes()))
+    ds = read_dataset(tmp_path)
+    assert ds.name == "Tiny" and ds.content_hash() == read_dataset(lcrec_dir).content_hash()
+    assert read_dataset(tmp_path / "Tiny.item.json.gz").n_interactions == 10
+
+
+def test_builtin_scientific_is_the_shared_data():
+    ds = read_dataset("builtin:amazon-scientific")
+    assert (ds.n_users, ds.n_items, ds.n_interactions) == (8317, 4344, 58492)
+    if SCIENTIFIC.exists():
+        assert ds.content_hash() == read_dataset(SCIENTIFIC).content_hash()
+
+
 def test_lcrec_short_users(lcrec_dir: Path):
     ds = read_dataset(lcrec_dir, min_interactions=4)
     assert ds.user_ids == ["2"] and ds.notes["dropped_short_users"] == 2

@@ -106,8 +106,8 @@ def test_diverged_training_stops_with_a_clear_error(setup, tmp_path, monkeypatch
     root, data_dir, backbone = setup
     from pauserec.train import trainer as trainer_module
 
-    real_loss = trainer_module.label_window_loss
-    monkeypatch.setattr(trainer_module, "label_window_loss", lambda *a: (real_loss(*a)[0] * float("nan"), 1))
+    real_loss = trainer_module.tree_loss
+    monkeypatch.setattr(trainer_module, "tree_loss", lambda *a: (real_loss(*a)[0] * float("nan"), 1))
     cfg = config(backbone, root, "train.max_steps=20", "train.eval_every=20", "train.logging_steps=2")
     with pytest.raises(DivergedError, match="diverged: grad_norm = nan at step 2"):
         train(cfg, data_dir, tmp_path / "r")
@@ -144,3 +144,14 @@ def test_level_softmax_by_hand():
     expected1 = -torch.log_softmax(torch.tensor([3.0, 0.0]), 0)[0]
     expected2 = -torch.log_softmax(logits[2], 0)[1]  # not an SID token: full vocabulary
     torch.testing.assert_close(nll, torch.stack([expected0, expected1, expected2]))
+
+
+def test_tied_head_reload_warning_is_quiet_but_other_warnings_are_not(caplog):
+    import logging
+
+    import pauserec.train.trainer  # noqa: F401  (installs the filter)
+
+    log = logging.getLogger("transformers.trainer")
+    log.warning("There were missing keys in the checkpoint model loaded: ['lm_head.weight'].")
+    log.warning("There were missing keys in the checkpoint model loaded: ['model.norm.weight'].")
+    assert "lm_head" not in caplog.text and "model.norm.weight" in caplog.text

@@ -38,7 +38,7 @@ def _config(preset: str | None, overrides: list[str] | None, **base: object) -> 
 
 @app.command()
 def prepare(
-    data: Annotated[str, typer.Argument(help="Directory or file (LC-Rec JSON, RecBole atomic, raw Amazon), or builtin:ml-100k.")],
+    data: Annotated[str, typer.Argument(help="Directory or file (LC-Rec JSON, RecBole atomic, raw Amazon), builtin:amazon-scientific or builtin:ml-100k.")],
     out: Annotated[Path, typer.Option("--out", "-o", help="Data directory to write.")],
     fmt: Annotated[str, typer.Option("--format", help="auto | lcrec | recbole | amazon")] = "auto",
     preset: PresetOpt = None,
@@ -144,48 +144,29 @@ def compare(
         console.print(f"figure -> {plot_comparison(named, plot)}")
 
 
-ARMS_IN_DEMO = (("direct", ["arm.name=direct"]), ("pause", ["arm.name=pause"]))
-
-
 @app.command()
 def demo(
     out: Annotated[Path, typer.Option("--out", "-o", help="Where the demo writes its data and runs.")] = Path("runs/demo"),
     preset: PresetOpt = "demo",
     set_: SetOpt = None,
 ) -> None:
-    """The main job on the embedded default (MovieLens-100K from the recbole package): prepare, SIDs,
-    popularity, then train and evaluate the `direct` and `pause` arms on the packaged SmolLM2, side by side."""
-    from .eval.compare import compare_runs
-    from .eval.run_eval import evaluate_run
-    from .train.run import train as train_run
+    """The main job on the embedded default (Amazon Scientific, shipped in the package): prepare, SIDs,
+    popularity, then train and evaluate the `direct` and `pause` arms on the packaged SmolLM2, side by side,
+    compared user by user against popularity and against `direct`. Writes OUT/demo.json."""
+    from .demo import ARMS, beats, run_demo
 
-    cfg = _config(preset, set_)
-    data_dir = out / "data"
-    t0 = time.perf_counter()
-    steps = 3 + 2 * len(ARMS_IN_DEMO)
-    console.rule(f"1/{steps} prepare {cfg.data.path}")
-    ds = pipeline.prepare(cfg, data_dir)
-    console.print(f"{ds.n_users:,} users, {ds.n_items:,} items, {ds.n_interactions:,} interactions")
-    console.rule(f"2/{steps} semantic IDs")
-    catalog = pipeline.build_sids(cfg, data_dir)
-    console.print(f"levels {catalog.level_sizes}; items sharing an SID after the collision policy: "
-                  f"{catalog.meta['stats_after']['items_sharing_sid']}")
-    console.rule(f"3/{steps} popularity baseline")
-    results = [("popularity", pipeline.evaluate_popularity(cfg, data_dir, out / "popularity"))]
-    step = 3
-    for name, overrides in ARMS_IN_DEMO:
-        arm_cfg = build_config(base=cfg.model_dump(), overrides=overrides)
-        step += 1
-        console.rule(f"{step}/{steps} train {name}")
-        train_run(arm_cfg, data_dir, out / name)
-        step += 1
-        console.rule(f"{step}/{steps} evaluate {name}")
-        results.append((name, evaluate_run(out / name, arm_cfg)))
-    print_comparison(f"{ds.name}: {cfg.eval.split} metrics (95% bootstrap intervals) and cost", results, Console())
-    arms = [out / name for name, _ in ARMS_IN_DEMO]
-    diffs = compare_runs(arms[0], arms[1:], ks=cfg.eval.ks)
-    print_differences(arms[0].name, [(d.name, diffs[str(d)]) for d in arms[1:]], Console())
-    console.print(f"done in {time.perf_counter() - t0:.0f}s; artifacts in {out}")
+    summary = run_demo(_config(preset, set_), out, announce=console.rule)
+    runs = summary["runs"]
+    print_comparison(f"{summary['dataset']['name']}: test metrics (95% bootstrap intervals) and cost",
+                     list(runs.items()), Console())
+    arms = [a for a, _ in ARMS]
+    print_differences("popularity", [(a, summary["paired_vs_popularity"][a]) for a in arms], Console())
+    print_differences("direct", [(a, d) for a, d in summary["paired_vs_direct"].items()], Console())
+    above = beats(summary, "popularity")
+    users = runs["direct"]["metrics"]["users"]["count"]
+    verdict = ", ".join(f"{a} {'beats' if ok else 'does NOT beat'} popularity" for a, ok in above.items())
+    console.print(f"Recall@10 on the same {users:.0f} test users, paired 95% interval: {verdict}.", highlight=False)
+    console.print(f"done in {summary['wall_seconds']:.0f}s; artifacts and demo.json in {out}")
 
 
 def main() -> None:

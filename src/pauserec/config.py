@@ -26,7 +26,11 @@ class _Section(BaseModel):
 class DataConfig(_Section):
     """Where the interactions and item texts come from."""
 
-    path: str = Field("builtin:ml-100k", description="A directory or file in a supported layout, or 'builtin:ml-100k'.")
+    path: str = Field(
+        "builtin:amazon-scientific",
+        description="A directory or file in a supported layout, or builtin:amazon-scientific (shipped in this package) "
+        "or builtin:ml-100k (inside the recbole wheel).",
+    )
     format: Literal["auto", "lcrec", "recbole", "amazon"] = Field("auto", description="Input layout; 'auto' detects it.")
     name: str | None = Field(None, description="Dataset name; defaults to the file stem.")
     min_interactions: int = Field(3, ge=1, description="Users with fewer interactions are too short for leave-one-out.")
@@ -128,8 +132,21 @@ class TrainConfig(_Section):
         description="Normalise each SID label over its level's tokens (matches decode.score_normalization=level) "
         "or over the whole vocabulary.",
     )
+    packing: Literal["prefix_tree", "none"] = Field(
+        "prefix_tree",
+        description="Merge a batch's examples into prefix trees (shared chat head and history computed once, tree "
+        "attention mask; same loss as one by one) or pad examples one per row (the reference, length-grouped).",
+    )
+    max_row_tokens: int = Field(512, ge=16, description="prefix_tree: at most this many tokens per packed row.")
+    max_user_examples: int = Field(
+        8, ge=1, description="prefix_tree: a training unit is one user's examples, at most this many (longer users "
+        "are cut into several units).",
+    )
     max_steps: int = Field(300, ge=1)
-    batch_size: int = Field(8, ge=1)
+    batch_size: int = Field(
+        8, ge=1, description="Per optimizer step and device: user units (prefix_tree: all of a user's targets, up to "
+        "max_user_examples) or single examples (packing=none).",
+    )
     grad_accum: int = Field(1, ge=1)
     lr: float = 5e-4
     warmup_ratio: float = 0.05

@@ -136,6 +136,11 @@ def plot_comparison(
     axes[-1].set_title("latency per user (ms)")
     for ax in axes:
         ax.set_xticks(x, labels, rotation=30, ha="right")
+    return save_figure(fig, path)
+
+
+def save_figure(fig, path: str | Path) -> Path:
+    """Write a matplotlib figure atomically; the format follows ``path``'s suffix."""
     path = Path(path)
     with atomic_path(path) as tmp:
         fig.savefig(tmp, format=path.suffix.lstrip(".") or "png", dpi=120)

@@ -33,6 +33,10 @@ class SFTDataset(torch.utils.data.Dataset):
     def __len__(self) -> int:
         return len(self.rows)
 
+    @property
+    def n_examples(self) -> int:
+        return len(self.rows)
+
     def __getitem__(self, i: int) -> dict[str, list[int]]:
         return self.rows[i]
 

@@ -29,6 +29,7 @@ from ..model.vocab import extend_vocabulary, token_ids_by_level
 from ..prompt import PromptBuilder
 from ..runs import RunDir
 from .batches import RightPadCollator, LevelSoftmax, SFTDataset
+from .packing import PrefixTreeCollator, UnitCollator, UserChunkDataset
 from ..eval.cost import peak_memory_bytes, reset_peak_memory
 from .trainer import VALIDATION_METRIC, EvaluateAtEnd, FailOnNonFinite, SFTTrainer, StopAfter
 
@@ -68,12 +69,24 @@ def training_arguments(cfg: RunConfig, output_dir: Path) -> TrainingArguments:
         logging_steps=t.logging_steps,
         logging_nan_inf_filter=False,  # a NaN loss must show (and stop the run: FailOnNonFinite)
         report_to="none",
-        train_sampling_strategy="group_by_length",
+        train_sampling_strategy="random" if t.packing == "prefix_tree" else "group_by_length",
         remove_unused_columns=False,
         dataloader_num_workers=0,
         seed=cfg.seed,
         disable_tqdm=False,
     )
+
+
+def training_data(cfg: RunConfig, examples, prompts: PromptBuilder, arm, pad_token_id: int):
+    """The training set and its collator for ``cfg.train.packing``."""
+    rows = SFTDataset(examples, prompts, arm)
+    if cfg.train.packing == "none":
+        return rows, RightPadCollator(pad_token_id)
+    by_user: dict[int, list] = {}
+    for ex, row in zip(examples, rows.rows):
+        by_user.setdefault(ex.user, []).append(row)
+    units = UserChunkDataset(list(by_user.values()), cfg.train.max_user_examples)
+    return units, UnitCollator(PrefixTreeCollator(pad_token_id, cfg.train.max_row_tokens))
 
 
 def train(cfg: RunConfig, data_dir: str | Path, run_dir: str | Path, resume: bool = False) -> dict[str, Any]:
@@ -108,7 +121,7 @@ def train(cfg: RunConfig, data_dir: str | Path, run_dir: str | Path, resume: boo
     prompts = PromptBuilder(tokenizer, catalog, dataset, cfg.model.system_prompt, cfg.arm.show_titles)
     model = apply_trainable_policy(model, cfg.model.trainable, new_ids, cfg.model)
 
-    train_set = SFTDataset(split.train, prompts, arm)
+    train_set, collator = training_data(cfg, split.train, prompts, arm, tokenizer.pad_token_id)
     val_examples = select_users(split.valid, cfg.train.val_users, cfg.seed)
 
     def validate(m: torch.nn.Module) -> dict[str, float]:
@@ -122,7 +135,7 @@ def train(cfg: RunConfig, data_dir: str | Path, run_dir: str | Path, resume: boo
         args=training_arguments(cfg, run_dir / "checkpoints"),
         train_dataset=train_set,
         eval_dataset=val_examples,
-        data_collator=RightPadCollator(tokenizer.pad_token_id),
+        data_collator=collator,
         processing_class=tokenizer,
         validate=validate,
         softmax=LevelSoftmax(level_ids, len(tokenizer)) if cfg.train.loss == "level" else None,
@@ -141,7 +154,11 @@ def train(cfg: RunConfig, data_dir: str | Path, run_dir: str | Path, resume: boo
         "train_seconds": train_seconds,
         "total_seconds": time.perf_counter() - t_start,
         "steps": trainer.state.global_step,
-        "train_examples": len(train_set),
+        "train_examples": train_set.n_examples,
+        "packing": cfg.train.packing,
+        "example_tokens_per_epoch": train_set.n_tokens(),
+        "examples_seen": trainer.examples_seen,
+        "examples_per_second": trainer.examples_seen / max(train_seconds, 1e-9),
         "real_tokens": trainer.real_tokens,
         "padded_tokens": trainer.padded_tokens,
         "padding_fraction": 1 - trainer.real_tokens / max(trainer.padded_tokens, 1),

@@ -6,6 +6,7 @@ multi-GPU / FSDP / DeepSpeed through accelerate — is the Trainer's own.
 
 from __future__ import annotations
 
+import logging
 import math
 import time
 from collections.abc import Callable
@@ -15,15 +16,31 @@ from transformers import Trainer, TrainerCallback
 
 from ..errors import DivergedError
 from .batches import LevelSoftmax, label_window_loss
+from .packing import tree_loss
 
 VALIDATION_METRIC = "recall@10"
+
+
+class _TiedHeadIsNotMissing(logging.Filter):
+    """Drop Trainer's "missing keys in the checkpoint: ['lm_head.weight']" when reloading the best checkpoint:
+    with tied embeddings the head *is* the input embedding, which the checkpoint holds; the warning reads like a bug."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "missing keys in the checkpoint model loaded: ['lm_head.weight']" not in record.getMessage()
+
+
+_trainer_logger = logging.getLogger("transformers.trainer")
+if not any(isinstance(f, _TiedHeadIsNotMissing) for f in _trainer_logger.filters):
+    _trainer_logger.addFilter(_TiedHeadIsNotMissing())
 
 
 class SFTTrainer(Trainer):
     """``validate(model) -> {"recall@10": ...}`` replaces Trainer's loss-based evaluation; ``softmax`` (optional)
     normalises SID labels over their level's tokens.
 
-    It counts the tokens it trains on: ``real_tokens`` (non-padding) and ``padded_tokens`` (all positions).
+    Batches are either padded examples (:class:`~.batches.RightPadCollator`) or prefix-tree rows
+    (:class:`~.packing.PrefixTreeCollator`, recognised by their ``parents``). It counts the tokens it trains on:
+    ``real_tokens`` (positions computed, without padding) and ``padded_tokens`` (all positions), and the training examples (target items) it saw, ``examples_seen``.
     """
 
     def __init__(
@@ -38,20 +55,42 @@ class SFTTrainer(Trainer):
         self.softmax = softmax
         self.real_tokens = 0
         self.padded_tokens = 0
+        self.examples_seen = 0
+        self._started: float | None = None
+        self._validation_seconds = 0.0
+
+    def train(self, *args, **kwargs):
+        self._started, self._validation_seconds = time.perf_counter(), 0.0
+        return super().train(*args, **kwargs)
+
+    def training_seconds(self) -> float:
+        """Wall time of this ``train()`` call so far, without the time spent validating."""
+        return time.perf_counter() - (self._started or time.perf_counter()) - self._validation_seconds
 
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
-        loss, _ = label_window_loss(model, inputs, self.softmax)
-        self.real_tokens += int(inputs["attention_mask"].sum())
-        self.padded_tokens += inputs["attention_mask"].numel()
+        if "parents" in inputs:
+            loss, _ = tree_loss(model, inputs, self.softmax)
+            self.real_tokens += int(inputs["real_tokens"])
+            self.examples_seen += int(inputs["n_sequences"])
+            self.padded_tokens += inputs["input_ids"].numel()
+        else:
+            loss, _ = label_window_loss(model, inputs, self.softmax)
+            self.real_tokens += int(inputs["attention_mask"].sum())
+            self.examples_seen += inputs["input_ids"].shape[0]
+            self.padded_tokens += inputs["attention_mask"].numel()
         return (loss, None) if return_outputs else loss
 
     def evaluate(self, eval_dataset=None, ignore_keys=None, metric_key_prefix: str = "eval") -> dict[str, float]:
         was_training = self.model.training
         self.model.eval()
+        t0 = time.perf_counter()
+        train_seconds = self.training_seconds()
         try:
             metrics = {f"{metric_key_prefix}_{k}": v for k, v in self.validate(self.model).items()}
         finally:
             self.model.train(was_training)
+            self._validation_seconds += time.perf_counter() - t0
+        metrics[f"{metric_key_prefix}_train_seconds"] = train_seconds  # the time-to-quality clock
         self.log(metrics)
         self.control = self.callback_handler.on_evaluate(self.args, self.state, self.control, metrics)
         return metrics

@@ -1,7 +1,9 @@
 """Readers: one entry point, :func:`read_dataset`, for every supported layout.
 
 Layouts: ``lcrec`` (LC-Rec / LETTER JSON), ``recbole`` (RecBole atomic files), ``amazon`` (raw Amazon Reviews 2014 /
-2018 reviews + metadata). ``"builtin:ml-100k"`` is MovieLens-100K as shipped inside the PyPI package ``recbole``.
+2018 reviews + metadata). ``"builtin:ml-100k"`` is MovieLens-100K as shipped inside the PyPI package ``recbole``;
+``"builtin:amazon-scientific"`` is Amazon Reviews 2018 Industrial & Scientific (5-core, LC-Rec layout, gzipped), shipped
+inside this package (``data/builtin/``, see its README).
 Readers never write anything.
 """
 
@@ -15,7 +17,7 @@ from typing import Literal
 from ...errors import DataError
 from ..dataset import Dataset
 from .amazon import META_PREFIX, is_json_file, read_amazon
-from .lcrec import INTER_SUFFIX, ITEM_SUFFIX, read_lcrec
+from .lcrec import INTER_SUFFIX, ITEM_SUFFIX, is_lcrec_file, read_lcrec
 from .recbole import read_recbole
 
 Format = Literal["lcrec", "recbole", "amazon"]
@@ -23,6 +25,8 @@ FORMATS: tuple[str, ...] = ("lcrec", "recbole", "amazon")
 BUILTIN_PREFIX = "builtin:"
 # name -> (PyPI distribution, directory inside it)
 BUILTINS = {"ml-100k": ("recbole", "recbole/dataset_example/ml-100k")}
+# name -> directory shipped inside this package
+PACKAGED = {"amazon-scientific": Path(__file__).resolve().parents[1] / "builtin" / "amazon-scientific"}
 
 __all__ = ["FORMATS", "detect_format", "read_dataset", "resolve_builtin"]
 
@@ -36,8 +40,10 @@ def resolve_builtin(path: str | Path) -> Path:
     if not text.startswith(BUILTIN_PREFIX):
         return Path(text).expanduser()
     key = text[len(BUILTIN_PREFIX) :]
+    if key in PACKAGED:
+        return PACKAGED[key]
     if key not in BUILTINS:
-        raise DataError(f"unknown builtin dataset {key!r} (known: {', '.join(BUILTINS)})", path=text)
+        raise DataError(f"unknown builtin dataset {key!r} (known: {', '.join([*BUILTINS, *PACKAGED])})", path=text)
     dist, rel = BUILTINS[key]
     folder = _package_dir(dist, rel)
     if folder is None or not folder.is_dir():
@@ -62,7 +68,7 @@ def _package_dir(dist: str, rel: str) -> Path | None:
 
 def _file_format(path: Path) -> Format | None:
     name = path.name
-    if name.endswith((INTER_SUFFIX, ITEM_SUFFIX)):
+    if is_lcrec_file(name):
         return "lcrec"
     if path.suffix in (".inter", ".item"):
         return "recbole"
@@ -74,7 +80,7 @@ def _file_format(path: Path) -> Format | None:
 def _dir_formats(path: Path) -> list[Format]:
     files = [p for p in path.iterdir() if p.is_file()]
     found: list[Format] = []
-    if any(p.name.endswith(INTER_SUFFIX) for p in files):
+    if any(is_lcrec_file(p.name) for p in files):
         found.append("lcrec")
     if any(p.suffix == ".inter" for p in files):
         found.append("recbole")

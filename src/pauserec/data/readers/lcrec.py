@@ -17,23 +17,28 @@ from ._common import build_dataset, field_text, load_json
 
 INTER_SUFFIX = ".inter.json"
 ITEM_SUFFIX = ".item.json"
+GZ = ".gz"  # either file may be gzipped: X.inter.json.gz + X.item.json.gz
+
+
+def is_lcrec_file(name: str) -> bool:
+    return name.removesuffix(GZ).endswith((INTER_SUFFIX, ITEM_SUFFIX))
 
 
 def locate(path: Path) -> tuple[Path, Path]:
-    """``(inter file, item file)`` for a directory holding one ``X.inter.json`` or for either file of the pair."""
+    """``(inter file, item file)`` for a directory holding one ``X.inter.json[.gz]`` or for either file of the pair."""
     if path.is_dir():
-        inters = sorted(path.glob(f"*{INTER_SUFFIX}"))
+        inters = sorted([*path.glob(f"*{INTER_SUFFIX}"), *path.glob(f"*{INTER_SUFFIX}{GZ}")])
         if len(inters) != 1:
             found = ", ".join(p.name for p in inters) or "none"
-            raise DataError(f"expected exactly one *{INTER_SUFFIX} file, found: {found}", path=path)
+            raise DataError(f"expected exactly one *{INTER_SUFFIX}[{GZ}] file, found: {found}", path=path)
         inter = inters[0]
-    elif path.name.endswith(INTER_SUFFIX):
+    elif is_lcrec_file(path.name):
         inter = path
-    elif path.name.endswith(ITEM_SUFFIX):
-        inter = path.with_name(path.name[: -len(ITEM_SUFFIX)] + INTER_SUFFIX)
     else:
         raise DataError(f"not an LC-Rec file (expected a name ending in {INTER_SUFFIX} or {ITEM_SUFFIX})", path=path)
-    return inter, inter.with_name(inter.name[: -len(INTER_SUFFIX)] + ITEM_SUFFIX)
+    stem = inter.name.removesuffix(GZ).removesuffix(INTER_SUFFIX).removesuffix(ITEM_SUFFIX)
+    gz = GZ if inter.name.endswith(GZ) else ""
+    return inter.with_name(stem + INTER_SUFFIX + gz), inter.with_name(stem + ITEM_SUFFIX + gz)
 
 
 def read_items(path: Path) -> dict[str, dict[str, str]]:
@@ -90,7 +95,7 @@ def read_lcrec(
         "items_without_title": sum(not f["title"].strip() for f in items.values()),
     }
     return build_dataset(
-        name or inter_path.name[: -len(INTER_SUFFIX)],
+        name or inter_path.name.removesuffix(GZ).removesuffix(INTER_SUFFIX),
         sequences,
         items,
         catalogue="all",

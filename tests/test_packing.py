@@ -1,0 +1,109 @@
+"""Prefix-tree packing: the tree by hand, and the packed loss and gradients against one-example-at-a-time training."""
+
+import pytest
+import torch
+
+from pauserec.arms.base import IGNORE
+from pauserec.model.tiny import make_tiny_backbone
+from pauserec.train.batches import LevelSoftmax, RightPadCollator, label_window_loss
+from pauserec.train.packing import (
+    ROOT,
+    PrefixTree,
+    PrefixTreeCollator,
+    pack_sequences,
+    UnitCollator,
+    UserChunkDataset,
+    tree_loss,
+)
+
+
+def row(ids, n_labels=3):
+    return {"input_ids": ids, "labels": [IGNORE] * (len(ids) - n_labels) + ids[-n_labels:]}
+
+
+def user_rows():
+    # two "users" with a common head [5, 6]; user A has two prefixes ([7] and [7, 8]); user B shares A's
+    # first history and first SID code (20), so node 20 after [5, 6, 7] is labelled by two sequences.
+    return [
+        row([5, 6, 7, 20, 21, 22]),
+        row([5, 6, 7, 8, 23, 24, 25]),
+        row([5, 6, 7, 20, 24, 21]),
+        row([5, 6, 9, 9, 22, 21, 20]),
+    ]
+
+
+def test_tree_by_hand():
+    tree = PrefixTree()
+    for r in user_rows():
+        tree.add(r["input_ids"], r["labels"])
+    # 6 + 4 ([8, 23, 24, 25]) + 2 ([24, 21] under 20) + 5 ([9, 9, 22, 21, 20] under 6)
+    assert len(tree) == 17
+    assert tree.tokens[:6] == [5, 6, 7, 20, 21, 22]
+    assert tree.parents[:6] == [ROOT, 0, 1, 2, 3, 4]
+    assert tree.depths == [0, 1, 2, 3, 4, 5, 3, 4, 5, 6, 4, 5, 2, 3, 4, 5, 6]
+    assert tree.label_weight[3] == 2  # the shared SID code 20, a target of two sequences
+    assert sum(tree.label_weight) == 12  # 4 sequences x 3 SID tokens
+    assert tree.labels[6] == IGNORE  # 8 is history, not a target
+    mask = tree.ancestor_mask()
+    assert mask[9].nonzero().squeeze(1).tolist() == [0, 1, 2, 6, 7, 8, 9]  # 25 sees its own path only
+    assert not mask[12, 2]  # user B's history does not see user A's
+    assert tree.n_sequences == 4
+
+
+def test_label_must_be_the_token_itself():
+    with pytest.raises(ValueError, match="not the token"):
+        PrefixTree().add([1, 2, 3], [IGNORE, 5, IGNORE])
+
+
+def test_rows_respect_the_token_cap_without_splitting_a_sequence():
+    rows = [row([1, 2, 3, 10 + i, 20, 21]) for i in range(10)]
+    trees = pack_sequences(rows, max_row_tokens=12)
+    assert [len(t) for t in trees] == [12, 12, 12, 6]  # three sequences (6 + 3 + 3) per row, then one
+    assert sum(t.n_sequences for t in trees) == 10
+
+
+def test_collator_pads_rows_so_every_query_sees_a_key():
+    batch = PrefixTreeCollator(pad_token_id=0, max_row_tokens=12)([row([1, 2, 3, 10 + i, 20, 21]) for i in range(4)])
+    assert batch["input_ids"].shape == (2, 12)
+    assert batch["attention_mask"].shape == (2, 1, 12, 12)
+    assert batch["attention_mask"].any(dim=-1).all()  # padding attends to itself
+    assert batch["labels"][1, 6:].eq(IGNORE).all() and batch["label_weights"][1, 6:].eq(0).all()  # rows of 12 and 6
+    assert int(batch["real_tokens"]) == 18 and int(batch["n_sequences"]) == 4
+
+
+def model_and_softmax(tmp_path):
+    from transformers import AutoModelForCausalLM
+
+    path = make_tiny_backbone(tmp_path / "bb", hidden=32, layers=2)
+    model = AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32)
+    softmax = LevelSoftmax([torch.tensor([20, 21, 22]), torch.tensor([23, 24, 25])], model.config.vocab_size)
+    return model, softmax
+
+
+@pytest.mark.parametrize("cap", [2048, 10])
+def test_packed_loss_and_gradients_equal_one_by_one(tmp_path, cap):
+    model, softmax = model_and_softmax(tmp_path)
+    rows = user_rows()
+    for sm in (None, softmax):
+        model.zero_grad()
+        reference, n_ref = label_window_loss(model, RightPadCollator(0)(rows), sm)
+        reference.backward()
+        ref_grads = [p.grad.clone() for p in model.parameters()]
+        model.zero_grad()
+        packed, n = tree_loss(model, PrefixTreeCollator(0, max_row_tokens=cap)(rows), sm)
+        packed.backward()
+        assert n == n_ref == 12
+        torch.testing.assert_close(packed, reference, rtol=1e-5, atol=1e-6)
+        for g, r in zip((p.grad for p in model.parameters()), ref_grads):
+            torch.testing.assert_close(g, r, rtol=1e-4, atol=1e-6)
+
+
+def test_units_are_user_chunks_of_consecutive_examples():
+    users = [[row([1, u, t, 20, 21, 22]) for t in range(n)] for u, n in enumerate([3, 1, 5])]
+    data = UserChunkDataset(users, max_examples=2)
+    assert [[r["input_ids"][1:3] for r in unit] for unit in data.units] == [
+        [[0, 0], [0, 1]], [[0, 2]], [[1, 0]], [[2, 0], [2, 1]], [[2, 2], [2, 3]], [[2, 4]]
+    ]
+    assert data.n_examples == 9 and data.n_tokens() == 54
+    batch = UnitCollator(PrefixTreeCollator(0))([data[0], data[1]])
+    assert int(batch["n_sequences"]) == 3 and int(batch["real_tokens"]) == 6 + 4 + 4  # all three share [1, 0]
