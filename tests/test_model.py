@@ -393,3 +393,35 @@ def test_builtin_smollm2_conversion(tmp_path):
     assert ids == [49152, 49153, 49154]
     enc = tok("<a_12><b_3>", add_special_tokens=False)["input_ids"]
     assert enc == ids[:2] and tok.decode(enc) == "<a_12><b_3>"
+
+
+# --- semantic init of the SID rows ------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("tied", [True, False])
+def test_sid_rows_start_from_their_items_titles(tiny_dirs, cache, tied):
+    from pauserec.model.sid_init import init_sid_rows_from_text
+
+    model, tok = load_backbone(str(tiny_dirs[tied]), cache)
+    # level 0: items 0-1 have code 0 ("glass" titles), items 2-3 code 1 ("steel"), code 2 unused
+    codes = np.array([[0, 0], [0, 1], [1, 0], [1, 1]])
+    cat = SIDCatalog(codes, [3, 2], [f"i{i}" for i in range(4)], "hash")
+    titles = ["glass beaker", "glass beaker", "steel ruler", "steel ruler"]
+    extend_vocabulary(model, tok, cat.all_tokens(), noise_std=0.1)
+    levels = token_ids_by_level(tok, cat)
+    unused_before = model.get_input_embeddings().weight[levels[0][2]].clone()
+    out_before = model.get_output_embeddings().weight.detach().clone()
+    assert init_sid_rows_from_text(model, tok, cat, levels, titles, scale=0.1) == 2 + 2
+
+    if not tied:  # an untied head lives in another space: left as it was
+        torch.testing.assert_close(model.get_output_embeddings().weight, out_before)
+    for weight in [model.get_input_embeddings().weight]:
+        w = weight.detach().float()
+        ref_mean, ref_std = w[: levels[0].min()].mean(0), w[: levels[0].min()].std(0)
+        glass, steel = w[levels[0][0]], w[levels[0][1]]
+        # two codes, opposite deviations, standardised (unbiased std of [d, -d] is d * sqrt 2) to scale x std
+        torch.testing.assert_close((glass - ref_mean).abs(), 0.1 * ref_std / 2 ** 0.5, rtol=1e-3, atol=1e-5)
+        torch.testing.assert_close(glass - ref_mean, -(steel - ref_mean), rtol=1e-4, atol=1e-6)
+        # level 1: both codes hold one glass and one steel item -> the same centroid -> no deviation at all
+        torch.testing.assert_close(w[levels[1][0]], w[levels[1][1]])
+    torch.testing.assert_close(model.get_input_embeddings().weight[levels[0][2]], unused_before)  # unused code untouched

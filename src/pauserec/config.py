@@ -102,6 +102,11 @@ class ModelConfig(_Section):
         "(0 makes all SID tokens look alike and stalls learning; 1.0 draws them like ordinary tokens but starts "
         "the SID loss far above uniform on SmolLM2).",
     )
+    sid_init: Literal["noise", "title"] = Field(
+        "title",
+        description="Initial SID token rows: mean row + random noise, or mean row + the average title embedding of "
+        "the items carrying the code (same scale, new_row_noise; model/sid_init.py).",
+    )
     system_prompt: str = Field("You are a recommender system.", description="System message of the chat template.")
 
 

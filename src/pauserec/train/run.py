@@ -24,6 +24,8 @@ from ..eval.metrics import compute_metrics
 from ..eval.recommend import recommend
 from ..io import write_json
 from ..model.backbone import load_backbone
+from ..data.text import item_title
+from ..model.sid_init import init_sid_rows_from_text
 from ..model.params import apply_trainable_policy, count_parameters, save_plain_checkpoint
 from ..model.vocab import extend_vocabulary, token_ids_by_level
 from ..prompt import PromptBuilder
@@ -118,6 +120,9 @@ def train(cfg: RunConfig, data_dir: str | Path, run_dir: str | Path, resume: boo
     )
     arm.bind(tokenizer)
     level_ids = token_ids_by_level(tokenizer, catalog)
+    if cfg.model.sid_init == "title":
+        titles = [item_title(fields) for fields in dataset.item_fields]
+        init_sid_rows_from_text(model, tokenizer, catalog, level_ids, titles, scale=cfg.model.new_row_noise)
     prompts = PromptBuilder(tokenizer, catalog, dataset, cfg.model.system_prompt, cfg.arm.show_titles)
     model = apply_trainable_policy(model, cfg.model.trainable, new_ids, cfg.model)
 
