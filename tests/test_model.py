@@ -425,3 +425,17 @@ def test_sid_rows_start_from_their_items_titles(tiny_dirs, cache, tied):
         # level 1: both codes hold one glass and one steel item -> the same centroid -> no deviation at all
         torch.testing.assert_close(w[levels[1][0]], w[levels[1][1]])
     torch.testing.assert_close(model.get_input_embeddings().weight[levels[0][2]], unused_before)  # unused code untouched
+
+
+def test_sid_init_leaves_a_level_with_one_used_code_alone(tiny_dirs, cache):
+    from pauserec.model.sid_init import init_sid_rows_from_text
+
+    model, tok = load_backbone(str(tiny_dirs[True]), cache)
+    cat = SIDCatalog(np.array([[0, 0], [0, 1]]), [2, 2], ["i0", "i1"], "hash")  # level 0: one code used
+    extend_vocabulary(model, tok, cat.all_tokens(), noise_std=0.1)
+    levels = token_ids_by_level(tok, cat)
+    before = model.get_input_embeddings().weight[levels[0]].clone()
+    assert init_sid_rows_from_text(model, tok, cat, levels, ["glass", "steel"], scale=0.1) == 2  # level 1 only
+    w = model.get_input_embeddings().weight
+    torch.testing.assert_close(w[levels[0]], before)
+    assert torch.isfinite(w).all()

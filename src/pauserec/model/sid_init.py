@@ -38,7 +38,7 @@ def init_sid_rows_from_text(
         texts: one text per item (catalogue order), e.g. the title; its first ``max_tokens`` tokens are averaged.
         scale: deviation of a row from the mean row, in per-dimension stds of the existing rows
             (``model.new_row_noise``, the scale of the random init this replaces).
-    Codes that no item uses keep their current (random) rows.
+    Codes that no item uses, and levels where a single code is used, keep their current (random) rows.
     """
     emb = model.get_input_embeddings().weight
     n_ref = min(int(min(ids.min() for ids in level_token_ids)), emb.shape[0])
@@ -52,6 +52,8 @@ def init_sid_rows_from_text(
         sums = torch.zeros(size, item_vecs.shape[1]).index_add_(0, codes, item_vecs)
         counts = torch.bincount(codes, minlength=size).float()
         used = counts > 0
+        if int(used.sum()) < 2:  # one code: no direction to speak of (and no std); keep its random row
+            continue
         centroids = sums[used] / counts[used, None]
         dev = centroids - centroids.mean(0)
         dev = dev / dev.std(0).clamp_min(1e-8) * std * scale  # the random init's scale, semantic directions
