@@ -149,12 +149,12 @@ class TrainConfig(_Section):
     )
     max_steps: int = Field(300, ge=1)
     batch_size: int = Field(
-        8, ge=1, description="Per optimizer step and device: user units (prefix_tree: all of a user's targets, up to "
+        16, ge=1, description="Per optimizer step and device: user units (prefix_tree: all of a user's targets, up to "
         "max_user_examples) or single examples (packing=none).",
     )
     grad_accum: int = Field(1, ge=1)
-    lr: float = 5e-4
-    warmup_ratio: float = 0.05
+    lr: float = Field(2e-3, description="Peak learning rate (linear warm-up, then cosine to 0 at max_steps).")
+    warmup_ratio: float = 0.1
     weight_decay: float = 0.0
     bf16: Literal["auto"] | bool = Field("auto", description="bf16 autocast: 'auto' = where the hardware supports it.")
     eval_every: int = Field(100, ge=1, description="Validate (real decoder, Recall@10) every N steps.")
