@@ -142,7 +142,7 @@ class TrainConfig(_Section):
         description="Merge a batch's examples into prefix trees (shared chat head and history computed once, tree "
         "attention mask; same loss as one by one) or pad examples one per row (the reference, length-grouped).",
     )
-    max_row_tokens: int = Field(512, ge=16, description="prefix_tree: at most this many tokens per packed row.")
+    max_row_tokens: int = Field(256, ge=16, description="prefix_tree: at most this many tokens per packed row.")
     max_user_examples: int = Field(
         8, ge=1, description="prefix_tree: a training unit is one user's examples, at most this many (longer users "
         "are cut into several units).",
