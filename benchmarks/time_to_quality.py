@@ -38,6 +38,11 @@ def validation_curve(run_dir: Path) -> list[dict[str, float]]:
     ]
 
 
+def loss_curve(run_dir: Path) -> list[dict[str, float]]:
+    """``[{"step", "loss"}, ...]``: the logged training loss (mean SID NLL over each logging window, nats)."""
+    return [{"step": e["step"], "loss": e["loss"]} for e in read_json(run_dir / "train_log.json") if "loss" in e]
+
+
 def first_reaching(curve: list[dict[str, float]], threshold: float) -> dict[str, float] | None:
     return next((p for p in curve if p["recall@10"] >= threshold - 1e-12), None)
 
@@ -83,7 +88,8 @@ def main() -> None:
         if not (run_dir / "metrics.json").exists():
             evaluate_run(run_dir, cfg)
         curves[name] = validation_curve(run_dir)
-        rows[name] = {"overrides": overrides, "curve": curves[name], "first_at_threshold": first_reaching(curves[name], args.threshold),
+        rows[name] = {"overrides": overrides, "curve": curves[name], "loss_curve": loss_curve(run_dir),
+                      "first_at_threshold": first_reaching(curves[name], args.threshold),
                       **RunDir(run_dir).evaluation()}
     base = args.baseline or args.recipe[0][0]
     others = [n for n, _ in args.recipe if n != base]
