@@ -88,7 +88,8 @@ def main() -> None:
         if not (run_dir / "metrics.json").exists():
             evaluate_run(run_dir, cfg)
         curves[name] = validation_curve(run_dir)
-        rows[name] = {"overrides": overrides, "curve": curves[name], "loss_curve": loss_curve(run_dir),
+        rows[name] = {"overrides": overrides, "git_revision": RunDir(run_dir).env()["git_revision"],
+                      "curve": curves[name], "loss_curve": loss_curve(run_dir),
                       "first_at_threshold": first_reaching(curves[name], args.threshold),
                       **RunDir(run_dir).evaluation()}
     base = args.baseline or args.recipe[0][0]
