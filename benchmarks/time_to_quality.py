@@ -9,8 +9,9 @@ checkpoint's test metrics on one fixed test subset with the paired difference ag
 Finished runs are reused, so an interrupted benchmark resumes.
 
     .venv/bin/python benchmarks/time_to_quality.py runs/foundation/scientific --work runs/ttq \\
-        --recipe committed "train.packing=none train.batch_size=64 train.max_steps=300 train.warmup_ratio=0.17" \\
-        --recipe packed "train.batch_size=16 train.max_steps=150" --set arm.name=direct --threshold 0.080
+        --recipe committed "train.packing=none train.batch_size=64 train.lr=1e-3 train.max_steps=300 train.warmup_ratio=0.17 model.sid_init=noise train.eval_every=50" \\
+        --recipe packed "train.max_steps=400 train.eval_every=50" --set arm.name=direct --set train.val_users=200 \\
+        --set eval.max_users=1000 --threshold 0.080
 """
 
 from __future__ import annotations

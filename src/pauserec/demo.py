@@ -19,7 +19,6 @@ from .io import write_json, write_text
 from .runs import RunDir, environment
 
 ARMS = (("direct", ["arm.name=direct"]), ("pause", ["arm.name=pause"]))
-PAIRED_METRICS = ("recall@5", "recall@10", "ndcg@5", "ndcg@10")
 
 
 def run_demo(cfg: RunConfig, out: str | Path, announce: Callable[[str], None] = print) -> dict[str, Any]:
@@ -72,8 +71,7 @@ def run_demo(cfg: RunConfig, out: str | Path, announce: Callable[[str], None] = 
 
 
 def _paired(baseline: Path, others: list[Path], ks: list[int]) -> dict[str, dict[str, dict[str, float]]]:
-    diffs = compare_runs(baseline, others, ks=ks)
-    return {Path(k).name: {m: v for m, v in d.items() if m in PAIRED_METRICS} for k, d in diffs.items()}
+    return {Path(k).name: d for k, d in compare_runs(baseline, others, ks=ks).items()}
 
 
 def beats(summary: dict[str, Any], baseline: str) -> dict[str, bool]:
