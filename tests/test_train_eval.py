@@ -24,7 +24,7 @@ def config(backbone, root, *extra):
     return build_config(overrides=[
         f"model.backbone={backbone}", f"cache_dir={root / 'cache'}", "train.max_steps=200", "train.batch_size=16",
         "train.lr=0.003", "train.eval_every=100", "train.val_users=40", "train.logging_steps=10", "train.bf16=false",
-        "decode.num_beams=5", "eval.bootstrap=50", *extra,
+        "decode.num_beams=5", "eval.ks=[1,5]", "eval.bootstrap=50", *extra,
     ])
 
 

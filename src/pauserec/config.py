@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from .errors import ConfigError
 
@@ -211,6 +211,19 @@ class RunConfig(_Section):
     @classmethod
     def _expand(cls, v: str) -> str:
         return os.path.expanduser(v)
+
+    @model_validator(mode="after")
+    def _beams_cover_every_k(self) -> RunConfig:
+        """A ranked list is ``decode.num_beams`` long: Recall@K with K above it would silently be Recall@beams."""
+        top = max(self.eval.ks, default=0)
+        if self.decode.num_beams < top:
+            raise ConfigError(
+                f"decode.num_beams={self.decode.num_beams} is smaller than max(eval.ks)={top}: the ranked list would "
+                f"be {self.decode.num_beams} items long, so Recall@{top} would silently be Recall@"
+                f"{self.decode.num_beams}; raise decode.num_beams to {top} or drop the larger ks "
+                f"(e.g. --set eval.ks=[{','.join(str(k) for k in self.eval.ks if k <= self.decode.num_beams)}])"
+            )
+        return self
 
 
 def _set_dotted(tree: dict[str, Any], dotted: str, value: Any) -> None:
