@@ -29,7 +29,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from pauserec.decode import BeamResult, batched_beam_search, hf_beam_search, left_pad
+from pauserec.decode import BeamResult, batched_beam_search, left_pad
+from pauserec.decode.reference import hf_beam_search
 from pauserec.io import write_json
 from pauserec.sid.catalog import SIDCatalog, build_trie, sid_token
 

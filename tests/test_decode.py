@@ -13,11 +13,10 @@ from pauserec.decode import (
     batched_beam_search,
     common_prefix_length,
     constrained_beam_search,
-    exhaustive_rank,
-    hf_beam_search,
     left_pad,
     trie_codes,
 )
+from pauserec.decode.reference import exhaustive_rank, hf_beam_search
 from pauserec.sid.catalog import build_trie
 
 transformers = pytest.importorskip("transformers")

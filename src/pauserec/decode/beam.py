@@ -6,6 +6,7 @@ care what they contain) and returns, per user, the ``num_beams`` best *real, dis
 Algorithm (``B`` users, ``W = num_beams``, ``L`` SID levels, ``C_d`` codes at level ``d``)::
 
     prefill(prefix)  -> KV cache (B rows), hidden state at the last position
+    [think: generate free text (a rationale) token by token into the same cache until the end token]
     for d in 0..L-1:
         log p(code | beam)  over the C_d level tokens only           (R, C_d)   R = live beams
         mask codes the trie does not allow after the beam's prefix
@@ -13,6 +14,12 @@ Algorithm (``B`` users, ``W = num_beams``, ``L`` SID levels, ``C_d`` codes at le
         if d < L-1:
             reorder the cache by beam origin (at d = 0 this is the B -> R expansion; the prompt is never rerun)
             one forward over [chosen level-d token] + forced_between_levels[d] for all live beams
+
+The optional *think* phase (:class:`ThinkSpec`, used by the explicit chain-of-thought arm) is greedy or sampled
+generation over the full vocabulary (SID tokens suppressed) until the arm's end token; finished rows are fed a masked
+filler until every row is done, so the SID search then continues from the very KV cache the rationale left (the
+prompt and the rationale are never prefilled again). With ``samples = N > 1`` every user is decoded N times with
+sampled rationales and the candidates are pooled by their best score (:func:`batched_beam_search`).
 
 Costs: one prefill per user, ``L-1`` incremental forwards (of ``1 + len(forced)`` tokens per beam), and an LM head
 evaluated only at the last position of each forward (the decoder body ``model.base_model`` returns hidden states, the
@@ -57,14 +64,41 @@ Normalization = Literal["vocab", "level"]
 
 __all__ = [
     "BeamResult",
+    "ThinkSpec",
     "constrained_beam_search",
     "batched_beam_search",
     "common_prefix_length",
-    "exhaustive_rank",
-    "hf_beam_search",
     "trie_codes",
     "left_pad",
 ]
+
+
+@dataclass(frozen=True)
+class ThinkSpec:
+    """Free text generated after the prefix and before the SID (an explicit rationale).
+
+    Attributes:
+        end_token_id: the token that closes the text (e.g. ``</think>``); it is fed, and the SID search starts from
+            the hidden state after it. A row that reaches ``max_new_tokens`` is closed with it.
+        max_new_tokens: at most this many generated tokens per row, the end token included (>= 1).
+        temperature: 0 = greedy (argmax); > 0 = sampling from ``softmax(logits / temperature)``.
+        samples: rationales per user (N); > 1 needs ``temperature > 0``; candidates are pooled by best score.
+        suppress_token_ids: never generated while thinking (the SID codes: a rationale is plain language).
+        seed: seeds the sampling generator (results are reproducible for a given batch layout).
+    """
+
+    end_token_id: int
+    max_new_tokens: int
+    temperature: float = 0.0
+    samples: int = 1
+    suppress_token_ids: tuple[int, ...] = ()
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if self.max_new_tokens < 1:
+            raise ValueError(f"a rationale needs max_new_tokens >= 1 (the end token), got {self.max_new_tokens}")
+        if self.samples < 1 or (self.samples > 1 and self.temperature <= 0):
+            raise ValueError(f"samples={self.samples} needs samples >= 1, and temperature > 0 when samples > 1")
 
 
 @dataclass
@@ -78,6 +112,8 @@ class BeamResult:
         prefill_padded_tokens: prefix positions including padding (``B * T`` per call): the work actually done.
         decode_tokens: tokens fed after the prefill, summed over beams (``sum_d R_d * (1 + len(forced[d]))``).
         steps: incremental forward calls after the prefill (``L - 1`` per call; summed over batches).
+        think_tokens: generated rationale tokens fed (end tokens included, fillers of finished rows excluded).
+        leads: per user, the generated rationale token ids (end token included); empty lists without a think phase.
     """
 
     items: list[list[int]] = field(default_factory=list)
@@ -86,6 +122,8 @@ class BeamResult:
     prefill_padded_tokens: int = 0
     decode_tokens: int = 0
     steps: int = 0
+    think_tokens: int = 0
+    leads: list[list[int]] = field(default_factory=list)
 
     @property
     def n_users(self) -> int:
@@ -98,6 +136,7 @@ class BeamResult:
             "prefill_padded_tokens": self.prefill_padded_tokens,
             "decode_tokens": self.decode_tokens,
             "steps": self.steps,
+            "think_tokens": self.think_tokens,
         }
 
 
@@ -156,6 +195,10 @@ class _Scorer:
         if self.softcap:
             logits = torch.tanh(logits / self.softcap) * self.softcap
         return logits
+
+    def vocab_logits(self, hidden: torch.Tensor) -> torch.Tensor:
+        """``hidden`` (R, H) -> logits over the whole vocabulary (R, V), float32 (for free-text generation)."""
+        return self._cap(self.head(hidden).float())
 
     def __call__(self, hidden: torch.Tensor, level: int) -> torch.Tensor:
         """``hidden`` (R, H) -> log-probs (R, C_level), float32."""
@@ -249,6 +292,90 @@ def _select(
     return origin, code, new_user, new_rank, score
 
 
+@dataclass
+class _State:
+    """The decoder's running state, one row per live sequence (user before the SID search, beam during it).
+
+    cache: the KV cache (rows = R); mask: (R, T) LongTensor over every cached position (0 = padding/filler);
+    hidden: (R, H) the hidden state that predicts the next token; last_pos: (R,) position id of the last real token.
+    """
+
+    cache: Any
+    mask: torch.Tensor
+    hidden: torch.Tensor
+    last_pos: torch.Tensor
+
+    def feed(self, body: Any, ids: torch.Tensor, live: torch.Tensor | None = None) -> None:
+        """Run ``ids`` (R, n) after every row's last token. Rows where ``live`` is False get masked fillers and
+        keep their hidden state and position (used while other rows are still thinking)."""
+        n_rows, n_new = ids.shape
+        live_col = torch.ones(n_rows, dtype=torch.long, device=ids.device) if live is None else live.long()
+        self.mask = torch.cat([self.mask, live_col[:, None].expand(-1, n_new)], dim=1)
+        positions = self.last_pos[:, None] + torch.arange(1, n_new + 1, device=ids.device)[None, :]
+        out = body(input_ids=ids, attention_mask=self.mask, position_ids=positions, cache=self.cache, use_cache=True)
+        self.cache = out.cache
+        if live is None:
+            self.hidden, self.last_pos = out.last_hidden_state[:, -1], positions[:, -1]
+        else:
+            self.hidden = torch.where(live[:, None], out.last_hidden_state[:, -1], self.hidden)
+            self.last_pos = torch.where(live, positions[:, -1], self.last_pos)
+
+    def select(self, rows: torch.Tensor) -> None:
+        """Keep (and repeat) the given rows: the cache follows its beams, the prompt is never rerun."""
+        self.cache.reorder_cache(rows)
+        self.mask = self.mask.index_select(0, rows)
+        self.last_pos = self.last_pos.index_select(0, rows)
+
+
+def _prefill(body: Any, input_ids: torch.Tensor, attention_mask: torch.Tensor, shared: torch.Tensor, config: Any) -> _State:
+    """Prefill left-padded prefixes (after an optional prefix common to all rows, prefilled once and shared)."""
+    from transformers import DynamicCache  # local: keeps `import pauserec.decode` light
+
+    n_users, device, n_shared = input_ids.shape[0], input_ids.device, shared.numel()
+    cache = DynamicCache(config=config)
+    mask = attention_mask
+    if n_shared:  # prefill the common prefix once, then give every row a copy of its cache
+        positions = torch.arange(n_shared, device=device)[None, :]
+        body(input_ids=shared[None, :], position_ids=positions, cache=cache, use_cache=True)
+        cache.reorder_cache(torch.zeros(n_users, dtype=torch.long, device=device))
+        mask = torch.cat([mask.new_ones((n_users, n_shared)), mask], dim=1)
+    position_ids = (n_shared + attention_mask.cumsum(-1) - 1).masked_fill(attention_mask == 0, 1)
+    out = body(input_ids=input_ids, attention_mask=mask, position_ids=position_ids, cache=cache, use_cache=True)
+    return _State(out.cache, mask, out.last_hidden_state[:, -1], position_ids[:, -1])
+
+
+def _think(body: Any, scorer: _Scorer, state: _State, spec: ThinkSpec) -> tuple[list[list[int]], int]:
+    """Generate each row's free text into ``state`` until ``spec.end_token_id``; returns the generated ids per row
+    (end token included) and the number of tokens fed (fillers of finished rows excluded)."""
+    n_rows, device = state.hidden.shape[0], state.hidden.device
+    live = torch.ones(n_rows, dtype=torch.bool, device=device)
+    end = torch.full((n_rows,), spec.end_token_id, dtype=torch.long, device=device)
+    suppress = torch.as_tensor(spec.suppress_token_ids, dtype=torch.long, device=device)
+    generator = torch.Generator(device=device).manual_seed(spec.seed) if spec.temperature > 0 else None
+    steps: list[torch.Tensor] = []
+    fed = 0
+    for t in range(spec.max_new_tokens):
+        logits = scorer.vocab_logits(state.hidden)
+        if suppress.numel():
+            logits.index_fill_(1, suppress, -math.inf)
+        if generator is None:
+            token = logits.argmax(dim=-1)
+        else:
+            probs = torch.softmax(logits / spec.temperature, dim=-1)
+            token = torch.multinomial(probs, 1, generator=generator).squeeze(1)
+        if t == spec.max_new_tokens - 1:
+            token = end  # out of budget: close the rationale
+        token = torch.where(live, token, end)  # finished rows get a (masked) filler
+        steps.append(torch.where(live, token, -1))
+        state.feed(body, token[:, None], live)
+        fed += int(live.sum())
+        live &= token != spec.end_token_id
+        if not bool(live.any()):
+            break
+    generated = torch.stack(steps, dim=1).cpu().tolist()
+    return [[tok for tok in row if tok >= 0] for row in generated], fed
+
+
 def constrained_beam_search(
     model: Any,
     input_ids: torch.Tensor,
@@ -260,12 +387,14 @@ def constrained_beam_search(
     forced_between_levels: Sequence[Sequence[int]] | None = None,
     score_normalization: Normalization = "vocab",
     shared_prefix: Sequence[int] | None = None,
+    think: ThinkSpec | None = None,
 ) -> BeamResult:
     """Trie-constrained beam search from left-padded prefixes.
 
     Args:
         model: a Hugging Face causal LM (``*ForCausalLM``; a PEFT wrapper is unwrapped).
-        input_ids, attention_mask: (B, T) LongTensor, LEFT-padded; each row's prefix ends where the SID starts.
+        input_ids, attention_mask: (B, T) LongTensor, LEFT-padded; each row's prefix ends where the SID (or, with
+            ``think``, the generated rationale) starts.
         trie: the catalogue's :class:`~pauserec.sid.catalog.PrefixTrie` (L levels).
         level_token_ids: L id lists/tensors; ``level_token_ids[d][c]`` = vocabulary id of code ``c`` at level ``d``.
         num_beams: W, beams kept per user (= items returned, unless the catalogue has fewer).
@@ -277,6 +406,8 @@ def constrained_beam_search(
             prefilled once for the whole batch and their KV cache is shared; each row is then
             ``shared_prefix + row`` with the padding between the two (masked, positions continue after the prefix),
             which is the same computation as left-padding the full sequences.
+        think: generate a rationale per row before the SID search (one sample per row; see
+            :func:`batched_beam_search` for N samples).
     Returns:
         :class:`BeamResult`, one entry per input row.
     """
@@ -307,28 +438,17 @@ def constrained_beam_search(
         raise ValueError("prompts must be LEFT-padded: attention_mask[:, -1] must be 1 for every row")
 
     shared = torch.as_tensor(list(shared_prefix or []), dtype=torch.long, device=device)
-    n_shared = shared.numel()
     result = BeamResult(
-        prefill_tokens=int(attention_mask.sum()) + n_shared,
-        prefill_padded_tokens=int(attention_mask.numel()) + n_shared,
+        prefill_tokens=int(attention_mask.sum()) + shared.numel(),
+        prefill_padded_tokens=int(attention_mask.numel()) + shared.numel(),
+        leads=[[] for _ in range(n_users)],
     )
-    from transformers import DynamicCache  # local: keeps `import pauserec.decode` light
-
     with torch.inference_mode(), _eval_mode(model):
         body = model.base_model
         scorer = _Scorer(model, level_ids, score_normalization)
-        cache = DynamicCache(config=model.config)
-        mask = attention_mask
-        if n_shared:  # prefill the common prefix once, then give every row a copy of its cache
-            positions = torch.arange(n_shared, device=device)[None, :]
-            body(input_ids=shared[None, :], position_ids=positions, cache=cache, use_cache=True)
-            cache.reorder_cache(torch.zeros(n_users, dtype=torch.long, device=device))
-            mask = torch.cat([mask.new_ones((n_users, n_shared)), mask], dim=1)
-        position_ids = (n_shared + attention_mask.cumsum(-1) - 1).masked_fill(attention_mask == 0, 1)
-        out = body(input_ids=input_ids, attention_mask=mask, position_ids=position_ids, cache=cache, use_cache=True)
-        hidden = out.last_hidden_state[:, -1]
-        cache = out.cache
-        last_pos = position_ids[:, -1]
+        state = _prefill(body, input_ids, attention_mask, shared, model.config)
+        if think is not None:
+            result.leads, result.think_tokens = _think(body, scorer, state, think)
 
         # one live beam per user: the empty SID prefix at the trie root
         user = torch.arange(n_users, device=device)
@@ -336,38 +456,25 @@ def constrained_beam_search(
         score = torch.zeros(n_users, dtype=torch.float32, device=device)
         node = np.zeros(n_users, dtype=np.int64)
         for d in range(n_levels):
-            allowed_np = trie.allowed(d, node)
-            allowed = torch.from_numpy(allowed_np).to(device)
-            logp = scorer(hidden, d)
-            cum = (score[:, None] + logp).masked_fill(~allowed, -math.inf)
+            allowed = torch.from_numpy(trie.allowed(d, node)).to(device)
+            cum = (score[:, None] + scorer(state.hidden, d)).masked_fill(~allowed, -math.inf)
             origin, code, user, rank, score = _select(cum, allowed, user, rank, n_users, num_beams)
-            origin_np, code_np = origin.cpu().numpy(), code.cpu().numpy()
-            node = trie.step(d, node[origin_np], code_np).astype(np.int64)
+            node = trie.step(d, node[origin.cpu().numpy()], code.cpu().numpy()).astype(np.int64)
             if d == n_levels - 1:
                 break
             # the cache follows its beams; at d = 0 this expands B prefilled rows to R beams (no prompt rerun)
-            cache.reorder_cache(origin)
-            mask = mask.index_select(0, origin)
-            last_pos = last_pos.index_select(0, origin)
-            n_rows = origin.numel()
+            state.select(origin)
             step_ids = level_ids[d][code][:, None]
             if forced_t[d].numel():
-                step_ids = torch.cat([step_ids, forced_t[d][None, :].expand(n_rows, -1)], dim=1)
-            n_new = step_ids.shape[1]
-            mask = torch.cat([mask, mask.new_ones((n_rows, n_new))], dim=1)
-            step_pos = last_pos[:, None] + torch.arange(1, n_new + 1, device=device)[None, :]
-            out = body(input_ids=step_ids, attention_mask=mask, position_ids=step_pos, cache=cache, use_cache=True)
-            hidden, cache = out.last_hidden_state[:, -1], out.cache
-            last_pos = step_pos[:, -1]
-            result.decode_tokens += n_rows * n_new
+                step_ids = torch.cat([step_ids, forced_t[d][None, :].expand(origin.numel(), -1)], dim=1)
+            state.feed(body, step_ids)
+            result.decode_tokens += step_ids.numel()
             result.steps += 1
 
     assert (node >= 0).all(), "the trie produced an invalid item"  # guaranteed by the masks
-    users = user.cpu().tolist()
-    scores = score.cpu().tolist()
     result.items = [[] for _ in range(n_users)]
     result.scores = [[] for _ in range(n_users)]
-    for u, item, s in zip(users, node.tolist(), scores, strict=True):
+    for u, item, s in zip(user.cpu().tolist(), node.tolist(), score.cpu().tolist(), strict=True):
         result.items[u].append(int(item))
         result.scores[u].append(float(s))
     return result
@@ -398,30 +505,35 @@ def batched_beam_search(
     score_normalization: Normalization = "vocab",
     progress: bool = False,
     share_prefix: bool = True,
+    think: ThinkSpec | None = None,
 ) -> BeamResult:
     """Decode many users in length-grouped, left-padded batches; results come back in the input order.
 
     Prompts are sorted by length (longest first, stable) so a batch holds similar lengths and padding stays minimal.
     With ``share_prefix`` the tokens every prompt starts with (the chat template's system turn and instruction:
     about half of a short prompt) are prefilled once per batch instead of once per user.
-    Counters are summed over batches.
+    With ``think.samples = N > 1`` each prompt is decoded N times (sampled rationales) and a user's candidates are
+    pooled: every item keeps its best score over the samples, the best ``num_beams`` are returned, and the user's
+    lead is that of the sample holding the top item. Counters are summed over batches (and samples).
     """
     if batch_size < 1:
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")
-    n = len(prompts)
-    n_shared = common_prefix_length(prompts) if share_prefix else 0
-    shared, prompts = (list(prompts[0][:n_shared]), [p[n_shared:] for p in prompts]) if n_shared else (None, prompts)
-    order = sorted(range(n), key=lambda i: -len(prompts[i]))
-    total = BeamResult(items=[[] for _ in range(n)], scores=[[] for _ in range(n)])
+    n_samples = think.samples if think is not None else 1
+    rows = [p for p in prompts for _ in range(n_samples)]
+    n = len(rows)
+    n_shared = common_prefix_length(rows) if share_prefix else 0
+    shared, rows = (list(rows[0][:n_shared]), [p[n_shared:] for p in rows]) if n_shared else (None, rows)
+    order = sorted(range(n), key=lambda i: -len(rows[i]))
+    total = BeamResult(items=[[] for _ in range(n)], scores=[[] for _ in range(n)], leads=[[] for _ in range(n)])
     bar = None
     if progress:
         from tqdm import tqdm
 
-        bar = tqdm(total=n, unit="user", desc="decode")
+        bar = tqdm(total=n, unit="user" if n_samples == 1 else "sample", desc="decode")
     try:
         for start in range(0, n, batch_size):
             idx = order[start : start + batch_size]
-            ids, mask = left_pad([prompts[i] for i in idx], pad_token_id)
+            ids, mask = left_pad([rows[i] for i in idx], pad_token_id)
             res = constrained_beam_search(
                 model,
                 ids,
@@ -432,175 +544,31 @@ def batched_beam_search(
                 forced_between_levels=forced_between_levels,
                 score_normalization=score_normalization,
                 shared_prefix=shared,
+                think=think,
             )
             for j, i in enumerate(idx):
-                total.items[i], total.scores[i] = res.items[j], res.scores[j]
-            total.prefill_tokens += res.prefill_tokens
-            total.prefill_padded_tokens += res.prefill_padded_tokens
-            total.decode_tokens += res.decode_tokens
-            total.steps += res.steps
+                total.items[i], total.scores[i], total.leads[i] = res.items[j], res.scores[j], res.leads[j]
+            for counter in ("prefill_tokens", "prefill_padded_tokens", "decode_tokens", "steps", "think_tokens"):
+                setattr(total, counter, getattr(total, counter) + getattr(res, counter))
             if bar is not None:
                 bar.update(len(idx))
     finally:
         if bar is not None:
             bar.close()
-    return total
+    return _pool_samples(total, n_samples, num_beams) if n_samples > 1 else total
 
 
-# --------------------------------------------------------------------------------------------------------------
-# references
-
-
-def _catalogue_codes(trie_or_codes: Any) -> np.ndarray:
-    if isinstance(trie_or_codes, PrefixTrie):
-        return trie_codes(trie_or_codes)
-    codes = getattr(trie_or_codes, "codes", trie_or_codes)  # an SIDCatalog, or the codes themselves
-    if isinstance(codes, torch.Tensor):
-        codes = codes.cpu().numpy()
-    codes = np.asarray(codes, dtype=np.int64)
-    if codes.ndim != 2:
-        raise ValueError(f"codes must be (n_items, L), got shape {codes.shape}")
-    return codes
-
-
-def exhaustive_rank(
-    model: Any,
-    prompt_ids: Sequence[int],
-    trie_or_codes: Any,
-    level_token_ids: Sequence[Any],
-    forced_between_levels: Sequence[Sequence[int]] | None = None,
-    score_normalization: Normalization = "vocab",
-    *,
-    chunk_size: int = 64,
-) -> list[tuple[int, float]]:
-    """Reference ranking: teacher-force every catalogue SID after the prompt (full sequences, no KV cache, the
-    model's own full-vocabulary logits) and sort by total log-prob, best first (ties: lower item index first).
-
-    ``trie_or_codes``: a PrefixTrie, an SIDCatalog or a codes array ``(n_items, L)``. For tests and small catalogues.
-    """
-    codes = _catalogue_codes(trie_or_codes)
-    n_items, n_levels = codes.shape
-    forced = _check_forced(forced_between_levels, n_levels)
-    model = _unwrap(model)
-    device = model.get_input_embeddings().weight.device
-    level_ids = _as_level_ids(level_token_ids, device)
-    # the token layout after the prompt and the position (in the full sequence) that predicts each level's token
-    prompt = torch.as_tensor(list(prompt_ids), dtype=torch.long, device=device)
-    codes_t = torch.as_tensor(codes, device=device)
-    pieces, predict_at = [], []
-    offset = len(prompt)
-    for d in range(n_levels):
-        predict_at.append(offset - 1)
-        pieces.append(level_ids[d][codes_t[:, d]][:, None])
-        offset += 1
-        if d < n_levels - 1 and forced[d]:
-            pieces.append(torch.as_tensor(forced[d], device=device)[None, :].expand(n_items, -1))
-            offset += len(forced[d])
-    suffix = torch.cat(pieces, dim=1)
-    totals = torch.zeros(n_items, dtype=torch.float64)
-    with torch.inference_mode(), _eval_mode(model):
-        for start in range(0, n_items, chunk_size):
-            sl = slice(start, start + chunk_size)
-            seq = torch.cat([prompt[None, :].expand(suffix[sl].shape[0], -1), suffix[sl]], dim=1)
-            logits = model(input_ids=seq).logits.float()
-            for d in range(n_levels):
-                lg = logits[:, predict_at[d]]
-                if score_normalization == "vocab":
-                    lp = torch.log_softmax(lg, dim=-1).index_select(1, level_ids[d])
-                elif score_normalization == "level":
-                    lp = torch.log_softmax(lg.index_select(1, level_ids[d]), dim=-1)
-                else:
-                    raise ValueError(f"score_normalization must be 'vocab' or 'level', got {score_normalization!r}")
-                totals[sl] += lp.gather(1, codes_t[sl, d : d + 1]).squeeze(1).double().cpu()
-    order = sorted(range(n_items), key=lambda i: (-totals[i].item(), i))
-    return [(i, float(totals[i])) for i in order]
-
-
-def hf_beam_search(
-    model: Any,
-    input_ids: torch.Tensor,
-    attention_mask: torch.Tensor,
-    trie: PrefixTrie,
-    level_token_ids: Sequence[Any],
-    *,
-    num_beams: int,
-    pad_token_id: int,
-) -> BeamResult:
-    """The same search with Hugging Face ``generate`` + ``prefix_allowed_tokens_fn`` (the usual baseline).
-
-    Uses a clean :class:`~transformers.GenerationConfig` (no sampling, top-k/top-p, repetition penalty... leaking from
-    the checkpoint's ``generation_config``), ``length_penalty=0`` (scores are plain sums of log-probs). Beams HF fills
-    with placeholders when a user has fewer valid continuations than beams (score about -1e9, or a non-item) are
-    dropped. No ``forced_between_levels`` support.
-    """
-    from transformers import GenerationConfig
-
-    model = _unwrap(model)
-    n_levels = trie.depth
-    device = model.get_input_embeddings().weight.device
-    level_lists = [[int(t) for t in torch.as_tensor(ids).reshape(-1).tolist()] for ids in level_token_ids]
-    code_of = [{tok: c for c, tok in enumerate(ids)} for ids in level_lists]
-    prompt_len = input_ids.shape[1]
-    any_token = [level_lists[0][0]]
-
-    def allowed_fn(batch_id: int, sent: torch.Tensor) -> list[int]:
-        gen = sent[prompt_len:].tolist()
-        d = len(gen)
-        if d >= n_levels:
-            return any_token
-        node = 0
-        for lvl, tok in enumerate(gen):
-            c = code_of[lvl].get(tok)
-            if c is None:
-                return level_lists[d]  # a placeholder beam (already -inf): anything, it is dropped later
-            node = int(trie.tables[lvl][node, c])
-            if node < 0:
-                return level_lists[d]
-        codes = np.nonzero(trie.tables[d][node] >= 0)[0]
-        return [level_lists[d][c] for c in codes]
-
-    gen_cfg = GenerationConfig(
-        do_sample=False,
-        num_beams=num_beams,
-        num_return_sequences=num_beams,
-        max_new_tokens=n_levels,
-        min_new_tokens=n_levels,
-        length_penalty=0.0,
-        early_stopping=True,
-        pad_token_id=pad_token_id,
-        output_scores=True,
-        return_dict_in_generate=True,
-        use_cache=True,
-    )
-    saved = model.generation_config
-    model.generation_config = GenerationConfig()  # nothing of the checkpoint's may fill the unset fields
-    try:
-        with torch.inference_mode(), _eval_mode(model):
-            out = model.generate(
-                input_ids=input_ids.to(device),
-                attention_mask=attention_mask.to(device),
-                generation_config=gen_cfg,
-                prefix_allowed_tokens_fn=allowed_fn,
-            )
-    finally:
-        model.generation_config = saved
-    seqs = out.sequences[:, prompt_len:].cpu().tolist()
-    seq_scores = out.sequences_scores.float().cpu().tolist()
-    n_users = input_ids.shape[0]
-    res = BeamResult(
-        items=[[] for _ in range(n_users)],
-        scores=[[] for _ in range(n_users)],
-        prefill_tokens=int(attention_mask.sum()),
-        prefill_padded_tokens=int(attention_mask.numel()),
-        decode_tokens=n_users * num_beams * (n_levels - 1),  # HF feeds every beam row, placeholders included
-        steps=n_levels - 1,
-    )
-    for row, (seq, s) in enumerate(zip(seqs, seq_scores, strict=True)):
-        u = row // num_beams
-        codes = [code_of[d].get(t, -1) for d, t in enumerate(seq[:n_levels])]
-        item = trie.lookup(codes) if min(codes) >= 0 else -1
-        if item < 0 or not math.isfinite(s) or s < -1e8 or item in res.items[u]:
-            continue
-        res.items[u].append(item)
-        res.scores[u].append(float(s))
-    return res
+def _pool_samples(rows: BeamResult, n_samples: int, num_beams: int) -> BeamResult:
+    """Merge ``n_samples`` consecutive rows per user: best score per item, the top ``num_beams`` kept."""
+    pooled = BeamResult(**{k: v for k, v in vars(rows).items() if k not in ("items", "scores", "leads")})
+    for start in range(0, rows.n_users, n_samples):
+        best: dict[int, float] = {}
+        for r in range(start, start + n_samples):
+            for item, s in zip(rows.items[r], rows.scores[r], strict=True):
+                best[item] = max(s, best.get(item, -math.inf))
+        ranked = sorted(best.items(), key=lambda kv: (-kv[1], kv[0]))[:num_beams]
+        pooled.items.append([item for item, _ in ranked])
+        pooled.scores.append([s for _, s in ranked])
+        top = max(range(start, start + n_samples), key=lambda r: (rows.scores[r][0] if rows.scores[r] else -math.inf, -r))
+        pooled.leads.append(rows.leads[top])
+    return pooled
