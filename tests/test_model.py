@@ -226,9 +226,11 @@ def _batch(tok, cat):
 
 
 def _train(model, batch, steps=3, lr=1e-2):
+    """A few AdamW steps with weight decay 0: a row changes only if it receives a gradient (AdamW's default decay
+    would move every trainable row, gradient or not)."""
     torch.manual_seed(0)
     params = [p for p in model.parameters() if p.requires_grad]
-    opt = torch.optim.AdamW(params, lr=lr)
+    opt = torch.optim.AdamW(params, lr=lr, weight_decay=0.0)
     model.train()
     ids, mask, lab = batch
     losses = []
@@ -252,7 +254,12 @@ def _rows_changed(before: torch.Tensor, after: torch.Tensor, ids: list[int]) -> 
 def test_policy_trains_new_rows(tiny_dirs, cache, policy, tied):
     model, tok, cat, new_ids = _setup(tiny_dirs, cache, tied)
     batch = _batch(tok, cat)
-    used = sorted(set(batch[0][batch[2] != -100].tolist()) | {tok.convert_tokens_to_ids("<pause>")})
+    # rows that get a gradient: input rows of tokens read before the last position (the last token's output feeds
+    # no label), output rows of the labels; tied, one matrix holds both
+    labels = sorted(set(batch[0][batch[2] != -100].tolist()))
+    read = sorted(set(batch[0][:, :-1].flatten().tolist()) & set(new_ids))
+    assert tok.convert_tokens_to_ids("<pause>") in read and set(labels) - set(read)  # the last SID token: label only
+    used_in = sorted(set(read) | set(labels)) if tied else read
     emb0 = model.get_input_embeddings().weight.detach().clone()
     head0 = model.get_output_embeddings().weight.detach().clone()
     base = [(n, p, p.detach().clone()) for n, p in model.named_parameters()]
@@ -287,9 +294,9 @@ def test_policy_trains_new_rows(tiny_dirs, cache, policy, tied):
 
     emb = merged.get_input_embeddings().weight.detach()
     head = merged.get_output_embeddings().weight.detach()
-    assert _rows_changed(emb0, emb, used)
+    assert _rows_changed(emb0, emb, used_in)
     if not tied:
-        assert _rows_changed(head0, head, used)
+        assert _rows_changed(head0, head, labels)
     if policy != "full":
         assert torch.equal(emb[old], emb0[old])
         assert torch.equal(head[old], head0[old])
@@ -316,6 +323,29 @@ def test_rows_changed_detects_frozen_embeddings(tiny_dirs, cache, tied):
     _train(plain, batch)
     merged = merge_for_inference(plain)
     assert not _rows_changed(emb0, merged.get_input_embeddings().weight.detach(), new_ids)
+
+
+@pytest.mark.parametrize("tied", [True, False])
+def test_rows_changed_detects_rows_without_gradient(tiny_dirs, cache, tied):
+    """Trainable rows whose gradient is zeroed must not count as trained: only a real gradient moves them."""
+    model, tok, cat, new_ids = _setup(tiny_dirs, cache, tied)
+    batch = _batch(tok, cat)
+    emb = model.get_input_embeddings().weight
+    emb0 = emb.detach().clone()
+    rows = torch.tensor(new_ids)
+
+    def no_gradient_for_new_rows(grad):
+        grad = grad.clone()
+        grad[rows] = 0
+        return grad
+
+    emb.register_hook(no_gradient_for_new_rows)
+    if not tied:
+        model.get_output_embeddings().weight.register_hook(no_gradient_for_new_rows)
+    _train(model, batch)
+    after = model.get_input_embeddings().weight.detach()
+    assert not _rows_changed(emb0, after, new_ids)
+    assert not torch.equal(emb0, after)  # the other rows did train
 
 
 def test_policy_errors(tiny_dirs, cache):
