@@ -169,6 +169,35 @@ def demo(
     console.print(f"done in {summary['wall_seconds']:.0f}s; artifacts and demo.json in {out}")
 
 
+@app.command()
+def serve(
+    run: Annotated[Path, typer.Argument(help="A trained run directory (RUN/config.yaml, env.json, model/).")],
+    host: Annotated[str, typer.Option(help="Interface to listen on (default: loopback only).")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="TCP port.")] = 8000,
+    dtype: Annotated[str, typer.Option(help="float32 | bfloat16 (bf16 roughly halves CPU latency where supported).")] = "float32",
+    beams: Annotated[Optional[int], typer.Option(help="Beam width = longest list a request may ask for (default: the run's decode.num_beams).")] = None,
+    max_batch: Annotated[int, typer.Option(help="Most concurrent requests decoded in one decoder call.")] = 32,
+    max_wait_ms: Annotated[float, typer.Option(help="Longest a batch waits for more requests after its first.")] = 5.0,
+    no_batching: Annotated[bool, typer.Option("--no-batching", help="Decode one request at a time (max-batch 1).")] = False,
+    threads: Annotated[Optional[int], typer.Option(help="torch.set_num_threads (default: torch's choice).")] = None,
+) -> None:
+    """Serve a trained run over HTTP: POST /recommend, GET /items?q=, GET /health, the page at /, docs at /docs."""
+    import torch
+    import uvicorn
+
+    from .serve import create_app, load_recommender
+
+    if threads:
+        torch.set_num_threads(threads)
+    if dtype not in ("float32", "bfloat16"):
+        raise PauseRecError(f"--dtype must be float32 or bfloat16, got {dtype!r}")
+    recommender = load_recommender(run, dtype=dtype, beams=beams)
+    app_ = create_app(recommender, max_batch=1 if no_batching else max_batch, max_wait_ms=max_wait_ms)
+    console.print(f"[green]serving[/] {run} ({recommender.cfg.arm.name}, {dtype}, beam {recommender.beams}, "
+                  f"max batch {1 if no_batching else max_batch}) on http://{host}:{port}/", highlight=False)
+    uvicorn.run(app_, host=host, port=port, log_level="warning")
+
+
 def main() -> None:
     """Entry point: user errors print one clear line (no traceback) and exit with status 2."""
     try:
