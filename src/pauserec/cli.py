@@ -1,5 +1,7 @@
 """Command line: one command per stage (`prepare`, `sids`, `eval`, `demo`, ...), each a thin wrapper over
-:mod:`pauserec.pipeline`. Every command takes ``--preset NAME|FILE`` and repeated ``--set section.key=value``."""
+:mod:`pauserec.pipeline`. Commands that build a configuration (prepare, sids, train, eval, demo) take
+``--preset NAME|FILE`` and repeated ``--set section.key=value``; where a stored config applies instead (``train
+--resume``, ``eval`` of a trained run) ``--preset`` is refused and ``--set`` changes the stored config."""
 
 from __future__ import annotations
 
@@ -14,6 +16,7 @@ from rich.console import Console
 from . import pipeline
 from .config import RunConfig, build_config
 from .errors import PauseRecError
+from .eval.evaluate import users_line
 from .report import plot_comparison, print_comparison, print_differences
 from .runs import RunDir
 
@@ -22,6 +25,25 @@ console = Console(stderr=True)
 
 PresetOpt = Annotated[Optional[str], typer.Option("--preset", help="Packaged preset name or YAML file.")]
 SetOpt = Annotated[Optional[list[str]], typer.Option("--set", help="Override, e.g. --set sid.levels=4 (repeatable).")]
+
+
+def _resume_config(out: Path, preset: str | None, overrides: list[str] | None) -> RunConfig:
+    """``train --resume``: the run's stored config, with ``--set`` on top; ``--preset`` is refused, not ignored."""
+    if preset is not None:
+        raise PauseRecError(
+            f"--preset does not apply to --resume: the run continues with its stored {out / 'config.yaml'}; "
+            "change single keys with --set (e.g. --set train.max_steps=600)"
+        )
+    stored = RunDir(out).config()
+    return build_config(base=stored.model_dump(), overrides=overrides) if overrides else stored
+
+
+def _print_user_subsets(named: list[tuple[str, dict]]) -> None:
+    """One line per result evaluated on a subset of its split's users: "N of M users (rule)"."""
+    for name, result in named:
+        line = users_line(result.get("metrics", {}), result.get("split", "eval"))
+        if line is not None:
+            console.print(f"{name}: evaluated on {line}", highlight=False)
 
 
 def _config(preset: str | None, overrides: list[str] | None, **base: object) -> RunConfig:
@@ -93,7 +115,7 @@ def train(
     """Fine-tune the backbone on one arm (``--set arm.name=pause --set arm.pause_tokens=4``)."""
     from .train.run import train as train_run
 
-    cfg = RunDir(out).config() if resume and (out / "config.yaml").exists() and not set_ else _config(preset, set_)
+    cfg = _resume_config(out, preset, set_) if resume else _config(preset, set_)
     cost = train_run(cfg, data_dir, out, resume=resume)
     console.print(
         f"[green]trained[/] {cfg.arm.name}: {cost['steps']} steps in {cost['train_seconds']:.0f}s, "
@@ -122,9 +144,20 @@ def eval_(
     else:
         from .eval.run_eval import evaluate_run
 
+        if preset is not None:
+            raise PauseRecError(
+                f"--preset does not apply to a trained run: `eval {run}` uses the run's stored config.yaml; "
+                "change single keys with --set (e.g. --set eval.max_users=500)"
+            )
+        if data_dir is not None:
+            raise PauseRecError(
+                f"--data applies to baselines only: a trained run reads the data directory it was trained on "
+                f"(env.json of {run})"
+            )
         cfg = build_config(base=RunDir(run).config().model_dump(), overrides=set_) if set_ else None
         result = evaluate_run(run, cfg, out_dir=out)
     print_comparison(f"{result['split']} metrics (95% bootstrap intervals)", [(result["model"], result)])
+    _print_user_subsets([(result["model"], result)])
 
 
 @app.command()
@@ -140,6 +173,7 @@ def compare(
     print_comparison(f"{named[0][1]['split']} metrics (95% bootstrap intervals) and cost", named)
     diffs = compare_runs(baseline, runs, ks=sorted({int(m.split("@")[1]) for m in named[0][1]["metrics"] if "@" in m}))
     print_differences(baseline.name, [(d.name, diffs[str(d)]) for d in runs])
+    _print_user_subsets(named)
     if plot is not None:
         console.print(f"figure -> {plot_comparison(named, plot)}")
 
@@ -163,9 +197,9 @@ def demo(
     print_differences("popularity", [(a, summary["paired_vs_popularity"][a]) for a in arms], Console())
     print_differences("direct", [(a, d) for a, d in summary["paired_vs_direct"].items()], Console())
     above = beats(summary, "popularity")
-    users = runs["direct"]["metrics"]["users"]["count"]
+    users = users_line(runs["direct"]["metrics"], "test") or f"{runs['direct']['metrics']['users']['count']:.0f} test users"
     verdict = ", ".join(f"{a} {'beats' if ok else 'does NOT beat'} popularity" for a, ok in above.items())
-    console.print(f"Recall@10 on the same {users:.0f} test users, paired 95% interval: {verdict}.", highlight=False)
+    console.print(f"Recall@10 on the same {users}, paired 95% interval: {verdict}.", highlight=False)
     console.print(f"done in {summary['wall_seconds']:.0f}s; artifacts and demo.json in {out}")
 
 

@@ -20,7 +20,7 @@ from typing import Any
 from .config import RunConfig, config_to_yaml
 from .data.dataset import Dataset
 from .data.split import Split, leave_one_out
-from .eval.evaluate import evaluate_rankings, select_users
+from .eval.evaluate import evaluate_rankings, user_subset
 from .io import write_json, write_jsonl, write_text
 from .runs import RunDir
 from .sid.catalog import SIDCatalog
@@ -86,9 +86,9 @@ def evaluate_popularity(cfg: RunConfig, data_dir: str | Path, run_dir: str | Pat
         run_dir, cfg, kind="baseline:popularity", dataset_hash=dataset.content_hash(), split_hash=split.content_hash()
     )
     t0 = time.perf_counter()
-    examples = select_users(split.part(cfg.eval.split), cfg.eval.max_users, cfg.seed)
+    examples, users = user_subset(split.part(cfg.eval.split), cfg.eval.max_users, cfg.seed)
     ranked = Popularity(dataset.n_items).fit(dataset).recommend(examples, max(cfg.eval.ks))
-    metrics, rows = evaluate_rankings(examples, ranked, dataset, cfg.eval, seed=cfg.seed)
+    metrics, rows = evaluate_rankings(examples, ranked, dataset, cfg.eval, seed=cfg.seed, users=users)
     metrics = {"model": "popularity", "split": cfg.eval.split, "metrics": metrics}
     write_jsonl(run.file("predictions.jsonl"), rows)
     write_json(run.file("metrics.json"), metrics)

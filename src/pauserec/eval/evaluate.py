@@ -18,6 +18,7 @@ def evaluate_rankings(
     cfg: EvalConfig,
     scores: Sequence[Sequence[float]] | None = None,
     seed: int = 0,
+    users: dict[str, Any] | None = None,
 ) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     """Metrics (with bootstrap intervals) and one prediction row per user, in external ids.
 
@@ -25,9 +26,12 @@ def evaluate_rankings(
         examples: the evaluated tasks (one per user).
         ranked: per example, item indices best first (at least ``max(cfg.ks)`` long where possible).
         scores: optional per-item scores aligned with ``ranked``.
+        users: which users these are (:func:`user_subset`), merged into ``metrics["users"]``.
     """
     targets = [e.target for e in examples]
     metrics = compute_metrics(ranked, targets, cfg.ks, bootstrap=cfg.bootstrap, seed=seed)
+    if users is not None:
+        metrics["users"] = {**metrics["users"], **users}
     top = max(cfg.ks)
     rows = []
     for i, (ex, items) in enumerate(zip(examples, ranked, strict=True)):
@@ -50,3 +54,26 @@ def select_users(examples: Sequence[Example], max_users: int | None, seed: int) 
         return list(examples)
     keep = sorted(random.Random(seed).sample(range(len(examples)), max_users))
     return [examples[i] for i in keep]
+
+
+def user_subset(examples: Sequence[Example], max_users: int | None, seed: int) -> tuple[list[Example], dict[str, Any]]:
+    """:func:`select_users` and the record of what it kept: ``{"of": all users of the split, "subset": rule}``.
+
+    The record goes into ``metrics.json`` (``metrics.users``), beside ``count``, so a number always says how many
+    users it stands for out of how many, and how they were chosen.
+    """
+    kept = select_users(examples, max_users, seed)
+    if len(kept) == len(examples):
+        rule = "all users of the split"
+    else:
+        rule = f"a fixed random subset: eval.max_users={max_users} drawn with random.Random({seed}), in user order"
+    return kept, {"of": len(examples), "subset": rule}
+
+
+def users_line(metrics: dict[str, Any], split: str) -> str | None:
+    """``"500 of 8,317 test users (a fixed random subset: ...)"`` when a subset was evaluated, else None."""
+    users = metrics.get("users", {})
+    count, total = int(users.get("count", 0)), users.get("of")
+    if total is None or count >= total:
+        return None
+    return f"{count:,} of {int(total):,} {split} users ({users.get('subset', 'a subset')})"

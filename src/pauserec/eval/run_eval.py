@@ -17,7 +17,7 @@ from ..model.vocab import check_vocabulary, token_ids_by_level
 from ..prompt import PromptBuilder
 from ..runs import RunDir
 from .cost import peak_memory_bytes, reset_peak_memory
-from .evaluate import evaluate_rankings, select_users
+from .evaluate import evaluate_rankings, user_subset
 from .recommend import recommend
 
 
@@ -45,7 +45,7 @@ def evaluate_run(
     arm.bind(tokenizer)
     model.to(inference_device()).eval()
     prompts = PromptBuilder(tokenizer, catalog, dataset, cfg.model.system_prompt, cfg.arm.show_titles)
-    examples = select_users(split.part(cfg.eval.split), cfg.eval.max_users, cfg.seed)
+    examples, users = user_subset(split.part(cfg.eval.split), cfg.eval.max_users, cfg.seed)
 
     reset_peak_memory()
     with torch.inference_mode():
@@ -53,7 +53,9 @@ def evaluate_run(
             model, prompts, arm, catalog, token_ids_by_level(tokenizer, catalog), examples, cfg.decode,
             tokenizer.pad_token_id, progress=progress,
         )
-    metrics, rows = evaluate_rankings(examples, recs.items, dataset, cfg.eval, scores=recs.scores, seed=cfg.seed)
+    metrics, rows = evaluate_rankings(
+        examples, recs.items, dataset, cfg.eval, scores=recs.scores, seed=cfg.seed, users=users
+    )
     result = {"model": cfg.arm.name, "split": cfg.eval.split, "metrics": metrics}
     train_cost_path = run.file("train_cost.json")
     cost = {
