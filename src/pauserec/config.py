@@ -113,7 +113,7 @@ class ModelConfig(_Section):
 class ArmConfig(_Section):
     """What sits between the prompt and the SID: the one thing that varies between arms."""
 
-    name: Literal["direct", "pause"] = "pause"
+    name: Literal["direct", "pause", "cot"] = "pause"
     pause_tokens: int = Field(
         1,
         ge=0,
@@ -127,6 +127,17 @@ class ArmConfig(_Section):
         "before_sid", description="All K pauses before the SID, or K before each SID level."
     )
     show_titles: bool = Field(False, description="Write item titles beside the SIDs in the history (every arm alike).")
+    rationales: str | None = Field(
+        None, description="cot: the directory made by `pauserec rationales` whose texts the model is trained to write "
+        "(training only; at inference the model writes its own)."
+    )
+    max_rationale_tokens: int = Field(
+        48, ge=2, description="cot: rationale budget in tokens (</think> included): longer training rationales are "
+        "cut, generation stops there."
+    )
+    rationale_samples: int = Field(1, ge=1, description="cot: rationales sampled per user at inference (N > 1 pools "
+                                   "the candidates by best score; needs rationale_temperature > 0).")
+    rationale_temperature: float = Field(0.0, ge=0.0, description="cot: 0 = greedy rationale, else sampling temperature.")
 
 
 class TrainConfig(_Section):
@@ -146,6 +157,10 @@ class TrainConfig(_Section):
     max_user_examples: int = Field(
         8, ge=1, description="prefix_tree: a training unit is one user's examples, at most this many (longer users "
         "are cut into several units).",
+    )
+    max_users: int | None = Field(
+        None, ge=1, description="Train on the examples of a fixed random subset of N users (drawn with seed 0: the same "
+        "users for every arm and seed; what `pauserec rationales` acquires for). None = all users."
     )
     max_steps: int = Field(300, ge=1)
     batch_size: int = Field(
@@ -167,6 +182,41 @@ class TrainConfig(_Section):
         description="Safety net on wall time: stop (validate, save) after this many minutes of training even "
         "before max_steps. The budget that makes arms comparable is max_steps; train_cost.json says if this hit.",
     )
+
+
+class GroundConfig(_Section):
+    """SID grounding (the explicit-CoT pipeline's first stage): language <-> SID alignment tasks trained before the
+    reasoning SFT. Steps, batch and learning rate come from ``train``; what trains from ``model.trainable``."""
+
+    tasks: dict[Literal["item2sid", "sid2title", "history_titles"], float] = Field(
+        {"item2sid": 1.0, "sid2title": 1.0, "history_titles": 1.0},
+        description="Task mix, as relative weights: item text -> SID, SID -> title, and a history written as SIDs "
+        "beside titles -> the next item's SID (training examples only).",
+    )
+    heldout_items: float = Field(
+        0.05, ge=0.0, lt=1.0, description="Fraction of items left out of item2sid, on which alignment is validated."
+    )
+
+
+class RationaleConfig(_Section):
+    """Rationale acquisition for the explicit-CoT arm (``pauserec rationales``)."""
+
+    provider: Literal["template", "local", "openai"] = Field(
+        "template", description="template = built from item metadata; local = a Hugging Face causal LM teacher; "
+        "openai = any OpenAI-compatible chat-completions server (vLLM, llama.cpp server, Ollama)."
+    )
+    model: str = Field(
+        "builtin:smollm2-135m", description="local: an HF causal-LM directory or builtin:smollm2-135m; openai: the "
+        "served model's name."
+    )
+    base_url: str = Field("http://127.0.0.1:8000/v1", description="openai: the server's /v1 address.")
+    api_key_env: str = Field("OPENAI_API_KEY", description="openai: environment variable holding the key (may be unset).")
+    max_new_tokens: int = Field(48, ge=1, description="Teacher's rationale budget (tokens).")
+    temperature: float = Field(0.0, ge=0.0, description="Teacher's sampling temperature (0 = greedy).")
+    batch_size: int = Field(32, ge=1, description="local: prompts generated together.")
+    concurrency: int = Field(8, ge=1, description="openai: requests in flight at once.")
+    timeout_s: float = Field(60.0, gt=0, description="openai: per-request timeout.")
+    retries: int = Field(3, ge=0, description="openai: retries with exponential back-off (the openai client's own).")
 
 
 class DecodeConfig(_Section):
@@ -204,6 +254,8 @@ class RunConfig(_Section):
     model: ModelConfig = ModelConfig()
     arm: ArmConfig = ArmConfig()
     train: TrainConfig = TrainConfig()
+    ground: GroundConfig = GroundConfig()
+    rationale: RationaleConfig = RationaleConfig()
     decode: DecodeConfig = DecodeConfig()
     eval: EvalConfig = EvalConfig()
 

@@ -8,6 +8,7 @@ from collections.abc import Callable
 
 from ..config import ArmConfig
 from .base import IGNORE, Arm
+from .cot import CoTArm
 from .direct import DirectArm
 from .pause import PauseArm, pause_token_names
 
@@ -19,6 +20,12 @@ ARMS: dict[str, Callable[[ArmConfig], Arm]] = {
         distinct=cfg.distinct_pauses,
         placement=cfg.pause_placement,
     ),
+    "cot": lambda cfg: CoTArm(
+        cfg.rationales,
+        cfg.max_rationale_tokens,
+        samples=cfg.rationale_samples,
+        temperature=cfg.rationale_temperature,
+    ),
 }
 
 
@@ -27,4 +34,4 @@ def make_arm(cfg: ArmConfig) -> Arm:
     return ARMS[cfg.name](cfg)
 
 
-__all__ = ["ARMS", "IGNORE", "Arm", "DirectArm", "PauseArm", "make_arm", "pause_token_names"]
+__all__ = ["ARMS", "IGNORE", "Arm", "CoTArm", "DirectArm", "PauseArm", "make_arm", "pause_token_names"]

@@ -1,21 +1,28 @@
 """The reasoning arm: what sits between the prompt and the SID. It is the only thing that differs
-between ``direct``, ``pause`` (PauseRec) and, later, ``cot``.
+between ``direct``, ``pause`` (PauseRec) and ``cot`` (explicit chain of thought).
 
 An arm is bound to a tokenizer once (:meth:`Arm.bind`) and then builds, from token ids,
 
-* its **training sequence**: ``prompt + lead + sid_0 + between_0 + sid_1 + ... + sid_{L-1}`` with labels
-  only on the SID tokens (prompt, lead and between positions carry ``IGNORE``), and
+* its **training sequence**: ``prompt + segment + sid_0 + between_0 + sid_1 + ... + sid_{L-1}``, where the
+  *segment* is the arm's per-example text with its own labels (:meth:`Arm.training_segment`: pauses carry no
+  loss, a rationale does) and the SID tokens are always labelled;
 * its **inference prefix** ``prompt + lead`` plus the tokens forced between SID levels, which the
-  constrained decoder feeds without scoring them.
+  constrained decoder feeds without scoring them; and
+* optionally a **think phase** (:meth:`Arm.thinking`): text the decoder generates after the prefix and before the
+  SID search, continuing in the same KV cache. It never sees the target: it is generated from the prompt alone.
 
-A free-text segment (a rationale) is just a ``lead`` that the arm produces per example; the decoder does
-not care what the prefix holds.
+Nothing outside ``arms/`` branches on the arm's name.
 """
 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from ..data.split import Example
+    from ..decode import ThinkSpec
 
 IGNORE = -100  # label of positions that carry no loss (the convention of torch's cross-entropy)
 
@@ -54,10 +61,30 @@ class Arm(ABC):
         """Token ids fed after SID level d and before level d+1 (``n_levels - 1`` lists)."""
         return [[] for _ in range(n_levels - 1)]
 
-    def training_sequence(self, prompt: Sequence[int], sid: Sequence[int]) -> tuple[list[int], list[int]]:
-        """``(input_ids, labels)`` of equal length; labels are ``IGNORE`` except on the SID tokens."""
-        ids = [*prompt, *self.lead(training=True)]
-        labels = [IGNORE] * len(ids)
+    def training_segment(self, example: Example | None) -> tuple[list[int], list[int]]:
+        """``(ids, labels)`` between the prompt and the first SID token of one training example.
+
+        Default: the static :meth:`lead`, without loss. An arm with per-example text (a rationale) overrides this.
+        """
+        lead = self.lead(training=True)
+        return lead, [IGNORE] * len(lead)
+
+    def training_report(self) -> dict[str, int]:
+        """Facts about the training sequences built so far, recorded in ``train_cost.json`` (e.g. rationale coverage)."""
+        return {}
+
+    def thinking(self) -> ThinkSpec | None:
+        """What the decoder generates after the inference prefix and before the SID (None = nothing)."""
+        return None
+
+    def training_sequence(
+        self, prompt: Sequence[int], sid: Sequence[int], example: Example | None = None
+    ) -> tuple[list[int], list[int]]:
+        """``(input_ids, labels)`` of equal length: the prompt without loss, the arm's segment with its own labels,
+        the SID tokens labelled, forced between-level tokens without loss."""
+        segment, segment_labels = self.training_segment(example)
+        ids = [*prompt, *segment]
+        labels = [IGNORE] * len(prompt) + list(segment_labels)
         between = self.between(len(sid), training=True)
         for d, token in enumerate(sid):
             ids.append(token)

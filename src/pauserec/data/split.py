@@ -18,6 +18,11 @@ class Example:
     history: tuple[int, ...]
     target: int
 
+    @property
+    def key(self) -> str:
+        """Stable identity of the example within its dataset (keys e.g. its rationale on disk)."""
+        return stable_hash([self.user, list(self.history), self.target])
+
 
 @dataclass(frozen=True)
 class Split:
@@ -34,6 +39,21 @@ class Split:
         return stable_hash(
             {k: [(e.user, e.history, e.target) for e in self.part(k)] for k in ("train", "valid", "test")}
         )
+
+
+def training_users_subset(examples: list[Example], max_users: int | None) -> list[Example]:
+    """All training examples, or those of a fixed random subset of ``max_users`` users.
+
+    The subset is drawn with a fixed seed (0), not the run's seed: every arm and every seed trains on the same
+    users, and a rationale set acquired for them serves all runs.
+    """
+    import random
+
+    users = sorted({e.user for e in examples})
+    if max_users is None or max_users >= len(users):
+        return list(examples)
+    keep = set(random.Random(0).sample(users, max_users))
+    return [e for e in examples if e.user in keep]
 
 
 def leave_one_out(dataset: Dataset, cfg: SplitConfig) -> Split:

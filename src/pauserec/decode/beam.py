@@ -83,7 +83,7 @@ class ThinkSpec:
         max_new_tokens: at most this many generated tokens per row, the end token included (>= 1).
         temperature: 0 = greedy (argmax); > 0 = sampling from ``softmax(logits / temperature)``.
         samples: rationales per user (N); > 1 needs ``temperature > 0``; candidates are pooled by best score.
-        suppress_token_ids: never generated while thinking (the SID codes: a rationale is plain language).
+        suppress_token_ids: never generated while thinking (beside the SID codes, which are always suppressed).
         seed: seeds the sampling generator (results are reproducible for a given batch layout).
     """
 
@@ -350,7 +350,8 @@ def _think(body: Any, scorer: _Scorer, state: _State, spec: ThinkSpec) -> tuple[
     n_rows, device = state.hidden.shape[0], state.hidden.device
     live = torch.ones(n_rows, dtype=torch.bool, device=device)
     end = torch.full((n_rows,), spec.end_token_id, dtype=torch.long, device=device)
-    suppress = torch.as_tensor(spec.suppress_token_ids, dtype=torch.long, device=device)
+    # a rationale is language: never an SID code, nor what the spec suppresses
+    suppress = torch.cat([torch.as_tensor(spec.suppress_token_ids, dtype=torch.long, device=device), *scorer.level_ids])
     generator = torch.Generator(device=device).manual_seed(spec.seed) if spec.temperature > 0 else None
     steps: list[torch.Tensor] = []
     fed = 0

@@ -1,4 +1,5 @@
-"""Recommend with a trained LLM: arm prefix per user, then the trie-constrained beam search."""
+"""Recommend with a trained LLM: arm prefix per user, the arm's think phase if it has one (a generated rationale),
+then the trie-constrained beam search."""
 
 from __future__ import annotations
 
@@ -27,6 +28,8 @@ class Recommendations:
     seconds: float
     prefill_tokens: int
     decode_tokens: int
+    think_tokens: int = 0
+    rationales: list[str] | None = None  # per example, the generated rationale (arms with a think phase)
 
 
 def recommend(
@@ -40,9 +43,13 @@ def recommend(
     pad_token_id: int,
     progress: bool = False,
 ) -> Recommendations:
-    """Top-``cfg.num_beams`` items for every example, decoded under the catalogue's prefix trie."""
+    """Top-``cfg.num_beams`` items for every example, decoded under the catalogue's prefix trie.
+
+    Only ``ex.history`` is read: the target never reaches the prompt, nor the rationale generated from it.
+    """
     t0 = time.perf_counter()
     prefixes = [arm.inference_prefix(prompts.ids(ex.history)) for ex in examples]
+    think = arm.thinking()
     result = batched_beam_search(
         model,
         prefixes,
@@ -54,6 +61,7 @@ def recommend(
         forced_between_levels=arm.forced_between_levels(catalog.n_levels),
         score_normalization=cfg.score_normalization,
         progress=progress,
+        think=think,
     )
     if any(math.isnan(v) for row in result.scores for v in row):
         raise DivergedError("the model's SID scores are NaN: its weights are broken (a diverged training run?)")
@@ -63,4 +71,6 @@ def recommend(
         seconds=time.perf_counter() - t0,
         prefill_tokens=result.prefill_tokens,
         decode_tokens=result.decode_tokens,
+        think_tokens=result.think_tokens,
+        rationales=[prompts.tokenizer.decode(lead, skip_special_tokens=True) for lead in result.leads] if think else None,
     )

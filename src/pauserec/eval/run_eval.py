@@ -56,6 +56,9 @@ def evaluate_run(
     metrics, rows = evaluate_rankings(
         examples, recs.items, dataset, cfg.eval, scores=recs.scores, seed=cfg.seed, users=users
     )
+    if recs.rationales is not None:  # the arm's generated text, kept beside its ranking
+        for row, text in zip(rows, recs.rationales, strict=True):
+            row["rationale"] = text
     result = {"model": cfg.arm.name, "split": cfg.eval.split, "metrics": metrics}
     train_cost_path = run.file("train_cost.json")
     cost = {
@@ -68,6 +71,8 @@ def evaluate_run(
             "prefill_tokens": recs.prefill_tokens,
             "prefill_tokens_per_user": recs.prefill_tokens / max(len(examples), 1),
             "decode_tokens": recs.decode_tokens,
+            "think_tokens": recs.think_tokens,
+            "think_tokens_per_user": recs.think_tokens / max(len(examples), 1),
             "num_beams": cfg.decode.num_beams,
             "batch_size": cfg.decode.batch_size,
             "peak_memory_gb": peak_memory_bytes() / 1e9,

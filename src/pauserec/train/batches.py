@@ -27,8 +27,15 @@ class SFTDataset(torch.utils.data.Dataset):
     def __init__(self, examples: Sequence[Example], prompts: PromptBuilder, arm: Arm):
         self.rows = []
         for ex in examples:
-            ids, labels = arm.training_sequence(prompts.ids(ex.history), prompts.sid_ids(ex.target))
+            ids, labels = arm.training_sequence(prompts.ids(ex.history), prompts.sid_ids(ex.target), ex)
             self.rows.append({"input_ids": ids, "labels": labels})
+
+    @classmethod
+    def from_rows(cls, rows: list[dict[str, list[int]]]) -> SFTDataset:
+        """Rows already built (``input_ids`` and ``labels``), e.g. SID-grounding tasks."""
+        data = cls.__new__(cls)
+        data.rows = rows
+        return data
 
     def __len__(self) -> int:
         return len(self.rows)

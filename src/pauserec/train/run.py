@@ -2,6 +2,8 @@
 
 The run directory receives ``checkpoints/`` (Trainer checkpoints, for ``--resume``), ``model/`` (the
 selected weights as a plain HF checkpoint + tokenizer, LoRA merged), ``train_log.json`` and ``train_cost.json``.
+The same machinery (:func:`open_run`, :func:`load_model`, :func:`fit`) trains the SID-grounding stage
+(:mod:`.grounding`) on its own rows and validation.
 """
 
 from __future__ import annotations
@@ -18,21 +20,22 @@ from transformers.trainer_utils import get_last_checkpoint
 from .. import pipeline
 from ..arms import make_arm
 from ..config import RunConfig
+from ..data.split import training_users_subset
+from ..data.text import item_title
 from ..errors import PauseRecError
+from ..eval.cost import peak_memory_bytes, reset_peak_memory
 from ..eval.evaluate import select_users
 from ..eval.metrics import compute_metrics
 from ..eval.recommend import recommend
 from ..io import write_json
 from ..model.backbone import load_backbone
-from ..data.text import item_title
-from ..model.sid_init import init_sid_rows_from_text
 from ..model.params import apply_trainable_policy, count_parameters, save_plain_checkpoint
+from ..model.sid_init import init_sid_rows_from_text
 from ..model.vocab import extend_vocabulary, token_ids_by_level
 from ..prompt import PromptBuilder
 from ..runs import RunDir
-from .batches import RightPadCollator, LevelSoftmax, SFTDataset
+from .batches import LevelSoftmax, RightPadCollator, SFTDataset
 from .packing import PrefixTreeCollator, UnitCollator, UserChunkDataset
-from ..eval.cost import peak_memory_bytes, reset_peak_memory
 from .trainer import VALIDATION_METRIC, EvaluateAtEnd, FailOnNonFinite, SFTTrainer, StopAfter
 
 
@@ -80,25 +83,30 @@ def training_arguments(cfg: RunConfig, output_dir: Path) -> TrainingArguments:
 
 
 def training_data(cfg: RunConfig, examples, prompts: PromptBuilder, arm, pad_token_id: int):
-    """The training set and its collator for ``cfg.train.packing``."""
+    """The training set and its collator for ``cfg.train.packing``: one unit per user (all of its examples)."""
     rows = SFTDataset(examples, prompts, arm)
-    if cfg.train.packing == "none":
-        return rows, RightPadCollator(pad_token_id)
     by_user: dict[int, list] = {}
     for ex, row in zip(examples, rows.rows):
         by_user.setdefault(ex.user, []).append(row)
-    units = UserChunkDataset(list(by_user.values()), cfg.train.max_user_examples)
-    return units, UnitCollator(PrefixTreeCollator(pad_token_id, cfg.train.max_row_tokens))
+    return unit_data(cfg, list(by_user.values()), pad_token_id)
 
 
-def train(cfg: RunConfig, data_dir: str | Path, run_dir: str | Path, resume: bool = False) -> dict[str, Any]:
-    """Train ``cfg.arm`` on the data directory; returns the training cost summary."""
-    t_start = time.perf_counter()
+def unit_data(cfg: RunConfig, units: list[list[dict]], pad_token_id: int):
+    """Rows grouped in training units -> ``(dataset, collator)``: prefix-tree packed units, or single padded rows."""
+    if cfg.train.packing == "none":
+        return SFTDataset.from_rows([row for unit in units for row in unit]), RightPadCollator(pad_token_id)
+    dataset = UserChunkDataset(units, cfg.train.max_user_examples)
+    return dataset, UnitCollator(PrefixTreeCollator(pad_token_id, cfg.train.max_row_tokens))
+
+
+def open_run(cfg: RunConfig, data_dir: str | Path, run_dir: str | Path, resume: bool, kind: str):
+    """Load the data directory and create (or, with ``resume``, check) the run directory.
+    Returns ``(run, dataset, catalog, split)``."""
     dataset = pipeline.load_dataset(data_dir)
     catalog = pipeline.load_catalog(data_dir, dataset)
     split = pipeline.load_split(dataset, cfg)
     facts = {
-        "kind": f"train:{cfg.arm.name}",
+        "kind": kind,
         "data_dir": str(Path(data_dir).resolve()),
         "dataset_hash": dataset.content_hash(),
         "catalog_hash": catalog.content_hash(),
@@ -111,53 +119,52 @@ def train(cfg: RunConfig, data_dir: str | Path, run_dir: str | Path, resume: boo
             run.check_fact(key, facts[key])
     elif (run_dir / "checkpoints").exists():
         raise PauseRecError(f"{run_dir} already holds a training run; pass --resume to continue it or choose another --out")
-    run = RunDir.create(run_dir, cfg, **facts)
+    return RunDir.create(run_dir, cfg, **facts), dataset, catalog, split
 
+
+def load_model(cfg: RunConfig, dataset, catalog, extra_tokens: list[str]):
+    """Backbone with the catalogue's SID tokens and ``extra_tokens`` added (rows of SID tokens that are new get the
+    configured init; a backbone that already knows them, e.g. a grounded model, keeps its rows).
+    Returns ``(model, tokenizer, new_ids, level_ids)``; the trainable policy is not applied yet."""
     model, tokenizer = load_backbone(cfg.model.backbone, cfg.cache_dir)
-    arm = make_arm(cfg.arm)
     new_ids = extend_vocabulary(
-        model, tokenizer, catalog.all_tokens() + arm.new_tokens(), noise_std=cfg.model.new_row_noise, seed=cfg.seed
+        model, tokenizer, catalog.all_tokens() + extra_tokens, noise_std=cfg.model.new_row_noise, seed=cfg.seed
     )
-    arm.bind(tokenizer)
     level_ids = token_ids_by_level(tokenizer, catalog)
-    if cfg.model.sid_init == "title":
+    sid_rows_are_new = set(int(i) for ids in level_ids for i in ids) <= set(new_ids)
+    if cfg.model.sid_init == "title" and sid_rows_are_new:
         titles = [item_title(fields) for fields in dataset.item_fields]
         init_sid_rows_from_text(model, tokenizer, catalog, level_ids, titles, scale=cfg.model.new_row_noise)
-    prompts = PromptBuilder(tokenizer, catalog, dataset, cfg.model.system_prompt, cfg.arm.show_titles)
-    model = apply_trainable_policy(model, cfg.model.trainable, new_ids, cfg.model)
+    return model, tokenizer, new_ids, level_ids
 
-    train_set, collator = training_data(cfg, split.train, prompts, arm, tokenizer.pad_token_id)
-    val_examples = select_users(split.valid, cfg.train.val_users, cfg.seed)
 
-    def validate(m: torch.nn.Module) -> dict[str, float]:
-        recs = recommend(m, prompts, arm, catalog, level_ids, val_examples, cfg.decode, tokenizer.pad_token_id)
-        metrics = compute_metrics(recs.items, [e.target for e in val_examples], [10], bootstrap=0)
-        return {VALIDATION_METRIC: metrics[VALIDATION_METRIC]["mean"], "val_seconds": recs.seconds}
-
+def fit(cfg: RunConfig, run: RunDir, model, tokenizer, train_set, collator, validate, level_ids, resume: bool,
+        extra_cost: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Run the Trainer (validation every ``train.eval_every`` steps selects the checkpoint), save the selected model
+    to ``RUN/model`` and write ``train_log.json`` and ``train_cost.json``; returns the cost summary."""
+    t_start = time.perf_counter()
     time_cap = StopAfter(60 * cfg.train.max_minutes) if cfg.train.max_minutes else None
     trainer = SFTTrainer(
         model=model,
-        args=training_arguments(cfg, run_dir / "checkpoints"),
+        args=training_arguments(cfg, run.path / "checkpoints"),
         train_dataset=train_set,
-        eval_dataset=val_examples,
+        eval_dataset=[0],  # validation is `validate`, not the Trainer's loss loop
         data_collator=collator,
         processing_class=tokenizer,
         validate=validate,
         softmax=LevelSoftmax(level_ids, len(tokenizer)) if cfg.train.loss == "level" else None,
         callbacks=[EvaluateAtEnd(), FailOnNonFinite(), *([time_cap] if time_cap else [])],
     )
-    checkpoint = get_last_checkpoint(str(run_dir / "checkpoints")) if resume else None
-    t_train = time.perf_counter()
+    checkpoint = get_last_checkpoint(str(run.path / "checkpoints")) if resume else None
     reset_peak_memory()
     trainer.train(resume_from_checkpoint=checkpoint)
-    train_seconds = time.perf_counter() - t_train
+    train_seconds = time.perf_counter() - t_start
 
     params = count_parameters(trainer.model)
-    save_plain_checkpoint(trainer.model, tokenizer, run_dir / "model")
+    save_plain_checkpoint(trainer.model, tokenizer, run.path / "model")
     write_json(run.file("train_log.json"), trainer.state.log_history)
     cost = {
         "train_seconds": train_seconds,
-        "total_seconds": time.perf_counter() - t_start,
         "steps": trainer.state.global_step,
         "train_examples": train_set.n_examples,
         "packing": cfg.train.packing,
@@ -173,8 +180,36 @@ def train(cfg: RunConfig, data_dir: str | Path, run_dir: str | Path, resume: boo
         "peak_memory_bytes": peak_memory_bytes(),
         "parameters": params,
         "bf16": trainer.args.bf16,
+        "device": str(trainer.args.device),
         "resumed_from": checkpoint,
         "stopped_by_time_cap": bool(time_cap and time_cap.fired),
+        **(extra_cost or {}),
     }
+    write_json(run.file("train_cost.json"), cost)
+    return cost
+
+
+def train(cfg: RunConfig, data_dir: str | Path, run_dir: str | Path, resume: bool = False) -> dict[str, Any]:
+    """Train ``cfg.arm`` on the data directory; returns the training cost summary."""
+    t_start = time.perf_counter()
+    run, dataset, catalog, split = open_run(cfg, data_dir, run_dir, resume, kind=f"train:{cfg.arm.name}")
+    arm = make_arm(cfg.arm)
+    model, tokenizer, new_ids, level_ids = load_model(cfg, dataset, catalog, arm.new_tokens())
+    arm.bind(tokenizer)
+    prompts = PromptBuilder(tokenizer, catalog, dataset, cfg.model.system_prompt, cfg.arm.show_titles)
+    model = apply_trainable_policy(model, cfg.model.trainable, new_ids, cfg.model)
+
+    examples = training_users_subset(split.train, cfg.train.max_users)
+    train_set, collator = training_data(cfg, examples, prompts, arm, tokenizer.pad_token_id)
+    val_examples = select_users(split.valid, cfg.train.val_users, cfg.seed)
+
+    def validate(m: torch.nn.Module) -> dict[str, float]:
+        recs = recommend(m, prompts, arm, catalog, level_ids, val_examples, cfg.decode, tokenizer.pad_token_id)
+        metrics = compute_metrics(recs.items, [e.target for e in val_examples], [10], bootstrap=0)
+        return {VALIDATION_METRIC: metrics[VALIDATION_METRIC]["mean"], "val_seconds": recs.seconds}
+
+    extra = {"train_users": len({e.user for e in examples}), **arm.training_report()}
+    cost = fit(cfg, run, model, tokenizer, train_set, collator, validate, level_ids, resume, extra)
+    cost["total_seconds"] = time.perf_counter() - t_start
     write_json(run.file("train_cost.json"), cost)
     return cost
