@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 
 import numpy as np
@@ -30,7 +31,7 @@ class ItemCatalogue:
         self._by_title: dict[str, list[int]] = {}
         for i, t in enumerate(self.titles):
             self._by_title.setdefault(t.casefold(), []).append(i)
-        self._lower = [t.casefold() for t in self.titles]
+        self._words = [_words(t) for t in self.titles]
         pop = Popularity(len(self.ids)).fit(dataset)
         self.popular_order: list[int] = [int(i) for i in pop.order]
         train_part = [item for seq in dataset.sequences for item in seq[:-2]]
@@ -55,15 +56,20 @@ class ItemCatalogue:
         return [max(self._by_title[t.strip().casefold()], key=lambda i: (self.counts[i], -i)) for t in titles]
 
     def search(self, query: str, limit: int) -> list[int]:
-        """Items whose title contains every word of ``query`` (case-insensitive), most popular first.
-        An empty query lists the most popular items."""
-        words = query.casefold().split()
+        """Items whose title has, for every word of ``query``, a word starting with it (case-insensitive: "micro
+        pip" finds "Micropipette Tips"), most popular first. An empty query lists the most popular items."""
+        words = _words(query)
         if not words:
             return self.popular_order[:limit]
         out = []
         for i in self.popular_order:
-            if all(w in self._lower[i] for w in words):
+            if all(any(t.startswith(w) for t in self._words[i]) for w in words):
                 out.append(i)
                 if len(out) == limit:
                     break
         return out
+
+
+def _words(text: str) -> list[str]:
+    """Lower-cased alphanumeric words of a title or a query."""
+    return re.findall(r"\w+", text.casefold())

@@ -95,6 +95,7 @@ async function describe() {
   $("model").textContent = `run ${m.run} · arm ${m.arm} · ${m.items} items · beam ${m.beams} · ${m.dtype} · ` +
     `default pauses ${m.default_pauses} · the ${m.max_history} most recent history items are read`;
   $("k").max = m.beams;
+  if (Number($("k").value) > m.beams) $("k").value = m.beams;
 }
 
 let timer = null;
