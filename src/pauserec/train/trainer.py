@@ -13,6 +13,7 @@ from collections.abc import Callable
 
 import torch
 from transformers import Trainer, TrainerCallback
+from transformers.trainer_pt_utils import get_length_grouped_indices
 
 from ..errors import DivergedError
 from .batches import LevelSoftmax, label_window_loss
@@ -32,6 +33,47 @@ class _TiedHeadIsNotMissing(logging.Filter):
 _trainer_logger = logging.getLogger("transformers.trainer")
 if not any(isinstance(f, _TiedHeadIsNotMissing) for f in _trainer_logger.filters):
     _trainer_logger.addFilter(_TiedHeadIsNotMissing())
+
+
+class SeededSampler(torch.utils.data.Sampler[int]):
+    """The training order as a function of ``seed`` and the epoch only, never of the global RNG.
+
+    Hugging Face's samplers draw their permutation from the global torch RNG (``LengthGroupedSampler``) or from
+    ``torch.random.initial_seed()`` (accelerate's seedable ``RandomSampler``), so anything that consumes or reseeds
+    the global RNG before training (model init, an arm's extra rows, dropout) changes the batches: two arms with one
+    seed could train on different orders, and a resumed run relies on the restored RNG state. Here epoch ``e`` is a
+    permutation drawn from a private generator seeded with ``(seed, e)``; with ``lengths`` it is Hugging Face's
+    length-grouped order (mega-batches of similar lengths) drawn from that generator.
+
+    Args:
+        n: dataset size.
+        seed: the run's seed (``cfg.seed``).
+        lengths: per item, its length (``group_by_length``), or None for a plain permutation.
+        group_size: examples per optimizer step (batch size x gradient accumulation), for length grouping.
+    """
+
+    def __init__(self, n: int, seed: int, lengths: list[int] | None = None, group_size: int = 1):
+        if lengths is not None and len(lengths) != n:
+            raise ValueError(f"{len(lengths)} lengths for {n} items")
+        self.n, self.seed, self.lengths, self.group_size = n, seed, lengths, group_size
+        self.epoch = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        """Called by the Trainer (through accelerate) before each epoch, a resumed one included."""
+        self.epoch = epoch
+
+    def __len__(self) -> int:
+        return self.n
+
+    def order(self, epoch: int) -> list[int]:
+        """The item order of ``epoch``."""
+        generator = torch.Generator().manual_seed(self.seed * 1_000_003 + epoch)
+        if self.lengths is None:
+            return torch.randperm(self.n, generator=generator).tolist()
+        return list(get_length_grouped_indices(self.lengths, self.group_size, generator=generator))
+
+    def __iter__(self):
+        return iter(self.order(self.epoch))
 
 
 class SFTTrainer(Trainer):
@@ -62,6 +104,17 @@ class SFTTrainer(Trainer):
     def train(self, *args, **kwargs):
         self._started, self._validation_seconds = time.perf_counter(), 0.0
         return super().train(*args, **kwargs)
+
+    def _get_train_sampler(self, train_dataset=None) -> torch.utils.data.Sampler | None:
+        """:class:`SeededSampler` for ``random`` and ``group_by_length``: the batch order depends on the seed only."""
+        dataset = train_dataset if train_dataset is not None else self.train_dataset
+        strategy = self.args.train_sampling_strategy
+        if dataset is None or not hasattr(dataset, "__len__") or strategy not in ("random", "group_by_length"):
+            return super()._get_train_sampler(train_dataset)
+        seed = self.args.data_seed if self.args.data_seed is not None else self.args.seed
+        lengths = [len(dataset[i]["input_ids"]) for i in range(len(dataset))] if strategy == "group_by_length" else None
+        group = self.args.train_batch_size * self.args.gradient_accumulation_steps
+        return SeededSampler(len(dataset), seed, lengths, group)
 
     def training_seconds(self) -> float:
         """Wall time of this ``train()`` call so far, without the time spent validating."""
