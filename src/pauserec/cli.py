@@ -124,6 +124,43 @@ def train(
     )
 
 
+@app.command()
+def ground(
+    data_dir: Annotated[Path, typer.Argument(help="A data directory with SIDs.")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Run directory to write (its model/ feeds the cot arm).")],
+    resume: Annotated[bool, typer.Option(help="Continue an interrupted run from its last checkpoint.")] = False,
+    preset: PresetOpt = None,
+    set_: SetOpt = None,
+) -> None:
+    """Explicit-CoT stage 1, SID grounding: train language <-> SID alignment tasks (ground.tasks). Then
+    ``pauserec train DATA --set arm.name=cot --set model.backbone=OUT/model --set arm.rationales=DIR``."""
+    from .train.grounding import ground as ground_run
+
+    cost = ground_run(_config(preset, set_), data_dir, out, resume=resume)
+    console.print(
+        f"[green]grounded[/]: {cost['steps']} steps in {cost['train_seconds']:.0f}s, tasks {cost['task_rows']}, "
+        f"held-out item->SID Recall@10 {cost['best_val_recall@10']} -> {out}/model"
+    )
+
+
+@app.command()
+def rationales(
+    data_dir: Annotated[Path, typer.Argument(help="A data directory (`prepare`).")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Directory to write rationales.jsonl and its stats into.")],
+    preset: PresetOpt = None,
+    set_: SetOpt = None,
+) -> None:
+    """Explicit-CoT stage 2: acquire one rationale per training example (rationale.provider = template | local |
+    openai), cached on disk; rationales that quote the target's title are filtered and counted."""
+    from .rationale import acquire_rationales
+
+    stats = acquire_rationales(_config(preset, set_), data_dir, out)
+    console.print(
+        f"[green]rationales[/] ({stats['provider']['provider']}): {stats['examples']:,} examples of "
+        f"{stats['users']:,} users, {stats['status']}, {stats['from_cache']:,} from cache -> {out}"
+    )
+
+
 @app.command("eval")
 def eval_(
     run: Annotated[Path, typer.Argument(help="Run directory: a trained run to evaluate, or where a baseline writes.")],

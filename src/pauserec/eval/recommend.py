@@ -47,8 +47,26 @@ def recommend(
 
     Only ``ex.history`` is read: the target never reaches the prompt, nor the rationale generated from it.
     """
+    prompt_ids = [prompts.ids(ex.history) for ex in examples]
+    return recommend_from_prompts(
+        model, prompt_ids, arm, catalog, level_token_ids, cfg, pad_token_id, prompts.tokenizer, progress
+    )
+
+
+def recommend_from_prompts(
+    model,
+    prompt_ids: Sequence[Sequence[int]],
+    arm: Arm,
+    catalog: SIDCatalog,
+    level_token_ids: list[torch.Tensor],
+    cfg: DecodeConfig,
+    pad_token_id: int,
+    tokenizer,
+    progress: bool = False,
+) -> Recommendations:
+    """:func:`recommend` from prompt token ids already built (any prompt: e.g. SID grounding's item probes)."""
     t0 = time.perf_counter()
-    prefixes = [arm.inference_prefix(prompts.ids(ex.history)) for ex in examples]
+    prefixes = [arm.inference_prefix(p) for p in prompt_ids]
     think = arm.thinking()
     result = batched_beam_search(
         model,
@@ -72,5 +90,5 @@ def recommend(
         prefill_tokens=result.prefill_tokens,
         decode_tokens=result.decode_tokens,
         think_tokens=result.think_tokens,
-        rationales=[prompts.tokenizer.decode(lead, skip_special_tokens=True) for lead in result.leads] if think else None,
+        rationales=[tokenizer.decode(lead, skip_special_tokens=True) for lead in result.leads] if think else None,
     )

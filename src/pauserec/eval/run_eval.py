@@ -17,6 +17,7 @@ from ..model.vocab import check_vocabulary, token_ids_by_level
 from ..prompt import PromptBuilder
 from ..runs import RunDir
 from .cost import peak_memory_bytes, reset_peak_memory
+from .pipeline_cost import pipeline_cost
 from .evaluate import evaluate_rankings, user_subset
 from .recommend import recommend
 
@@ -63,6 +64,7 @@ def evaluate_run(
     train_cost_path = run.file("train_cost.json")
     cost = {
         "train": read_json(train_cost_path) if train_cost_path.exists() else None,
+        "pipeline": pipeline_cost(run.path) if train_cost_path.exists() else None,
         "inference": {
             "users": len(examples),
             "seconds": recs.seconds,

@@ -1,0 +1,74 @@
+"""``local`` rationales: a Hugging Face causal LM as teacher (default: the packaged SmolLM2-135M-Instruct),
+generating in length-sorted, left-padded batches with ``generate``."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import torch
+
+from .base import RationaleRequest
+
+
+class LocalProvider:
+    """Args:
+        model: an HF causal-LM directory or ``builtin:smollm2-135m``; cache_dir: where converted models live.
+        max_new_tokens, temperature: decoding (temperature 0 = greedy); batch_size: prompts per ``generate`` call.
+    """
+
+    def __init__(self, model: str, cache_dir: str, max_new_tokens: int, temperature: float, batch_size: int, seed: int = 0):
+        self.model_name, self.cache_dir = model, cache_dir
+        self.max_new_tokens, self.temperature, self.batch_size, self.seed = max_new_tokens, temperature, batch_size, seed
+
+    def settings(self) -> dict[str, Any]:
+        return {
+            "provider": "local",
+            "model": self.model_name,
+            "max_new_tokens": self.max_new_tokens,
+            "temperature": self.temperature,
+            "seed": self.seed if self.temperature > 0 else None,
+        }
+
+    def generate(self, requests: Sequence[RationaleRequest], progress: bool = False) -> list[str]:
+        from transformers import GenerationConfig
+
+        from ..model.backbone import inference_device, load_backbone
+
+        model, tok = load_backbone(self.model_name, self.cache_dir)
+        model.to(inference_device()).eval()
+        tok.padding_side = "left"
+        prompts = [tok.apply_chat_template(r.messages(), tokenize=False, add_generation_prompt=True) for r in requests]
+        order = sorted(range(len(prompts)), key=lambda i: -len(prompts[i]))
+        gen = GenerationConfig(
+            max_new_tokens=self.max_new_tokens,
+            do_sample=self.temperature > 0,
+            temperature=self.temperature if self.temperature > 0 else None,
+            pad_token_id=tok.pad_token_id,
+            eos_token_id=tok.eos_token_id,
+        )
+        torch.manual_seed(self.seed)
+        out: list[str] = [""] * len(prompts)
+        bar = _bar(len(prompts), progress)
+        with torch.inference_mode():
+            for start in range(0, len(order), self.batch_size):
+                idx = order[start : start + self.batch_size]
+                enc = tok([prompts[i] for i in idx], return_tensors="pt", padding=True, add_special_tokens=False)
+                enc = enc.to(model.device)
+                ids = model.generate(**enc, generation_config=gen)
+                texts = tok.batch_decode(ids[:, enc["input_ids"].shape[1] :], skip_special_tokens=True)
+                for i, text in zip(idx, texts, strict=True):
+                    out[i] = text
+                if bar is not None:
+                    bar.update(len(idx))
+        if bar is not None:
+            bar.close()
+        return out
+
+
+def _bar(total: int, progress: bool):
+    if not progress:
+        return None
+    from tqdm import tqdm
+
+    return tqdm(total=total, unit="rationale", desc="teacher")

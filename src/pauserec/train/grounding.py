@@ -1,0 +1,129 @@
+"""SID grounding: the explicit-CoT pipeline's first stage, aligning the new SID tokens with language.
+
+Three tasks, each a chat turn whose answer carries the loss (LC-Rec's alignment tasks, in our prompt format):
+
+* ``item2sid``: the item's text (title, brand, categories) -> its SID;
+* ``sid2title``: an SID -> the item's title (and the end-of-turn token);
+* ``history_titles``: a training history written as SIDs beside titles -> the next item's SID (training examples
+  only: no validation or test target is ever shown).
+
+``ground.tasks`` sets how many passes over each task's pool one training set holds (1.0 = every item or training
+example once). A fraction ``ground.heldout_items`` of the items is left out of ``item2sid``; validation is Recall@10
+of decoding those held-out items' SIDs from their text with the trie-constrained decoder (an alignment metric,
+never a recommendation metric). The run directory is a normal training run: ``pauserec train ... --set
+model.backbone=RUN/model`` continues from it.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from ..arms import DirectArm
+from ..arms.base import IGNORE
+from ..config import RunConfig
+from ..data.split import Example, training_users_subset
+from ..data.text import item_title, render_item_text
+from ..eval.metrics import compute_metrics
+from ..eval.recommend import recommend_from_prompts
+from ..io import write_json
+from ..model.params import apply_trainable_policy
+from ..prompt import PromptBuilder
+from .run import fit, load_model, open_run, unit_data
+from .trainer import VALIDATION_METRIC
+
+ITEM2SID = "Which item is this?\n{text}"
+SID2TITLE = "What is the title of item {sid}?"
+
+
+class GroundingTasks:
+    """Builds the grounding rows (``input_ids``, ``labels``) with the run's tokenizer and chat template."""
+
+    def __init__(self, cfg: RunConfig, prompts: PromptBuilder, titled: PromptBuilder):
+        self.cfg, self.prompts, self.titled = cfg, prompts, titled
+        self.tok = prompts.tokenizer
+
+    def _chat(self, question: str) -> list[int]:
+        messages = [{"role": "system", "content": self.cfg.model.system_prompt}, {"role": "user", "content": question}]
+        text = self.tok.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+        return self.tok(text, add_special_tokens=False)["input_ids"]
+
+    def item_prompt(self, item: int) -> list[int]:
+        fields = self.prompts.dataset.item_fields[item]
+        return self._chat(ITEM2SID.format(text=render_item_text(fields, self.cfg.text)))
+
+    def item2sid(self, item: int) -> dict[str, list[int]]:
+        return _answer(self.item_prompt(item), self.prompts.sid_ids(item))
+
+    def sid2title(self, item: int) -> dict[str, list[int]]:
+        title = item_title(self.prompts.dataset.item_fields[item]) or "(untitled)"
+        answer = self.tok(title, add_special_tokens=False)["input_ids"] + [self.tok.eos_token_id]
+        return _answer(self._chat(SID2TITLE.format(sid=self.prompts.catalog.sid_string(item))), answer)
+
+    def history_titles(self, ex: Example) -> dict[str, list[int]]:
+        return _answer(self.titled.ids(ex.history), self.prompts.sid_ids(ex.target))
+
+
+def _answer(prompt: list[int], answer: list[int]) -> dict[str, list[int]]:
+    return {"input_ids": [*prompt, *answer], "labels": [IGNORE] * len(prompt) + list(answer)}
+
+
+def _passes(pool: list, weight: float, rng: random.Random) -> list:
+    """``weight`` passes over ``pool``: whole passes, then a random part of one more."""
+    whole, part = int(weight), weight - int(weight)
+    return pool * whole + rng.sample(pool, round(part * len(pool)))
+
+
+def grounding_rows(cfg: RunConfig, tasks: GroundingTasks, items: list[int], examples: list[Example]) -> tuple[list[dict], dict[str, int]]:
+    """The task mix as rows, shuffled with ``cfg.seed``; also the number of rows per task."""
+    rng = random.Random(cfg.seed)
+    build = {"item2sid": (tasks.item2sid, items), "sid2title": (tasks.sid2title, list(range(tasks.prompts.catalog.n_items))),
+             "history_titles": (tasks.history_titles, examples)}
+    rows, counts = [], {}
+    for name, weight in cfg.ground.tasks.items():
+        make, pool = build[name]
+        chosen = _passes(pool, weight, rng)
+        rows.extend(make(x) for x in chosen)
+        counts[name] = len(chosen)
+    rng.shuffle(rows)
+    return rows, counts
+
+
+def ground(cfg: RunConfig, data_dir: str | Path, run_dir: str | Path, resume: bool = False) -> dict[str, Any]:
+    """Train the grounding tasks; the selected model lands in ``RUN/model``. Returns the cost summary."""
+    t_start = time.perf_counter()
+    run, dataset, catalog, split = open_run(cfg, data_dir, run_dir, resume, kind="ground")
+    model, tokenizer, new_ids, level_ids = load_model(cfg, dataset, catalog, [])
+    prompts = PromptBuilder(tokenizer, catalog, dataset, cfg.model.system_prompt, show_titles=False)
+    titled = PromptBuilder(tokenizer, catalog, dataset, cfg.model.system_prompt, show_titles=True)
+    model = apply_trainable_policy(model, cfg.model.trainable, new_ids, cfg.model)
+
+    items = list(range(dataset.n_items))
+    random.Random(0).shuffle(items)
+    n_heldout = int(cfg.ground.heldout_items * len(items))
+    heldout, seen = sorted(items[:n_heldout]), items[n_heldout:]
+    tasks = GroundingTasks(cfg, prompts, titled)
+    examples = training_users_subset(split.train, cfg.train.max_users)
+    rows, counts = grounding_rows(cfg, tasks, seen, examples)
+    train_set, collator = unit_data(cfg, [[row] for row in rows], tokenizer.pad_token_id)
+    val_items = heldout[: cfg.train.val_users]
+    probes = [tasks.item_prompt(i) for i in val_items]
+
+    def validate(m: torch.nn.Module) -> dict[str, float]:
+        if not val_items:
+            return {VALIDATION_METRIC: 0.0, "val_seconds": 0.0}
+        recs = recommend_from_prompts(m, probes, DirectArm(), catalog, level_ids, cfg.decode, tokenizer.pad_token_id,
+                                      tokenizer)
+        metrics = compute_metrics(recs.items, val_items, [10], bootstrap=0)
+        return {VALIDATION_METRIC: metrics[VALIDATION_METRIC]["mean"], "val_seconds": recs.seconds}
+
+    extra = {"stage": "ground", "task_rows": counts, "heldout_items": len(heldout),
+             "validation": "item2sid Recall@10 on held-out items"}
+    cost = fit(cfg, run, model, tokenizer, train_set, collator, validate, level_ids, resume, extra)
+    cost["total_seconds"] = time.perf_counter() - t_start
+    write_json(run.file("train_cost.json"), cost)
+    return cost
