@@ -20,7 +20,7 @@ from typing import Any
 
 from .config import RunConfig, config_from_yaml, config_to_yaml
 from .errors import ArtifactMismatchError, PauseRecError
-from .io import read_json, write_json, write_text
+from .io import read_json, stable_hash, write_json, write_text
 
 SOURCE_ROOT = Path(__file__).resolve().parents[2]
 
@@ -74,6 +74,19 @@ def environment() -> dict[str, Any]:
     }
 
 
+_FACTS = {
+    "dataset_hash": "dataset (DATA/dataset.json)",
+    "catalog_hash": "SID catalogue (DATA/sids.json)",
+    "split_hash": "train/valid/test split",
+    "tokenizer_hash": "tokenizer (RUN/model)",
+}
+
+
+def tokenizer_hash(tokenizer: Any) -> str:
+    """Content hash of a tokenizer's vocabulary (every token and its id, added tokens included)."""
+    return stable_hash(sorted(tokenizer.get_vocab().items(), key=lambda kv: kv[1]))
+
+
 class RunDir:
     """A directory holding one run's config, environment and artifacts."""
 
@@ -98,10 +111,21 @@ class RunDir:
         return read_json(self.path / "env.json")
 
     def check_fact(self, key: str, expected: str) -> None:
-        """Refuse to mix artifacts: e.g. a run trained on another dataset or SID catalogue."""
+        """Refuse to mix artifacts: e.g. a run trained on another dataset, SID catalogue or tokenizer."""
         found = self.env().get(key)
         if found is not None and found != expected:
-            raise ArtifactMismatchError(f"run {self.path} has {key}={found}, but the data given has {expected}")
+            what = _FACTS.get(key, key)
+            raise ArtifactMismatchError(
+                f"run {self.path} was made with {key}={found}, but the {what} in use now has {expected}: "
+                f"it changed since; use the {what} the run was made with, or train again"
+            )
+
+    def pin_fact(self, key: str, value: str) -> None:
+        """:meth:`check_fact`, and record ``value`` in ``env.json`` when the run has none yet (first use)."""
+        env = self.env()
+        if key not in env:
+            write_json(self.path / "env.json", {**env, key: value})
+        self.check_fact(key, value)
 
     def file(self, name: str) -> Path:
         return self.path / name

@@ -15,7 +15,7 @@ from ..io import read_json, write_json, write_jsonl
 from ..model.backbone import inference_device, load_backbone
 from ..model.vocab import check_vocabulary, token_ids_by_level
 from ..prompt import PromptBuilder
-from ..runs import RunDir
+from ..runs import RunDir, tokenizer_hash
 from .cost import peak_memory_bytes, reset_peak_memory
 from .pipeline_cost import pipeline_cost
 from .evaluate import evaluate_rankings, user_subset
@@ -41,6 +41,7 @@ def evaluate_run(
     split = pipeline.load_split(dataset, cfg)
 
     model, tokenizer = load_backbone(str(run.file("model")), cfg.cache_dir)
+    run.pin_fact("tokenizer_hash", tokenizer_hash(tokenizer))  # recorded by training, else by the first evaluation
     arm = make_arm(cfg.arm)
     check_vocabulary(tokenizer, catalog, arm.new_tokens())
     arm.bind(tokenizer)

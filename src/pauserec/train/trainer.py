@@ -6,20 +6,27 @@ multi-GPU / FSDP / DeepSpeed through accelerate — is the Trainer's own.
 
 from __future__ import annotations
 
+import json
 import logging
 import math
+import re
+import shutil
 import time
 from collections.abc import Callable
+from pathlib import Path
 
 import torch
 from transformers import Trainer, TrainerCallback
 from transformers.trainer_pt_utils import get_length_grouped_indices
 
-from ..errors import DivergedError
+from ..errors import DivergedError, PauseRecError
+from ..io import write_text
 from .batches import LevelSoftmax, label_window_loss
 from .packing import tree_loss
 
 VALIDATION_METRIC = "recall@10"
+CHECKPOINT_COMPLETE = "pauserec-complete"  # written last into a checkpoint directory, atomically
+_CHECKPOINT = re.compile(r"^checkpoint-(\d+)$")
 
 
 class _TiedHeadIsNotMissing(logging.Filter):
@@ -101,9 +108,18 @@ class SFTTrainer(Trainer):
         self._started: float | None = None
         self._validation_seconds = 0.0
 
-    def train(self, *args, **kwargs):
+    def train(self, resume_from_checkpoint=None, *args, **kwargs):
         self._started, self._validation_seconds = time.perf_counter(), 0.0
-        return super().train(*args, **kwargs)
+        if isinstance(resume_from_checkpoint, str | Path):
+            resume_from_checkpoint = last_complete_checkpoint(Path(resume_from_checkpoint).parent)
+        return super().train(resume_from_checkpoint, *args, **kwargs)
+
+    def _save_checkpoint(self, model, trial) -> None:
+        """Hugging Face writes a checkpoint in place, file by file; the marker written last says it is whole."""
+        super()._save_checkpoint(model, trial)
+        if self.args.should_save:
+            folder = Path(self._get_output_dir(trial=trial)) / f"checkpoint-{self.state.global_step}"
+            write_text(folder / CHECKPOINT_COMPLETE, f"{self.state.global_step}\n")
 
     def _get_train_sampler(self, train_dataset=None) -> torch.utils.data.Sampler | None:
         """:class:`SeededSampler` for ``random`` and ``group_by_length``: the batch order depends on the seed only."""
@@ -147,6 +163,32 @@ class SFTTrainer(Trainer):
         self.log(metrics)
         self.control = self.callback_handler.on_evaluate(self.args, self.state, self.control, metrics)
         return metrics
+
+
+def _legacy_complete(checkpoint: Path, step: int) -> bool:
+    """A checkpoint from before the marker: whole if its trainer state (Hugging Face writes it last) parses."""
+    try:
+        return json.loads((checkpoint / "trainer_state.json").read_text())["global_step"] == step
+    except (OSError, ValueError, KeyError, TypeError):
+        return False
+
+
+def last_complete_checkpoint(folder: Path) -> str:
+    """The newest whole checkpoint in ``folder``; newer torn ones (a kill while saving) are deleted.
+
+    Raises :class:`PauseRecError` when there is none (a kill during the first save leaves nothing to resume).
+    """
+    found = sorted(
+        ((int(m.group(1)), p) for p in folder.iterdir() if p.is_dir() and (m := _CHECKPOINT.match(p.name))),
+        reverse=True,
+    )
+    marked = any((p / CHECKPOINT_COMPLETE).exists() for _, p in found)
+    for step, checkpoint in found:
+        if (checkpoint / CHECKPOINT_COMPLETE).exists() or (not marked and _legacy_complete(checkpoint, step)):
+            return str(checkpoint)
+        logging.getLogger(__name__).warning("removing torn checkpoint %s (killed while saving)", checkpoint)
+        shutil.rmtree(checkpoint, ignore_errors=True)
+    raise PauseRecError(f"no complete checkpoint in {folder} to resume from: train again without --resume")
 
 
 def validate_and_save(control):

@@ -1,0 +1,221 @@
+"""Crash, resume and determinism on a tiny random backbone (CPU, one thread).
+
+* A training killed with SIGKILL after a checkpoint and resumed ends with bit-identical weights, metrics and
+  predictions to an uninterrupted run of the same seed.
+* Two runs of one config and seed write byte-identical ``predictions.jsonl`` and ``metrics.json``.
+* A changed dataset, SID catalogue or tokenizer is refused by content hash.
+* A kill at any moment leaves every artifact old or new, never torn.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+from helpers import make_data_dir, planted_data, random_codes
+from safetensors.torch import load_file
+
+from pauserec.config import build_config, config_to_yaml
+from pauserec.errors import ArtifactMismatchError
+from pauserec.eval.run_eval import evaluate_run
+from pauserec.model.tiny import make_tiny_backbone
+from pauserec.sid.catalog import SIDCatalog
+from pauserec.train.run import train
+from pauserec.train.trainer import CHECKPOINT_COMPLETE
+
+HERE = Path(__file__).resolve().parent
+STEPS, EVERY, STALL_AT = 12, 4, 6
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _one_thread():
+    """The killed child runs single-threaded; so must the runs it is compared with (float sums in one order)."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
+@pytest.fixture(scope="module")
+def setup(tmp_path_factory):
+    root = tmp_path_factory.mktemp("crash")
+    data_dir = make_data_dir(root / "data", *planted_data(n_items=32, n_users=60))
+    backbone = make_tiny_backbone(root / "backbone", hidden=32, layers=1)
+    return root, data_dir, backbone
+
+
+def config(root: Path, backbone: Path, seed: int = 0):
+    return build_config(overrides=[
+        f"model.backbone={backbone}", f"cache_dir={root / 'cache'}", f"seed={seed}", f"train.max_steps={STEPS}",
+        f"train.eval_every={EVERY}", "train.batch_size=4", "train.lr=0.003", "train.val_users=20",
+        "train.logging_steps=2", "train.bf16=false", "decode.num_beams=5", "eval.ks=[1,5]", "eval.bootstrap=20",
+    ])
+
+
+def train_and_evaluate(cfg, data_dir: Path, run_dir: Path) -> Path:
+    train(cfg, data_dir, run_dir)
+    evaluate_run(run_dir, progress=False)
+    return run_dir
+
+
+@pytest.fixture(scope="module")
+def reference(setup):
+    root, data_dir, backbone = setup
+    return train_and_evaluate(config(root, backbone), data_dir, root / "reference")
+
+
+def weights(run_dir: Path) -> dict[str, torch.Tensor]:
+    return load_file(run_dir / "model" / "model.safetensors")
+
+
+def same_artifacts(a: Path, b: Path) -> None:
+    wa, wb = weights(a), weights(b)
+    assert wa.keys() == wb.keys() and all(torch.equal(wa[k], wb[k]) for k in wa)
+    for name in ("metrics.json", "predictions.jsonl"):
+        assert (a / name).read_bytes() == (b / name).read_bytes(), name
+
+
+def kill_mid_run(cfg, data_dir: Path, run_dir: Path) -> None:
+    """Train in a child process, SIGKILL it at step STALL_AT (checkpoint-EVERY written, the next not yet)."""
+    run_dir.mkdir(parents=True)
+    (run_dir.parent / "crash.yaml").write_text(config_to_yaml(cfg))
+    ready = run_dir.parent / "ready"
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    child = subprocess.Popen(
+        [sys.executable, str(HERE / "crash_child.py"), str(run_dir.parent / "crash.yaml"), str(data_dir),
+         str(run_dir), str(STALL_AT), str(ready)],
+        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+    )
+    try:
+        deadline = time.monotonic() + 120
+        while not ready.exists():
+            assert child.poll() is None, child.stderr.read().decode()[-3000:]
+            assert time.monotonic() < deadline, "the child never reached the stall step"
+            time.sleep(0.05)
+        os.kill(child.pid, signal.SIGKILL)
+        assert child.wait(timeout=30) == -signal.SIGKILL
+    finally:
+        if child.poll() is None:
+            child.kill()
+        child.stderr.close()
+
+
+def test_killed_training_resumes_to_identical_weights_and_metrics(setup, reference):
+    root, data_dir, backbone = setup
+    run_dir = root / "killed" / "run"
+    cfg = config(root, backbone)
+    kill_mid_run(cfg, data_dir, run_dir)
+
+    checkpoints = run_dir / "checkpoints"
+    assert (checkpoints / f"checkpoint-{EVERY}" / CHECKPOINT_COMPLETE).exists()
+    assert not (checkpoints / f"checkpoint-{2 * EVERY}").exists() and not (run_dir / "model").exists()
+    # what a kill in the middle of the next save leaves: a checkpoint directory without its completion marker
+    torn = checkpoints / f"checkpoint-{STALL_AT}"
+    torn.mkdir()
+    (torn / "model.safetensors").write_bytes(b"\0" * 100)
+
+    cost = train(cfg, data_dir, run_dir, resume=True)
+    assert cost["steps"] == STEPS
+    assert not torn.exists()  # the torn checkpoint was set aside, not resumed from
+    evaluate_run(run_dir, progress=False)
+    same_artifacts(reference, run_dir)
+
+    log = json.loads((run_dir / "train_log.json").read_text())
+    ref_log = json.loads((reference / "train_log.json").read_text())
+    recall = [(e["step"], e["eval_recall@10"]) for e in log if "eval_recall@10" in e]
+    assert recall == [(e["step"], e["eval_recall@10"]) for e in ref_log if "eval_recall@10" in e]
+    assert [s for s, _ in recall] == [4, 8, 12]
+
+
+def test_same_config_and_seed_give_identical_predictions_and_metrics(setup, reference):
+    root, data_dir, backbone = setup
+    again = train_and_evaluate(config(root, backbone), data_dir, root / "again")
+    same_artifacts(reference, again)
+    other_seed = train_and_evaluate(config(root, backbone, seed=1), data_dir, root / "seed1")
+    assert not torch.equal(weights(reference)["model.embed_tokens.weight"], weights(other_seed)["model.embed_tokens.weight"])
+
+
+def _copy_run(reference: Path, dest: Path, data_dir: Path) -> Path:
+    shutil.copytree(reference, dest, ignore=shutil.ignore_patterns("checkpoints"))
+    env = json.loads((dest / "env.json").read_text())
+    (dest / "env.json").write_text(json.dumps({**env, "data_dir": str(data_dir)}))
+    return dest
+
+
+def test_changed_dataset_catalogue_or_tokenizer_is_refused(setup, reference, tmp_path):
+    root, data_dir, backbone = setup
+    evaluate_run(reference, progress=False)  # the first evaluation pinned the tokenizer: a second one agrees
+    assert "tokenizer_hash" in json.loads((reference / "env.json").read_text())
+
+    dataset, catalog = planted_data(n_items=32, n_users=60)
+    changed = make_data_dir(tmp_path / "d1", *planted_data(n_items=32, n_users=60, seed=5))
+    with pytest.raises(ArtifactMismatchError, match=r"dataset_hash=.*the dataset \(DATA/dataset.json\) in use now"):
+        evaluate_run(_copy_run(reference, tmp_path / "r1", changed), progress=False)
+
+    other_codes = random_codes(32, (4, 4, 4), seed=9)
+    recoded = make_data_dir(tmp_path / "d2", dataset, SIDCatalog(other_codes, [4, 4, 4], dataset.item_ids,
+                                                                 dataset.content_hash()))
+    with pytest.raises(ArtifactMismatchError, match="catalog_hash=.*SID catalogue"):
+        evaluate_run(_copy_run(reference, tmp_path / "r2", recoded), progress=False)
+
+    run = _copy_run(reference, tmp_path / "r3", data_dir)
+    from transformers import AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(run / "model")
+    tok.add_tokens(["<extra_token>"])
+    tok.save_pretrained(run / "model")
+    with pytest.raises(ArtifactMismatchError, match="tokenizer_hash=.*tokenizer"):
+        evaluate_run(run, progress=False)
+
+
+WRITER = """
+import sys
+from pathlib import Path
+from pauserec.io import atomic_directory, write_json, write_jsonl
+root = Path(sys.argv[1])
+(root / "started").write_text("1")
+v = 0
+while True:
+    v += 1
+    payload = "x" * (200_000 + v % 7)
+    write_json(root / "a.json", {"v": v, "payload": payload})
+    write_jsonl(root / "p.jsonl", ({"v": v, "row": i, "payload": payload[:2000]} for i in range(50)))
+    with atomic_directory(root / "model") as tmp:
+        for i in range(3):
+            (tmp / f"part{i}.json").write_text('{"v": %d}' % v)
+"""
+
+
+def _check_whole(root: Path) -> None:
+    """Each artifact is one complete version; the directory's files are all of one version."""
+    a = json.loads((root / "a.json").read_text())
+    assert len(a["payload"]) == 200_000 + a["v"] % 7
+    rows = [json.loads(line) for line in (root / "p.jsonl").read_text().splitlines()]
+    assert len(rows) == 50 and len({r["v"] for r in rows}) == 1
+    parts = {json.loads((root / "model" / f"part{i}.json").read_text())["v"] for i in range(3)}
+    assert len(parts) == 1
+
+
+def test_a_kill_at_any_moment_leaves_artifacts_old_or_new(tmp_path):
+    rng = random.Random(0)
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    for trial in range(6):
+        root = tmp_path / str(trial)
+        root.mkdir()
+        child = subprocess.Popen([sys.executable, "-c", WRITER, str(root)], env=env)
+        deadline = time.monotonic() + 30
+        while not (root / "model").exists() and time.monotonic() < deadline:  # every artifact has a first version
+            time.sleep(0.01)
+        time.sleep(rng.uniform(0.0, 0.3))
+        os.kill(child.pid, signal.SIGKILL)
+        child.wait(timeout=30)
+        _check_whole(root)
