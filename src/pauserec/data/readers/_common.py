@@ -115,6 +115,10 @@ def parse_json(text: str, path: Path, line: int | None = None) -> Any:
         raise DataError(f"malformed JSON: {e.msg} (column {e.colno})", path=path, line=where) from None
     except _DuplicateKey as e:
         raise DataError("key appears twice in the same JSON object", path=path, line=line, key=str(e)) from None
+    except RecursionError:
+        raise DataError("JSON nested too deeply to read", path=path, line=line) from None
+    except ValueError as e:  # e.g. an integer of more than 4,300 digits (Python's int conversion limit)
+        raise DataError(f"unreadable JSON value ({e})", path=path, line=line) from None
 
 
 def load_json(path: Path) -> Any:
@@ -123,9 +127,13 @@ def load_json(path: Path) -> Any:
 
 
 def id_sort_key(ids: list[str]):
-    """Sort key for external ids: numeric when every id is a decimal integer, otherwise lexicographic."""
+    """Sort key for external ids: numeric when every id is a decimal integer, otherwise lexicographic.
+
+    Numeric order without ``int()``, which refuses more than 4,300 digits: by length of the digits without leading
+    zeros, then by those digits, then by the id itself (``"01"`` after ``"1"``).
+    """
     if all(_INT_ID.fullmatch(i) for i in ids):
-        return lambda i: (int(i), i)
+        return lambda i: (len(i.lstrip("0")), i.lstrip("0"), i)
     return lambda i: i
 
 
@@ -150,6 +158,7 @@ def build_dataset(
     Users and items are sorted by id (numeric when all ids are integers). ``catalogue="all"`` keeps every item of
     ``items`` (the item file is the catalogue); ``"used"`` keeps only items some kept user interacted with.
     """
+    _check_encodable(sequences, items, path)
     kept, dropped = drop_short_users(sequences, min_interactions, short_users, path=path)
     if short_users == "drop":
         notes["dropped_short_users"] = dropped
@@ -171,16 +180,52 @@ def build_dataset(
     )
 
 
+def _check_encodable(sequences: Mapping[str, list[str]], items: Mapping[str, dict[str, str]], path: Path) -> None:
+    """Refuse text that cannot be written as UTF-8: lone surrogates from JSON escapes (``"\\ud800"``)."""
+    for user, seq in sequences.items():
+        for text in (user, *seq):
+            _encodable(text, path, f"user {user!r}")
+    for item, fields in items.items():
+        _encodable(item, path, f"item {item!r}")
+        for name, text in fields.items():
+            _encodable(name, path, f"{item}.{name}")
+            _encodable(text, path, f"{item}.{name}")
+
+
+def _encodable(text: str, path: Path, key: str) -> None:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as e:
+        raise DataError(
+            f"text holds a lone surrogate {text[e.start]!r} (an escape such as \\ud800 that is no character)",
+            path=path, key=key,
+        ) from None
+
+
 def _flatten(value: Any, path: Path, key: str) -> list[str]:
-    if value is None:
-        return []
-    if isinstance(value, str):
-        return [value]
-    if isinstance(value, int | float) and not isinstance(value, bool):
-        return [str(value)]
-    if isinstance(value, list | tuple):
-        return [part for v in value for part in _flatten(v, path, key)]
-    raise DataError(f"expected text or a list of text, got {type(value).__name__}", path=path, key=key)
+    """Text parts of a metadata value; nested lists are walked with an explicit stack (no recursion limit)."""
+    parts: list[str] = []
+    stack = [value]
+    while stack:
+        v = stack.pop()
+        if v is None:
+            continue
+        if isinstance(v, str):
+            parts.append(v)
+        elif isinstance(v, int | float) and not isinstance(v, bool):
+            parts.append(_number_text(v, path, key))
+        elif isinstance(v, list | tuple):
+            stack.extend(reversed(v))
+        else:
+            raise DataError(f"expected text or a list of text, got {type(v).__name__}", path=path, key=key)
+    return parts
+
+
+def _number_text(v: int | float, path: Path, key: str) -> str:
+    try:
+        return str(v)
+    except ValueError as e:  # an int of more than 4,300 digits (from a Python-literal line)
+        raise DataError(f"number too long to read ({e})", path=path, key=key) from None
 
 
 def field_text(value: Any, path: Path, key: str, sep: str = ",") -> str:

@@ -12,6 +12,7 @@ of items without metadata or without a title, then iterative k-core. Only items 
 from __future__ import annotations
 
 import ast
+import math
 import re
 from pathlib import Path
 from typing import Any, Literal
@@ -72,22 +73,37 @@ def read_reviews(path: Path) -> dict[str, list[tuple[float, str]]]:
         if not isinstance(record, dict):
             raise DataError("expected a JSON object per line", path=path, line=lineno)
         for key in REVIEW_KEYS:
-            if record.get(key) in (None, ""):
+            if record.get(key) is None or record.get(key) == "":
                 raise DataError(f"review has no {key!r}", path=path, line=lineno, key=key)
-        events.setdefault(str(record["reviewerID"]), []).append(
-            (_time(record["unixReviewTime"], path, lineno), str(record["asin"]))
-        )
+        user, item = (_id(record[k], path, lineno, k) for k in ("reviewerID", "asin"))
+        events.setdefault(user, []).append((_time(record["unixReviewTime"], path, lineno), item))
     return events
+
+
+def _id(value: Any, path: Path, lineno: int, key: str) -> str:
+    """A user or item id: a string, or an integer written as its decimal digits (``7`` and ``"7"`` are one id)."""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, int) and not isinstance(value, bool):
+        try:
+            return str(value)
+        except ValueError:  # more than 4,300 digits
+            pass
+    raise DataError(f"{key} must be a string or an integer, not {type(value).__name__}", path=path, line=lineno, key=key)
 
 
 def _time(value: Any, path: Path, lineno: int) -> float:
     try:
         if isinstance(value, bool):
             raise ValueError
-        return float(value)
-    except (TypeError, ValueError):
+        time = float(value)
+        if not math.isfinite(time):
+            raise ValueError
+        return time
+    except (TypeError, ValueError, OverflowError):
+        shown = repr(value) if len(repr(value)) < 80 else repr(value)[:77] + "..."
         raise DataError(
-            f"unixReviewTime {value!r} is not a number", path=path, line=lineno, key="unixReviewTime"
+            f"unixReviewTime {shown} is not a finite number", path=path, line=lineno, key="unixReviewTime"
         ) from None
 
 
@@ -103,9 +119,9 @@ def read_metadata(path: Path, wanted: set[str]) -> tuple[dict[str, dict[str, str
         parse = parse or _meta_parser(text, path, lineno)
         record = parse(text, path, lineno)
         asin = record.get("asin")
-        if not asin:
+        if asin is None or asin == "":
             raise DataError("metadata record has no 'asin'", path=path, line=lineno, key="asin")
-        asin = str(asin)
+        asin = _id(asin, path, lineno, "asin")
         if asin not in wanted:
             continue
         if asin in items:

@@ -93,6 +93,7 @@ def read_lcrec(
     notes: dict[str, int | str] = {
         "format": "lcrec",
         "items_without_title": sum(not f["title"].strip() for f in items.values()),
+        "repeated_items_in_sequences": sum(len(s) - len(set(s)) for s in sequences.values()),  # kept, as written
     }
     return build_dataset(
         name or inter_path.name.removesuffix(GZ).removesuffix(INTER_SUFFIX),

@@ -7,6 +7,7 @@ is no timestamp column. Only items that appear in the interactions are kept.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Literal
@@ -56,6 +57,9 @@ def parse_header(text: str, path: Path, required: tuple[str, ...], line: int = 1
             raise DataError(f"unknown field type {ftype!r} (known: {known})", path=path, line=line, key=cell)
         columns.append((name, ftype))
     names = [n for n, _ in columns]
+    repeated = next((n for i, n in enumerate(names) if n in names[:i]), None)
+    if repeated is not None:
+        raise DataError(f"header names the field {repeated!r} twice", path=path, line=line, key=repeated)
     for field in required:
         if field not in names:
             has = ", ".join(names)
@@ -124,9 +128,13 @@ def _timestamp(record: dict[str, str], path: Path, lineno: int) -> float:
     if TIME not in record:
         return 0.0
     try:
-        return float(record[TIME])
+        time = float(record[TIME])
     except ValueError:
-        raise DataError(f"timestamp {record[TIME]!r} is not a number", path=path, line=lineno, key=TIME) from None
+        time = math.nan
+    if not math.isfinite(time):
+        shown = record[TIME] if len(record[TIME]) < 80 else record[TIME][:77] + "..."
+        raise DataError(f"timestamp {shown!r} is not a finite number", path=path, line=lineno, key=TIME)
+    return time
 
 
 def check_items_known(sequences: dict[str, list[str]], items: dict[str, dict], inter: Path, item_path: Path) -> None:
