@@ -219,3 +219,20 @@ def test_a_kill_at_any_moment_leaves_artifacts_old_or_new(tmp_path):
         os.kill(child.pid, signal.SIGKILL)
         child.wait(timeout=30)
         _check_whole(root)
+
+
+def test_directory_swap_without_atomic_exchange_recovers_a_kill_between_renames(tmp_path, monkeypatch):
+    from pauserec import io
+
+    target = tmp_path / "model"
+    with io.atomic_directory(target) as tmp:
+        (tmp / "v").write_text("1")
+    # a kill between "move the old aside" and "move the new in" leaves only .model.old
+    target.rename(tmp_path / ".model.old")
+    io.recover_directory(target)
+    assert (target / "v").read_text() == "1" and not (tmp_path / ".model.old").exists()
+
+    monkeypatch.setattr(io, "_exchange", lambda a, b: False)  # a system without renameat2
+    with io.atomic_directory(target) as tmp:
+        (tmp / "v").write_text("2")
+    assert (target / "v").read_text() == "2" and sorted(p.name for p in tmp_path.iterdir()) == ["model"]
