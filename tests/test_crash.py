@@ -236,3 +236,26 @@ def test_directory_swap_without_atomic_exchange_recovers_a_kill_between_renames(
     with io.atomic_directory(target) as tmp:
         (tmp / "v").write_text("2")
     assert (target / "v").read_text() == "2" and sorted(p.name for p in tmp_path.iterdir()) == ["model"]
+
+
+def test_last_complete_checkpoint_skips_torn_and_refuses_none(tmp_path):
+    from pauserec.errors import PauseRecError
+    from pauserec.train.trainer import last_complete_checkpoint
+
+    for step in (2, 4, 6):
+        (tmp_path / f"checkpoint-{step}").mkdir()
+    (tmp_path / "checkpoint-4" / CHECKPOINT_COMPLETE).write_text("4\n")
+    assert last_complete_checkpoint(tmp_path) == str(tmp_path / "checkpoint-4")
+    assert not (tmp_path / "checkpoint-6").exists() and (tmp_path / "checkpoint-2").exists()
+
+    legacy = tmp_path / "legacy"  # checkpoints written before the marker: whole if their trainer state parses
+    (legacy / "checkpoint-3").mkdir(parents=True)
+    (legacy / "checkpoint-3" / "trainer_state.json").write_text('{"global_step": 3}')
+    (legacy / "checkpoint-5").mkdir()
+    (legacy / "checkpoint-5" / "trainer_state.json").write_text('{"global_st')  # torn while written
+    assert last_complete_checkpoint(legacy) == str(legacy / "checkpoint-3")
+
+    empty = tmp_path / "none"
+    (empty / "checkpoint-1").mkdir(parents=True)
+    with pytest.raises(PauseRecError, match="no complete checkpoint"):
+        last_complete_checkpoint(empty)

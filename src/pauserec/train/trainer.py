@@ -110,7 +110,9 @@ class SFTTrainer(Trainer):
 
     def train(self, resume_from_checkpoint=None, *args, **kwargs):
         self._started, self._validation_seconds = time.perf_counter(), 0.0
-        if isinstance(resume_from_checkpoint, str | Path):
+        if resume_from_checkpoint is True and Path(self.args.output_dir).is_dir():  # "the latest", HF's shorthand
+            resume_from_checkpoint = last_complete_checkpoint(Path(self.args.output_dir))
+        elif isinstance(resume_from_checkpoint, str | Path):
             resume_from_checkpoint = last_complete_checkpoint(Path(resume_from_checkpoint).parent)
         return super().train(resume_from_checkpoint, *args, **kwargs)
 
