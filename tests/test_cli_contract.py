@@ -131,3 +131,12 @@ def test_metrics_record_n_of_m_users_and_the_rule(tmp_path):
     r = runner.invoke(app, ["compare", str(tmp_path / "pop10"), str(tmp_path / "pop10")], terminal_width=200)
     assert r.exit_code == 0, r.output
     assert "10 of 30 test users" in r.output
+
+
+def test_readme_names_exactly_the_commands_that_take_preset():
+    text = README.read_text(encoding="utf-8")
+    sentence = text[: text.index("take `--preset NAME|FILE`")].rsplit("\n\n", 1)[-1]
+    named = set(re.findall(r"`(\w+)`", sentence))
+    group = typer.main.get_command(app)
+    takes = {name for name, cmd in group.commands.items() if any(p.name == "preset" for p in cmd.params)}
+    assert named == takes

@@ -1,5 +1,5 @@
 """Command line: one command per stage (`prepare`, `sids`, `eval`, `demo`, ...), each a thin wrapper over
-:mod:`pauserec.pipeline`. Commands that build a configuration (prepare, sids, train, eval, demo) take
+:mod:`pauserec.pipeline`. Commands that build a configuration (prepare, sids, train, ground, rationales, eval, demo) take
 ``--preset NAME|FILE`` and repeated ``--set section.key=value``; where a stored config applies instead (``train
 --resume``, ``eval`` of a trained run) ``--preset`` is refused and ``--set`` changes the stored config."""
 
