@@ -168,7 +168,8 @@ def test_template_rationale_by_hand():
     history = [{"categories": "Lab,Glassware,Beakers", "brand": "Pyrex"}, {"categories": "Lab,Safety", "brand": "3M"}]
     target = {"title": "Pyrex 1000 ml Beaker", "categories": "Lab,Glassware,Flasks", "brand": "Pyrex"}
     text = template_rationale(history, target)
-    assert text == "The user keeps buying Glassware products within Lab and has bought from Pyrex before, so a similar product fits next."
+    assert text == "The user keeps buying in Glassware and likes Pyrex; next: Flasks."
+    assert template_rationale([{"categories": "Lab,Safety"}], target) == "The user moves to a new kind of product; next: Flasks."
     assert not quotes_title(text, target["title"])
     assert template_rationale([{}], {}) == ""
 

@@ -19,6 +19,8 @@ INSTRUCTION = (
     "do not name it."
 )
 _WORD = re.compile(r"[a-z0-9]+")
+TEACHER_HISTORY = 6  # the teacher reads the most recent items only: prefill is most of its cost
+TEACHER_TITLE_CHARS = 80
 QUOTE_WORDS = 4  # a run of this many consecutive title words in a rationale counts as quoting the title
 
 
@@ -31,10 +33,12 @@ class RationaleRequest:
     target: Mapping[str, Any] = field(default_factory=dict)
 
     def messages(self) -> list[dict[str, str]]:
-        """The chat a teacher model answers (titles only: short prompts, and what a person would read)."""
+        """The chat a teacher model answers: the most recent ``TEACHER_HISTORY`` titles (cut to
+        ``TEACHER_TITLE_CHARS``) and the target's title."""
         from ..data.text import item_title
 
-        history = "\n".join(f"- {item_title(f)}" for f in self.history)
+        recent = self.history[-TEACHER_HISTORY:]
+        history = "\n".join(f"- {item_title(f)[:TEACHER_TITLE_CHARS]}" for f in recent)
         return [
             {"role": "system", "content": SYSTEM},
             {"role": "user", "content": INSTRUCTION.format(history=history, target=item_title(self.target))},

@@ -1,5 +1,5 @@
 """``local`` rationales: a Hugging Face causal LM as teacher (default: the packaged SmolLM2-135M-Instruct),
-generating in length-sorted, left-padded batches with ``generate``."""
+generating in length-sorted, left-padded batches with ``generate`` (bf16 where the hardware supports it)."""
 
 from __future__ import annotations
 
@@ -35,7 +35,10 @@ class LocalProvider:
 
         from ..model.backbone import inference_device, load_backbone
 
-        model, tok = load_backbone(self.model_name, self.cache_dir)
+        from ..train.run import bf16_enabled
+
+        dtype = torch.bfloat16 if bf16_enabled("auto") else torch.float32  # half the bytes per decoding step
+        model, tok = load_backbone(self.model_name, self.cache_dir, dtype=dtype)
         model.to(inference_device()).eval()
         tok.padding_side = "left"
         prompts = [tok.apply_chat_template(r.messages(), tokenize=False, add_generation_prompt=True) for r in requests]
