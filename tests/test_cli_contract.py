@@ -30,6 +30,7 @@ def readme_commands() -> list[str]:
     text = README.read_text(encoding="utf-8")
     found = []
     for block in re.findall(r"```bash\n(.*?)```", text, flags=re.S):
+        block = re.sub(r"\\\n\s*", " ", block)  # shell line continuations
         found += [line.split("#")[0].strip() for line in block.splitlines() if line.startswith("pauserec ")]
     for row in re.findall(r"^\| `(pauserec [^`]+)` \|(.*)$", text, flags=re.M):
         command, rest = row
