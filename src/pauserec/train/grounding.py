@@ -78,6 +78,15 @@ def _passes(pool: list, weight: float, rng: random.Random) -> list:
     return pool * whole + rng.sample(pool, round(part * len(pool)))
 
 
+def split_heldout_items(n_items: int, fraction: float) -> tuple[list[int], list[int]]:
+    """Items held out of ``item2sid`` (sorted) and the others (in the fixed shuffled order the task rows draw them
+    in): ``range(n_items)`` shuffled by ``random.Random(0)``, its first ``int(fraction * n_items)`` held out."""
+    items = list(range(n_items))
+    random.Random(0).shuffle(items)
+    n_heldout = int(fraction * len(items))
+    return sorted(items[:n_heldout]), items[n_heldout:]
+
+
 def grounding_rows(cfg: RunConfig, tasks: GroundingTasks, items: list[int], examples: list[Example]) -> tuple[list[dict], dict[str, int]]:
     """The task mix as rows, shuffled with ``cfg.seed``; also the number of rows per task."""
     rng = random.Random(cfg.seed)
@@ -102,10 +111,7 @@ def ground(cfg: RunConfig, data_dir: str | Path, run_dir: str | Path, resume: bo
     titled = PromptBuilder(tokenizer, catalog, dataset, cfg.model.system_prompt, show_titles=True)
     model = apply_trainable_policy(model, cfg.model.trainable, new_ids, cfg.model)
 
-    items = list(range(dataset.n_items))
-    random.Random(0).shuffle(items)
-    n_heldout = int(cfg.ground.heldout_items * len(items))
-    heldout, seen = sorted(items[:n_heldout]), items[n_heldout:]
+    heldout, seen = split_heldout_items(dataset.n_items, cfg.ground.heldout_items)
     tasks = GroundingTasks(cfg, prompts, titled)
     examples = training_users_subset(split.train, cfg.train.max_users)
     rows, counts = grounding_rows(cfg, tasks, seen, examples)
