@@ -9,6 +9,10 @@ Examples::
     python benchmarks/bench_decode.py --model runs/x/checkpoint --catalog cache/.../sids.json \\
         --users 64 --beams 10 --batch-sizes 1 16 --out benchmarks/results/decode_smollm2.json
 
+    # the bf16 floor: a trained run's real test prompts at batch 1, fp32 and bf16 interleaved user by user
+    python benchmarks/bench_decode.py --run runs/ttq/packed --dtype-compare --users 100 --beams 10 \
+        --out benchmarks/results/bench-decode-bf16.json
+
 Prompts are ~``--prompt-len`` tokens made of random SID histories (a few fixed text tokens + SIDs of random items).
 Every method decodes the same prompts in the same length-grouped, left-padded batches; each is warmed up once
 before timing. Parity: our top-K vs HF's top-K per user, as sets (exact) and up to ties at the cut-off.
@@ -205,7 +209,7 @@ def git_revision() -> str | None:
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    src = ap.add_mutually_exclusive_group(required=True)
+    src = ap.add_mutually_exclusive_group(required=False)
     src.add_argument("--model", help="HF checkpoint directory whose tokenizer contains the SID tokens")
     src.add_argument("--tiny", action="store_true", help="a tiny random Llama (smoke test)")
     ap.add_argument("--catalog", help="an SIDCatalog JSON (SIDCatalog.load); default: a synthetic catalogue")
@@ -223,10 +227,22 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     ap.add_argument("--skip-hf", action="store_true", help="do not run the HF generate baseline")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--out", default="benchmarks/results/bench_decode.json")
+    ap.add_argument("--run", help="a trained run directory: with --dtype-compare, decode its real test prompts")
+    ap.add_argument("--dtype-compare", action="store_true",
+                    help="with --run: fp32 vs bf16 at batch 1 (interleaved per user), with the bare-prefill floor of "
+                    "each, top-K agreement and the paired Recall@K difference")
+    ap.add_argument("--recall-users", type=int, default=500,
+                    help="--dtype-compare: test users decoded (batch 16) in both dtypes for the paired Recall@K")
     args = ap.parse_args(argv)
 
     if args.threads:
         torch.set_num_threads(args.threads)
+    if args.dtype_compare:
+        if not args.run:
+            raise SystemExit("--dtype-compare needs --run RUN")
+        return dtype_comparison(args, argv)
+    if not (args.model or args.tiny):
+        ap.error("one of --model, --tiny (or --run with --dtype-compare) is required")
     if args.catalog:
         cat = SIDCatalog.load(args.catalog)
         codes, level_sizes = cat.codes, list(cat.level_sizes)
@@ -336,6 +352,130 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             "cpu_count": os.cpu_count(),
             "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
         },
+    }
+    write_json(args.out, report)
+    print(f"\nwrote {args.out}")
+    return report
+
+
+
+# ------------------------------------------------------------------------------------------------------------------
+# the bf16 floor: the same trained model and decoder, weights and activations in bf16
+
+
+def _load_run_pair(run_dir: str, beams: int):
+    """The run loaded as the service loads it (fp32), a bf16 copy of its model, and the run's test examples."""
+    import copy
+
+    from pauserec import pipeline
+    from pauserec.serve.service import load_recommender
+
+    rec = load_recommender(run_dir, dtype="float32", beams=beams)
+    bf16 = copy.deepcopy(rec.model).to(torch.bfloat16).eval()
+    env = __import__("json").loads((Path(run_dir) / "env.json").read_text())
+    dataset = pipeline.load_dataset(env["data_dir"])
+    test = pipeline.load_split(dataset, rec.cfg).test
+    return rec, {"float32": rec.model, "bfloat16": bf16}, test
+
+
+def _decode(rec, model, examples) -> Any:
+    from pauserec.eval.recommend import recommend
+
+    with torch.inference_mode():
+        return recommend(model, rec.prompts, rec.arm(rec.default_pauses), rec.catalog, rec.level_ids, examples,
+                         rec.decode_cfg.model_copy(update={"batch_size": 16}), rec.tokenizer.pad_token_id)
+
+
+def _interleaved_batch1(rec, models: dict[str, Any], examples) -> dict[str, dict[str, list]]:
+    """Per user: decode and bare-prefill in each dtype at batch 1, the dtype order alternating user by user
+    (so background load on a shared machine hits both alike)."""
+    from pauserec.data.split import Example
+
+    arm = rec.arm(rec.default_pauses)
+    pad = rec.tokenizer.pad_token_id
+    out = {d: {"decode_s": [], "prefill_s": [], "items": []} for d in models}
+    names = list(models)
+    for u, ex in enumerate(examples):
+        one = [Example(user=ex.user, history=ex.history, target=ex.target)]
+        prompt = [arm.inference_prefix(rec.prompts.ids(ex.history))]
+        for d in (names if u % 2 == 0 else names[::-1]):
+            t_dec, res = timed(_decode, rec, models[d], one)
+            t_pre, _ = timed(run_prefill, models[d], prompt, 1, pad)
+            out[d]["decode_s"].append(t_dec)
+            out[d]["prefill_s"].append(t_pre)
+            out[d]["items"].append(res.items[0])
+    return out
+
+
+def _recall(items: list[list[int]], targets: list[int], k: int) -> np.ndarray:
+    return np.array([float(t in row[:k]) for row, t in zip(items, targets, strict=True)])
+
+
+def _same_sets(a: list[list[int]], b: list[list[int]], k: int) -> float:
+    return float(np.mean([set(x[:k]) == set(y[:k]) for x, y in zip(a, b, strict=True)])) if a else float("nan")
+
+
+def dtype_comparison(args, argv: list[str] | None) -> dict[str, Any]:
+    """fp32 vs bf16 on a trained run: batch-1 latency (decoder and bare-prefill floor, interleaved), the share of
+    users with the same top-K set, and the paired Recall@K difference on ``--recall-users`` test users."""
+    from pauserec.eval.compare import paired_difference
+    from pauserec.eval.evaluate import select_users
+    from pauserec.runs import environment
+
+    k = args.beams
+    rec, models, test = _load_run_pair(args.run, args.beams)
+    lat_users = select_users(test, args.users, args.seed)
+    recall_users = select_users(test, args.recall_users, args.seed + 1)
+    print(f"run {args.run} ({rec.cfg.arm.name}), beam {k}, {len(lat_users)} latency users, {len(recall_users)} "
+          f"recall users, torch threads {torch.get_num_threads()}", flush=True)
+    for d in models:  # warm-up: one batch-1 decode and prefill per dtype
+        _interleaved_batch1(rec, {d: models[d]}, lat_users[:2])
+    t0 = time.perf_counter()
+    lat = _interleaved_batch1(rec, models, lat_users)
+    print(f"  batch-1 latency pass: {time.perf_counter() - t0:.0f} s", flush=True)
+
+    rows, ranked = [], {}
+    for d, m in lat.items():
+        dec, pre = np.array(m["decode_s"]), np.array(m["prefill_s"])
+        rows.append({"method": "ours", "dtype": d, "batch_size": 1, "users": len(dec), "per_user_s": float(dec.mean()),
+                     "median_s": float(np.median(dec)), "p90_s": float(np.quantile(dec, 0.9))})
+        rows.append({"method": "prefill", "dtype": d, "batch_size": 1, "users": len(pre),
+                     "per_user_s": float(pre.mean()), "median_s": float(np.median(pre)),
+                     "p90_s": float(np.quantile(pre, 0.9))})
+    for d, model in models.items():
+        t, res = timed(_decode, rec, model, recall_users)
+        ranked[d] = res.items
+        rows.append({"method": "ours", "dtype": d, "batch_size": 16, "users": len(recall_users),
+                     "per_user_s": t / len(recall_users), "median_s": None, "p90_s": None})
+        print(f"  batch-16 pass {d}: {t:.0f} s", flush=True)
+    by = {(r["method"], r["dtype"], r["batch_size"]): r for r in rows}
+    for r in rows:
+        r["x_fp32_same_method"] = r["per_user_s"] / by[r["method"], "float32", r["batch_size"]]["per_user_s"]
+    targets = [e.target for e in recall_users]
+    recall = {d: _recall(ranked[d], targets, k) for d in ranked}
+    summary = {
+        "bf16_over_fp32_batch1_mean": by["ours", "bfloat16", 1]["per_user_s"] / by["ours", "float32", 1]["per_user_s"],
+        "bf16_over_fp32_batch1_median": by["ours", "bfloat16", 1]["median_s"] / by["ours", "float32", 1]["median_s"],
+        "same_topk_set_batch1": _same_sets(lat["float32"]["items"], lat["bfloat16"]["items"], k),
+        "same_topk_set_recall_users": _same_sets(ranked["float32"], ranked["bfloat16"], k),
+        f"recall@{k}": {d: float(v.mean()) for d, v in recall.items()},
+        f"recall@{k}_paired_bf16_minus_fp32": paired_difference(recall["float32"], recall["bfloat16"], 2000, args.seed),
+        "goal": "bf16 batch-1 latency <= 0.55x fp32; same top-K set for >= 95% of users; paired Recall@K interval "
+                "contains 0",
+    }
+    print()
+    print(f"{'method':8s} {'dtype':9s} {'batch':>5s} {'ms/user':>9s} {'median':>8s} {'x fp32':>7s}")
+    for r in rows:
+        med = f"{r['median_s'] * 1e3:8.1f}" if r["median_s"] is not None else f"{'-':>8s}"
+        print(f"{r['method']:8s} {r['dtype']:9s} {r['batch_size']:5d} {r['per_user_s'] * 1e3:9.1f} {med} "
+              f"{r['x_fp32_same_method']:7.3f}")
+    print({k_: v for k_, v in summary.items() if k_ != "goal"})
+    report = {
+        "benchmark": "decode-dtype",
+        "command": list(sys.argv) if argv is None else ["benchmarks/bench_decode.py", *argv],
+        "run": args.run, "arm": rec.cfg.arm.name, "beams": k, "config": vars(args),
+        "rows": rows, "summary": summary,
+        "environment": {**environment(), "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024},
     }
     write_json(args.out, report)
     print(f"\nwrote {args.out}")
