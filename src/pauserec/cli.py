@@ -161,6 +161,29 @@ def rationales(
     )
 
 
+@app.command()
+def analyze(
+    kind: Annotated[str, typer.Argument(help="knowledge | alignment | rationale-quality | rationale-set")],
+    runs: Annotated[Optional[list[Path]], typer.Argument(help="Trained runs (knowledge, alignment), evaluated cot runs (rationale-quality), or one acquisition directory (rationale-set).")] = None,
+    out: Annotated[Optional[Path], typer.Option("--out", "-o", help="Output folder (default: analysis/ beside the first run); rationale-set: the new acquisition directory.")] = None,
+    base: Annotated[str, typer.Option(help="Untouched backbone studied beside the runs ('' to leave it out).")] = "builtin:smollm2-135m",
+    data_dir: Annotated[Optional[Path], typer.Option("--data", help="Data directory (default: the first run's).")] = None,
+    items: Annotated[Optional[int], typer.Option(help="Items probed (knowledge, default 200) or compared (alignment, default all).")] = None,
+    seed: Annotated[int, typer.Option(help="Seed of item samples, distractors, shuffles.")] = 0,
+    reference: Annotated[Optional[list[Path]], typer.Option("--reference", help="rationale-quality: an evaluated direct/pause run drawn as a line (repeatable).")] = None,
+    variant: Annotated[Optional[str], typer.Option(help="rationale-set: shuffled | empty | truncated.")] = None,
+    words: Annotated[int, typer.Option(help="rationale-set truncated: words kept.")] = 8,
+) -> None:
+    """The paper's analyses, each a figure + table (Markdown, JSON): world-knowledge probes, SID/title embedding
+    alignment, cot accuracy by rationale quality; ``rationale-set`` derives a shuffled/empty/truncated rationale set."""
+    from .analysis import analyze as run_analysis
+
+    table = run_analysis(kind, runs or [], out=out, base=base or None, data_dir=data_dir, items=items, seed=seed,
+                         references=reference or [], variant=variant, words=words)
+    for what, path in table["files"].items():
+        console.print(f"{kind} {what} -> {path}", highlight=False)
+
+
 @app.command("eval")
 def eval_(
     run: Annotated[Path, typer.Argument(help="Run directory: a trained run to evaluate, or where a baseline writes.")],

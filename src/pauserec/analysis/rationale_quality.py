@@ -1,0 +1,96 @@
+"""Rationale-quality sensitivity: the test accuracy of ``cot`` runs trained on rationale sets of controlled quality
+(:mod:`.rationale_sets`), with evaluated ``direct`` / ``pause`` runs as horizontal references.
+
+Reads each run's ``metrics.json`` and ``config.yaml`` (``arm.rationales`` names its set); trains nothing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..errors import PauseRecError
+from ..report import fmt_metric, markdown_table
+from ..runs import RunDir
+from .loading import write_outputs
+from .rationale_sets import rationale_set_label
+
+METRICS = ("ndcg@10", "recall@10")
+
+
+def _run_row(run: Path, metrics: Sequence[str]) -> dict[str, Any]:
+    rd = RunDir(run)
+    cfg, result = rd.config(), rd.evaluation()
+    missing = [m for m in metrics if m not in result["metrics"]]
+    if missing:
+        raise PauseRecError(f"{run}/metrics.json has no {', '.join(missing)} (evaluate with eval.ks including 10)")
+    return {"run": str(run), "name": run.name, "arm": cfg.arm.name, "split": result.get("split"),
+            "users": int(result["metrics"].get("users", {}).get("count", 0)),
+            "metrics": {m: result["metrics"][m] for m in metrics}, "rationales": cfg.arm.rationales}
+
+
+def rationale_quality_analysis(runs: Sequence[str | Path], out: str | Path, *, references: Sequence[str | Path] = (),
+                               metrics: Sequence[str] = METRICS) -> dict[str, Any]:
+    """Collect the runs and references; write ``OUT/rationale-quality.{json,md,png}``; return the JSON table.
+
+    Raises:
+        PauseRecError: a run is not a ``cot`` run, or a run or reference is not evaluated.
+    """
+    rows = []
+    for run in map(Path, runs):
+        row = _run_row(run, metrics)
+        if row["arm"] != "cot" or not row["rationales"]:
+            raise PauseRecError(f"{run} is a {row['arm']} run: rationale-quality reads cot runs (pass direct/pause "
+                                "runs as --reference)")
+        rows.append({**row, "rationale_set": rationale_set_label(row["rationales"])})
+    refs = [_run_row(Path(r), metrics) for r in references]
+    splits = {r["split"] for r in [*rows, *refs]}
+    table = {"analysis": "rationale-quality", "metrics": list(metrics), "splits": sorted(map(str, splits)),
+             "runs": rows, "references": refs}
+    paths = write_outputs(out, "rationale-quality", table, rationale_quality_markdown(table),
+                          rationale_quality_figure(table))
+    table["files"] = {k: str(v) for k, v in paths.items()}
+    return table
+
+
+def rationale_quality_markdown(table: Mapping[str, Any]) -> str:
+    metrics = table["metrics"]
+    header = ["run", "arm", "rationale set", *(f"{m} (95% CI)" for m in metrics), "users"]
+    rows = [[r["name"], r["arm"], r.get("rationale_set", "-"), *(fmt_metric(r["metrics"][m]) for m in metrics),
+             str(r["users"])] for r in [*table["runs"], *table["references"]]]
+    return (f"cot accuracy by rationale set ({', '.join(table['splits'])} split); references below the cot runs.\n\n"
+            + markdown_table(header, rows))
+
+
+def rationale_quality_figure(table: Mapping[str, Any]):
+    """One panel per metric: each cot run at its rationale set (mean, 95% interval), references as lines + bands."""
+    from matplotlib.figure import Figure
+
+    metrics = table["metrics"]
+    sets = list(dict.fromkeys(r["rationale_set"] for r in table["runs"]))
+    fig = Figure(figsize=(max(3.5, 1.1 * len(sets) + 1.5) * len(metrics), 3.6), layout="constrained")
+    axes = fig.subplots(1, len(metrics), squeeze=False)[0]
+    for ax, m in zip(axes, metrics):
+        for k, ref in enumerate(table["references"]):
+            mu, lo, hi = (ref["metrics"][m][q] for q in ("mean", "ci_low", "ci_high"))
+            color = f"C{k + 1}"
+            ax.axhline(mu, color=color, linestyle="--", linewidth=1.2, label=f"{ref['arm']} ({ref['name']})")
+            if np.isfinite(lo) and np.isfinite(hi):
+                ax.axhspan(lo, hi, color=color, alpha=0.12)
+        for s, name in enumerate(sets):
+            same = [r for r in table["runs"] if r["rationale_set"] == name]
+            for j, r in enumerate(same):
+                x = s + (j - (len(same) - 1) / 2) * 0.12
+                mu, lo, hi = (r["metrics"][m][q] for q in ("mean", "ci_low", "ci_high"))
+                err = [[mu - lo], [hi - mu]] if np.isfinite(lo) else None
+                ax.errorbar([x], [mu], yerr=err, fmt="o", color="C0", capsize=3,
+                            label="cot" if s == 0 and j == 0 else None)
+        ax.set_xticks(range(len(sets)), sets, rotation=20, ha="right")
+        ax.set_xlim(-0.6, len(sets) - 0.4)
+        ax.set_title(f"{'/'.join(table['splits'])} {m} (95% CI)")
+        ax.legend(loc="best", fontsize=7)
+    fig.suptitle("cot accuracy by rationale quality", fontsize=10)
+    return fig
