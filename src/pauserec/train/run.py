@@ -15,7 +15,6 @@ from typing import Any
 
 import torch
 from transformers import TrainingArguments
-from transformers.trainer_utils import get_last_checkpoint
 
 from .. import pipeline
 from ..arms import make_arm
@@ -33,10 +32,17 @@ from ..model.params import apply_trainable_policy, count_parameters, save_plain_
 from ..model.sid_init import init_sid_rows_from_text
 from ..model.vocab import extend_vocabulary, token_ids_by_level
 from ..prompt import PromptBuilder
-from ..runs import RunDir
+from ..runs import RunDir, tokenizer_hash
 from .batches import LevelSoftmax, RightPadCollator, SFTDataset
 from .packing import PrefixTreeCollator, UnitCollator, UserChunkDataset
-from .trainer import VALIDATION_METRIC, EvaluateAtEnd, FailOnNonFinite, SFTTrainer, StopAfter
+from .trainer import (
+    VALIDATION_METRIC,
+    EvaluateAtEnd,
+    FailOnNonFinite,
+    SFTTrainer,
+    StopAfter,
+    last_complete_checkpoint,
+)
 
 
 def bf16_enabled(setting: str | bool) -> bool:
@@ -143,6 +149,7 @@ def fit(cfg: RunConfig, run: RunDir, model, tokenizer, train_set, collator, vali
     """Run the Trainer (validation every ``train.eval_every`` steps selects the checkpoint), save the selected model
     to ``RUN/model`` and write ``train_log.json`` and ``train_cost.json``; returns the cost summary."""
     t_start = time.perf_counter()
+    run.pin_fact("tokenizer_hash", tokenizer_hash(tokenizer))  # a resumed run must extend the same vocabulary
     time_cap = StopAfter(60 * cfg.train.max_minutes) if cfg.train.max_minutes else None
     trainer = SFTTrainer(
         model=model,
@@ -155,7 +162,8 @@ def fit(cfg: RunConfig, run: RunDir, model, tokenizer, train_set, collator, vali
         softmax=LevelSoftmax(level_ids, len(tokenizer)) if cfg.train.loss == "level" else None,
         callbacks=[EvaluateAtEnd(), FailOnNonFinite(), *([time_cap] if time_cap else [])],
     )
-    checkpoint = get_last_checkpoint(str(run.path / "checkpoints")) if resume else None
+    checkpoints = run.path / "checkpoints"
+    checkpoint = last_complete_checkpoint(checkpoints) if resume and checkpoints.is_dir() else None
     reset_peak_memory()
     trainer.train(resume_from_checkpoint=checkpoint)
     train_seconds = time.perf_counter() - t_start
