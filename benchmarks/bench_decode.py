@@ -456,6 +456,9 @@ def dtype_comparison(args, argv: list[str] | None) -> dict[str, Any]:
     summary = {
         "bf16_over_fp32_batch1_mean": by["ours", "bfloat16", 1]["per_user_s"] / by["ours", "float32", 1]["per_user_s"],
         "bf16_over_fp32_batch1_median": by["ours", "bfloat16", 1]["median_s"] / by["ours", "float32", 1]["median_s"],
+        # each user's bf16 time over its fp32 time, measured back to back: robust to load that comes and goes
+        "bf16_over_fp32_batch1_per_user_median": float(np.median(
+            np.array(lat["bfloat16"]["decode_s"]) / np.array(lat["float32"]["decode_s"]))),
         "same_topk_set_batch1": _same_sets(lat["float32"]["items"], lat["bfloat16"]["items"], k),
         "same_topk_set_recall_users": _same_sets(ranked["float32"], ranked["bfloat16"], k),
         f"recall@{k}": {d: float(v.mean()) for d, v in recall.items()},
@@ -475,6 +478,7 @@ def dtype_comparison(args, argv: list[str] | None) -> dict[str, Any]:
         "command": list(sys.argv) if argv is None else ["benchmarks/bench_decode.py", *argv],
         "run": args.run, "arm": rec.cfg.arm.name, "beams": k, "config": vars(args),
         "rows": rows, "summary": summary,
+        "per_user_batch1_s": {d: {"decode": m["decode_s"], "prefill": m["prefill_s"]} for d, m in lat.items()},
         "environment": {**environment(), "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024},
     }
     write_json(args.out, report)

@@ -28,7 +28,7 @@ ERRORS = {
 }
 
 
-def create_app(recommender: Recommender, *, max_batch: int = 32, max_wait_ms: float = 5.0,
+def create_app(recommender: Recommender, *, max_batch: int = 32, max_wait_ms: float = 10.0,
                max_queue: int = 1024) -> FastAPI:
     """The service over ``recommender``; ``max_batch=1`` serves one request at a time (no micro-batching)."""
     batcher: MicroBatcher[Query, Ranked] = MicroBatcher(recommender.decode, max_batch, max_wait_ms, max_queue)
