@@ -11,8 +11,8 @@ from helpers import make_data_dir, planted_data
 from typer.testing import CliRunner
 
 from pauserec.analysis.alignment import alignment_analysis, alignment_of, linear_cka, pca_2d, retrieval_accuracy
-from pauserec.analysis.knowledge import (Probe, category_probes, knowledge_analysis, probe_candidates,
-                                         score_probes, similarity_probes)
+from pauserec.analysis.knowledge import (Probe, category_probes, knowledge_analysis, option_scores,
+                                         probe_candidates, score_probes, similarity_probes)
 from pauserec.analysis.loading import ModelSpec, StudyData, probe_items
 from pauserec.analysis.rationale_quality import rationale_quality_analysis
 from pauserec.analysis.rationale_sets import derive_rationales, derived_texts, rationale_set_label
@@ -81,7 +81,7 @@ def test_category_and_similarity_probes_by_construction(study):
     for p in category_probes(dataset, items, n_options=4, seed=0):
         assert len(p.options) == 4 and len(set(p.options)) == 4
         assert p.options[p.answer] == dataset.item_fields[p.item]["categories"].split(",")[1]
-        assert "Item number" in p.question and p.options[p.answer] in p.question
+        assert "Item number" in p.question and p.null_question in p.question and "Item" not in p.null_question
     similar = similarity_probes(dataset, items, seed=0)
     assert len(similar) == 10
     titles = {f["title"]: f["categories"] for f in dataset.item_fields}
@@ -121,6 +121,10 @@ def test_a_planted_sure_answer_is_chosen(tmp_path):
     good = [Probe("category", 0, f"question {k}", options, 1) for k in range(3)]
     bad = [Probe("category", 0, "question", options, 2)]
     assert score_probes(model.eval(), tok, good + bad).tolist() == [True, True, True, False]
+    # the same model ignores the question: calibrated against the question without the item, no option stands out
+    blind = [Probe("category", 0, "about item 7: which?", options, 1, "which?")]
+    np.testing.assert_allclose(option_scores(model, tok, blind, calibrate=True)[0], 0.0, atol=1e-4)
+    assert option_scores(model, tok, blind)[0][1] > option_scores(model, tok, blind)[0][0] + 40
 
 
 # ---------------------------------------------------------------- alignment
@@ -185,7 +189,7 @@ def test_knowledge_analysis_writes_figure_and_tables(study, tmp_path):
     assert [r["model"] for r in table["models"]] == ["base", "tiny-direct"]
     assert table["probes"] == {"category": 12, "similar": 12} and table["items_heldout_of_grounding"] == 2
     for r in table["models"]:
-        for kind in ("category", "similar"):
+        for kind in ("category", "category_calibrated", "similar"):
             acc = r[kind]
             assert acc["n"] == 12 and 0 <= acc["ci_low"] <= acc["mean"] <= acc["ci_high"] <= 1
         assert len(r["descriptions"]) == 2 and all(isinstance(d, str) for d in r["descriptions"])

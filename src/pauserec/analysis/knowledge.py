@@ -4,7 +4,10 @@ Two multiple-choice probes, scored by likelihood (the sum of the log-probabiliti
 assistant's answer to the question, through the model's chat template; the highest wins):
 
 * ``category``: an item's title -> its category one level below the catalogue-wide top level (options: the true
-  category and ``n_options - 1`` distractor categories of other items, drawn with the seed, in seeded order);
+  category and ``n_options - 1`` distractor categories of other items, drawn with the seed; the question does not
+  list them: each is scored as the answer). ``category_calibrated`` scores the same options by
+  ``log p(option | question) - log p(option | the question without the item)``, which removes how likely an
+  option's words are anyway (a 135M model's raw sums mostly prefer short, frequent category names);
 * ``similar``: which of two items is more similar to item X: one sharing X's most specific (leaf) category, one
   from another category one level below the top (titles as options, in seeded order).
 
@@ -33,18 +36,22 @@ from .scoring import chat_ids, continuation_logprobs, greedy_answers
 CATEGORY_LEVEL = 1  # 0 is the catalogue-wide top category (e.g. "Industrial & Scientific")
 TITLE_WORDS = 12  # titles in questions and options are cut to this many words
 DESCRIBE = "Describe this product in one sentence: {title}"
-PROBE_KINDS = ("category", "similar")
+CATEGORY_QUESTION = "Which category does this product belong to? Answer with the category name only."
+PROBE_KINDS = ("category", "category_calibrated", "similar")
 
 
 @dataclass(frozen=True)
 class Probe:
-    """One multiple-choice question about ``item``; ``answer`` indexes the true option."""
+    """One multiple-choice question about ``item``; ``answer`` indexes the true option. ``null_question`` (the
+    question without the item) calibrates the options' scores: ``log p(option | question) - log p(option |
+    null_question)`` removes how likely an option's words are anyway (its length, its frequency)."""
 
     kind: str
     item: int
     question: str
     options: tuple[str, ...]
     answer: int
+    null_question: str | None = None
 
 
 def categories(fields: Mapping[str, Any]) -> list[str]:
@@ -86,9 +93,8 @@ def category_probes(dataset: Dataset, items: Sequence[int], n_options: int = 4, 
             continue
         options = [true, *rng.sample(others, min(n_options - 1, len(others)))]
         rng.shuffle(options)
-        question = (f'Product: "{short_title(fields)}"\nWhich category does this product belong to?\n'
-                    f"Options: {'; '.join(options)}.\nAnswer with the category name only.")
-        probes.append(Probe("category", i, question, tuple(options), options.index(true)))
+        question = f'Product: "{short_title(fields)}"\n{CATEGORY_QUESTION}'
+        probes.append(Probe("category", i, question, tuple(options), options.index(true), CATEGORY_QUESTION))
     return probes
 
 
@@ -119,23 +125,32 @@ def similarity_probes(dataset: Dataset, items: Sequence[int], seed: int = 0) -> 
     return probes
 
 
-def score_probes(model, tokenizer, probes: Sequence[Probe], batch_size: int = 16) -> np.ndarray:
-    """Whether the model's most likely option is the true one, per probe: ``(n_probes,)`` bool."""
-    prompts, answers, owner = [], [], []
-    for p, probe in enumerate(probes):
+def option_scores(model, tokenizer, probes: Sequence[Probe], calibrate: bool = False, batch_size: int = 16) -> list[np.ndarray]:
+    """Per probe, ``(n_options,)`` sums of the options' token log-probabilities after the question; with
+    ``calibrate``, minus the same after the probe's ``null_question`` (scored once per distinct pair)."""
+    prompts, answers = [], []
+    for probe in probes:
         prompt = chat_ids(tokenizer, probe.question)
         for option in probe.options:
             prompts.append(prompt)
             answers.append(tokenizer(option, add_special_tokens=False)["input_ids"])
-            owner.append(p)
-    scores = continuation_logprobs(model, prompts, answers, tokenizer.pad_token_id, batch_size)
-    correct = np.zeros(len(probes), dtype=bool)
-    start = 0
-    for p, probe in enumerate(probes):
-        chunk = scores[start : start + len(probe.options)]
-        correct[p] = int(np.argmax(chunk)) == probe.answer
-        start += len(probe.options)
-    return correct
+    flat = np.array(continuation_logprobs(model, prompts, answers, tokenizer.pad_token_id, batch_size))
+    if calibrate:
+        if any(p.null_question is None for p in probes):
+            raise ValueError("calibration needs every probe's null_question")
+        pairs = sorted({(p.null_question, o) for p in probes for o in p.options})
+        null = dict(zip(pairs, continuation_logprobs(
+            model, [chat_ids(tokenizer, q) for q, _ in pairs],
+            [tokenizer(o, add_special_tokens=False)["input_ids"] for _, o in pairs], tokenizer.pad_token_id, batch_size)))
+        flat = flat - np.array([null[(p.null_question, o)] for p in probes for o in p.options])
+    bounds = np.cumsum([0, *(len(p.options) for p in probes)])
+    return [flat[a:b] for a, b in zip(bounds[:-1], bounds[1:])]
+
+
+def score_probes(model, tokenizer, probes: Sequence[Probe], calibrate: bool = False, batch_size: int = 16) -> np.ndarray:
+    """Whether the model's highest-scoring option is the true one, per probe: ``(n_probes,)`` bool."""
+    scores = option_scores(model, tokenizer, probes, calibrate, batch_size)
+    return np.array([int(np.argmax(s)) == p.answer for s, p in zip(scores, probes)], dtype=bool)
 
 
 def accuracy(correct: np.ndarray, seed: int = 0, n_resamples: int = 1000) -> dict[str, float]:
@@ -159,19 +174,20 @@ def knowledge_analysis(specs: Sequence[ModelSpec], data: StudyData, out: str | P
     rows = []
     for spec, model, tokenizer in iter_models(specs, cache_dir):
         row: dict[str, Any] = {"model": spec.name, "path": spec.path}
-        for kind, kind_probes in probes.items():
-            row[kind] = accuracy(score_probes(model, tokenizer, kind_probes, batch_size), seed)
+        row["category"] = accuracy(score_probes(model, tokenizer, probes["category"], False, batch_size), seed)
+        row["category_calibrated"] = accuracy(score_probes(model, tokenizer, probes["category"], True, batch_size), seed)
+        row["similar"] = accuracy(score_probes(model, tokenizer, probes["similar"], False, batch_size), seed)
         row["descriptions"] = greedy_answers(model, tokenizer, questions) if questions else []
         rows.append(row)
     heldout = heldout_set(dataset.n_items, heldout_fraction)
+    chance = float(np.mean([1 / len(p.options) for p in probes["category"]])) if probes["category"] else None
     table = {
         "analysis": "knowledge",
         "data_dir": str(data.data_dir),
         "items": len(items),
         "items_heldout_of_grounding": sum(i in heldout for i in items),
         "probes": {k: len(v) for k, v in probes.items()},
-        "chance": {"category": float(np.mean([1 / len(p.options) for p in probes["category"]])) if probes["category"] else None,
-                   "similar": 0.5},
+        "chance": {"category": chance, "category_calibrated": chance, "similar": 0.5},
         "seed": seed,
         "described_items": [{"item": dataset.item_ids[i], "title": short_title(dataset.item_fields[i])} for i in described],
         "models": rows,
