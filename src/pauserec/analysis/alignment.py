@@ -153,7 +153,7 @@ def alignment_figure(points: Mapping[str, tuple[np.ndarray, np.ndarray]], seed: 
     """One panel per model: SID (dots) and title (crosses) embeddings in 2-D PCA, a few pairs joined."""
     from matplotlib.figure import Figure
 
-    fig = Figure(figsize=(3.6 * max(len(points), 1), 3.6), layout="constrained")
+    fig = Figure(figsize=(max(5.0, 3.6 * len(points)), 3.8), layout="constrained")
     axes = fig.subplots(1, max(len(points), 1), squeeze=False)[0]
     rng = np.random.default_rng(seed)
     for ax, (name, (p_sid, p_text)) in zip(axes, points.items()):
@@ -166,5 +166,5 @@ def alignment_figure(points: Mapping[str, tuple[np.ndarray, np.ndarray]], seed: 
         ax.set_xticks([])
         ax.set_yticks([])
     axes[0].legend(loc="best", fontsize=8)
-    fig.suptitle("SID vs title embeddings (2-D PCA of both; lines join an item's pair)", fontsize=10)
+    fig.suptitle("SID vs title embeddings, 2-D PCA\n(lines join an item's two points)", fontsize=9)
     return fig
