@@ -16,7 +16,7 @@ from pauserec.analysis.knowledge import (Probe, category_probes, knowledge_analy
 from pauserec.analysis.loading import ModelSpec, StudyData, probe_items
 from pauserec.analysis.rationale_quality import rationale_quality_analysis
 from pauserec.analysis.rationale_sets import derive_rationales, derived_texts, rationale_set_label
-from pauserec.analysis.scoring import chat_ids, continuation_logprobs
+from pauserec.analysis.scoring import chat_ids, continuation_logprobs, option_logprobs
 from pauserec.cli import app
 from pauserec.config import build_config, config_to_yaml
 from pauserec.data.dataset import Dataset
@@ -88,6 +88,8 @@ def test_category_and_similarity_probes_by_construction(study):
     for p in similar:
         own = dataset.item_fields[p.item]["categories"]
         assert titles[p.options[p.answer]] == own and titles[p.options[1 - p.answer]] != own
+        assert dataset.item_fields[p.item]["title"] in p.question and p.null_question.endswith(p.question.split("\n", 1)[1][-40:])
+        assert f'"{dataset.item_fields[p.item]["title"]}"' not in p.null_question and p.options[0] in p.null_question
     assert {p.answer for p in similar} == {0, 1}  # the true option is not always first
     assert category_probes(dataset, items, seed=0) == category_probes(dataset, items, seed=0)
 
@@ -103,6 +105,8 @@ def test_continuation_logprobs_batched_equal_one_by_one(study):
             logp = torch.log_softmax(model(input_ids=torch.tensor([p + a])).logits[0].float(), -1)
             want = sum(float(logp[len(p) - 1 + k, t]) for k, t in enumerate(a))
             assert got == pytest.approx(want, abs=1e-4)
+    shared = option_logprobs(model, prompts, [answers, answers[::-1]], tok.pad_token_id, batch_size=2)
+    np.testing.assert_allclose(shared[0] + shared[1][::-1], batched, atol=1e-4)  # one prefill per prompt, same numbers
 
 
 def test_a_planted_sure_answer_is_chosen(tmp_path):
@@ -189,7 +193,7 @@ def test_knowledge_analysis_writes_figure_and_tables(study, tmp_path):
     assert [r["model"] for r in table["models"]] == ["base", "tiny-direct"]
     assert table["probes"] == {"category": 12, "similar": 12} and table["items_heldout_of_grounding"] == 2
     for r in table["models"]:
-        for kind in ("category", "category_calibrated", "similar"):
+        for kind in ("category", "category_calibrated", "similar", "similar_calibrated"):
             acc = r[kind]
             assert acc["n"] == 12 and 0 <= acc["ci_low"] <= acc["mean"] <= acc["ci_high"] <= 1
         assert len(r["descriptions"]) == 2 and all(isinstance(d, str) for d in r["descriptions"])

@@ -9,7 +9,8 @@ assistant's answer to the question, through the model's chat template; the highe
   ``log p(option | question) - log p(option | the question without the item)``, which removes how likely an
   option's words are anyway (a 135M model's raw sums mostly prefer short, frequent category names);
 * ``similar``: which of two items is more similar to item X: one sharing X's most specific (leaf) category, one
-  from another category one level below the top (titles as options, in seeded order).
+  from another category one level below the top (titles as options A and B, in seeded order);
+  ``similar_calibrated`` subtracts each title's log-probability after the same question about "a product".
 
 Both run on the same fixed seeded sample of items, items held out of grounding (``ground.heldout_items``) first.
 Each model's accuracy comes with a percentile-bootstrap 95% interval over probes; a few greedy one-line
@@ -31,13 +32,15 @@ from ..data.text import item_title
 from ..eval.metrics import bootstrap_interval
 from ..report import markdown_table
 from .loading import ModelSpec, StudyData, heldout_set, iter_models, probe_items, write_outputs
-from .scoring import chat_ids, continuation_logprobs, greedy_answers
+from .scoring import chat_ids, greedy_answers, option_logprobs
 
 CATEGORY_LEVEL = 1  # 0 is the catalogue-wide top category (e.g. "Industrial & Scientific")
 TITLE_WORDS = 12  # titles in questions and options are cut to this many words
 DESCRIBE = "Describe this product in one sentence: {title}"
 CATEGORY_QUESTION = "Which category does this product belong to? Answer with the category name only."
-PROBE_KINDS = ("category", "category_calibrated", "similar")
+SIMILAR_QUESTION = ('Which of these two products is more similar to {it}?\nA: "{a}"\nB: "{b}"\n'
+                    "Answer with the title of the more similar product.")
+PROBE_KINDS = ("category", "category_calibrated", "similar", "similar_calibrated")
 
 
 @dataclass(frozen=True)
@@ -119,32 +122,30 @@ def similarity_probes(dataset: Dataset, items: Sequence[int], seed: int = 0) -> 
         pair = [near, rng.choice(far)]
         rng.shuffle(pair)
         options = tuple(short_title(dataset.item_fields[j]) for j in pair)
-        question = (f'Product: "{short_title(fields)}"\nWhich of these two products is more similar to it?\n'
-                    f'A: "{options[0]}"\nB: "{options[1]}"\nAnswer with the title of the more similar product.')
-        probes.append(Probe("similar", i, question, options, pair.index(near)))
+        question = f'Product: "{short_title(fields)}"\n' + SIMILAR_QUESTION.format(it="it", a=options[0], b=options[1])
+        null = SIMILAR_QUESTION.format(it="a product", a=options[0], b=options[1])
+        probes.append(Probe("similar", i, question, options, pair.index(near), null))
     return probes
 
 
 def option_scores(model, tokenizer, probes: Sequence[Probe], calibrate: bool = False, batch_size: int = 16) -> list[np.ndarray]:
     """Per probe, ``(n_options,)`` sums of the options' token log-probabilities after the question; with
     ``calibrate``, minus the same after the probe's ``null_question`` (scored once per distinct pair)."""
-    prompts, answers = [], []
-    for probe in probes:
-        prompt = chat_ids(tokenizer, probe.question)
-        for option in probe.options:
-            prompts.append(prompt)
-            answers.append(tokenizer(option, add_special_tokens=False)["input_ids"])
-    flat = np.array(continuation_logprobs(model, prompts, answers, tokenizer.pad_token_id, batch_size))
-    if calibrate:
-        if any(p.null_question is None for p in probes):
-            raise ValueError("calibration needs every probe's null_question")
-        pairs = sorted({(p.null_question, o) for p in probes for o in p.options})
-        null = dict(zip(pairs, continuation_logprobs(
-            model, [chat_ids(tokenizer, q) for q, _ in pairs],
-            [tokenizer(o, add_special_tokens=False)["input_ids"] for _, o in pairs], tokenizer.pad_token_id, batch_size)))
-        flat = flat - np.array([null[(p.null_question, o)] for p in probes for o in p.options])
-    bounds = np.cumsum([0, *(len(p.options) for p in probes)])
-    return [flat[a:b] for a, b in zip(bounds[:-1], bounds[1:])]
+    def encode(option: str) -> list[int]:
+        return tokenizer(option, add_special_tokens=False)["input_ids"]
+
+    scores = option_logprobs(model, [chat_ids(tokenizer, p.question) for p in probes],
+                             [[encode(o) for o in p.options] for p in probes], tokenizer.pad_token_id, batch_size)
+    if not calibrate:
+        return [np.array(s) for s in scores]
+    if any(p.null_question is None for p in probes):
+        raise ValueError("calibration needs every probe's null_question")
+    nulls = sorted({p.null_question for p in probes})
+    null_options = {q: sorted({o for p in probes if p.null_question == q for o in p.options}) for q in nulls}
+    null_scores = option_logprobs(model, [chat_ids(tokenizer, q) for q in nulls],
+                                  [[encode(o) for o in null_options[q]] for q in nulls], tokenizer.pad_token_id, batch_size)
+    null = {(q, o): s for q, ss in zip(nulls, null_scores) for o, s in zip(null_options[q], ss)}
+    return [np.array(s) - np.array([null[(p.null_question, o)] for o in p.options]) for s, p in zip(scores, probes)]
 
 
 def score_probes(model, tokenizer, probes: Sequence[Probe], calibrate: bool = False, batch_size: int = 16) -> np.ndarray:
@@ -177,6 +178,7 @@ def knowledge_analysis(specs: Sequence[ModelSpec], data: StudyData, out: str | P
         row["category"] = accuracy(score_probes(model, tokenizer, probes["category"], False, batch_size), seed)
         row["category_calibrated"] = accuracy(score_probes(model, tokenizer, probes["category"], True, batch_size), seed)
         row["similar"] = accuracy(score_probes(model, tokenizer, probes["similar"], False, batch_size), seed)
+        row["similar_calibrated"] = accuracy(score_probes(model, tokenizer, probes["similar"], True, batch_size), seed)
         row["descriptions"] = greedy_answers(model, tokenizer, questions) if questions else []
         rows.append(row)
     heldout = heldout_set(dataset.n_items, heldout_fraction)
@@ -187,7 +189,7 @@ def knowledge_analysis(specs: Sequence[ModelSpec], data: StudyData, out: str | P
         "items": len(items),
         "items_heldout_of_grounding": sum(i in heldout for i in items),
         "probes": {k: len(v) for k, v in probes.items()},
-        "chance": {"category": chance, "category_calibrated": chance, "similar": 0.5},
+        "chance": {"category": chance, "category_calibrated": chance, "similar": 0.5, "similar_calibrated": 0.5},
         "seed": seed,
         "described_items": [{"item": dataset.item_ids[i], "title": short_title(dataset.item_fields[i])} for i in described],
         "models": rows,

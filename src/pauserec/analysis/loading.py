@@ -135,12 +135,14 @@ def default_out(runs: Sequence[str | Path], out: str | Path | None) -> Path:
 
 
 def write_outputs(out: str | Path, stem: str, table: dict[str, Any], markdown: str, figure) -> dict[str, Path]:
-    """Write ``OUT/STEM.json`` (``table``), ``OUT/STEM.md`` and ``OUT/STEM.png`` (``figure``), each atomically."""
+    """Write ``OUT/STEM.json`` (``table`` and the environment: command, git revision, machine), ``OUT/STEM.md`` and
+    ``OUT/STEM.png`` (``figure``), each atomically."""
     from ..report import save_figure
+    from ..runs import environment
 
     out = Path(out)
     paths = {"json": out / f"{stem}.json", "md": out / f"{stem}.md", "png": out / f"{stem}.png"}
-    write_json(paths["json"], table)
+    write_json(paths["json"], {**table, "environment": environment()})
     write_text(paths["md"], markdown)
     save_figure(figure, paths["png"])
     return paths

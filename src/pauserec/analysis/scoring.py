@@ -74,3 +74,50 @@ def greedy_answers(model, tokenizer, questions: Sequence[str], max_new_tokens: i
             row = row[: row.index(tokenizer.eos_token_id)]
         answers.append(tokenizer.decode(row, skip_special_tokens=False).strip())
     return answers
+
+
+@torch.no_grad()
+def option_logprobs(model, prompts: Sequence[Sequence[int]], options: Sequence[Sequence[Sequence[int]]],
+                    pad_token_id: int, batch_size: int = 16) -> list[list[float]]:
+    """Per prompt, the sum of log-probabilities of each of its options' tokens after it: ``options[i][j]`` is option
+    ``j`` of prompt ``i``; returns ``[[float] * len(options[i])]``.
+
+    The same numbers as :func:`continuation_logprobs` over every (prompt, option) pair, but each prompt is prefilled
+    once (left-padded, length-sorted batches of ``batch_size`` prompts) and its KV cache copied to its options,
+    which are then run right-padded after it.
+    """
+    from transformers import DynamicCache
+
+    if len(prompts) != len(options):
+        raise ValueError(f"{len(prompts)} prompts but {len(options)} option lists")
+    if any(len(o) == 0 for opts in options for o in opts):
+        raise ValueError("an empty option has no likelihood to score")
+    device = next(model.parameters()).device
+    body, head = model.base_model, model.get_output_embeddings()
+    order = sorted(range(len(prompts)), key=lambda i: len(prompts[i]))
+    out: list[list[float]] = [[] for _ in prompts]
+    for start in range(0, len(order), batch_size):
+        chunk = order[start : start + batch_size]
+        ids, mask = (t.to(device) for t in _left_pad([prompts[i] for i in chunk], pad_token_id))
+        positions = (mask.cumsum(1) - 1).clamp_min(0)
+        res = body(input_ids=ids, attention_mask=mask, position_ids=positions, cache=DynamicCache(config=model.config),
+                   use_cache=True)
+        first = torch.log_softmax(head(res.last_hidden_state[:, -1]).float(), -1)  # (B, V): an option's 1st token
+        rows = [(b, o) for b, i in enumerate(chunk) for o in options[i]]
+        rep = torch.tensor([b for b, _ in rows], device=device)
+        cache = res.cache
+        cache.reorder_cache(rep)
+        width = max(len(o) for _, o in rows)
+        cids = torch.full((len(rows), width), pad_token_id, dtype=torch.long, device=device)
+        cmask = torch.zeros_like(cids)
+        for m, (_, o) in enumerate(rows):
+            cids[m, : len(o)] = torch.tensor(list(o), device=device)
+            cmask[m, : len(o)] = 1
+        cpos = positions[rep, -1:] + 1 + torch.arange(width, device=device)[None, :]
+        hidden = body(input_ids=cids, attention_mask=torch.cat([mask[rep], cmask], 1), position_ids=cpos,
+                      cache=cache, use_cache=True).last_hidden_state  # (M, width, H)
+        rest = torch.log_softmax(head(hidden[:, :-1]).float(), -1)  # (M, width-1, V): token k+1 of each option
+        for m, (b, o) in enumerate(rows):
+            tail = rest[m, : len(o) - 1].gather(1, cids[m, 1 : len(o), None]).sum() if len(o) > 1 else 0.0
+            out[chunk[b]].append(float(first[b, o[0]] + tail))
+    return out
