@@ -7,10 +7,11 @@ Example (the committed result)::
         --out benchmarks/results/load-test-scientific.json
 
 The script starts one server per mode (``python -m pauserec serve RUN --host 127.0.0.1``), each on a free loopback
-port, waits for ``/health`` and warms both up; then every concurrency level runs on each mode in turn (the order
-alternating level by level, so background load hits both alike): C asyncio clients share one
-httpx connection pool and post real test-user histories (one distinct user per request) until the level's request
-budget (``max(--min-requests, --requests-per-client x C)``) is spent or ``--seconds`` have passed. Everything is
+port, waits for ``/health`` and warms both up; then every concurrency level runs in ``--rounds`` rounds, each round
+on each mode in turn, the order alternating (ABBA), so load from other work on a shared machine hits both modes
+alike. In a round, C asyncio clients share one httpx connection pool and post real test-user histories (one distinct
+user per request, the same users for both modes) until the round's share of the level's request budget
+(``max(--min-requests, --requests-per-client x C)``) is spent or its share of ``--seconds`` has passed. Everything is
 bounded in count and time; nothing leaves 127.0.0.1. Latency is measured by the client (queueing included).
 """
 
@@ -120,35 +121,39 @@ async def run_level(url: str, histories: list[list[str]], clients: int, budget: 
     limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients)
     async with httpx.AsyncClient(base_url=url, timeout=request_timeout_s, limits=limits) as c:
         await asyncio.gather(*(client(c) for _ in range(clients)))
-    wall = time.perf_counter() - t0
-    lat = np.array(latencies) * 1e3
+    return {"clients": clients, "requests": started, "latencies_s": latencies, "failures": failures,
+            "seconds": time.perf_counter() - t0}
+
+
+def summarize(parts: list[dict[str, Any]]) -> dict[str, Any]:
+    """One level's rounds merged: requests/s over the rounds' summed wall time, latency percentiles over all."""
+    lat = np.array([x for p in parts for x in p["latencies_s"]]) * 1e3
+    failures = [f for p in parts for f in p["failures"]]
+    wall = sum(p["seconds"] for p in parts)
     return {
-        "clients": clients, "requests": started, "ok": len(latencies), "failed": len(failures),
-        "failures": failures[:5], "seconds": wall, "requests_per_s": len(latencies) / wall,
+        "clients": parts[0]["clients"], "rounds": len(parts), "requests": sum(p["requests"] for p in parts),
+        "ok": len(lat), "failed": len(failures), "failures": failures[:5], "seconds": wall,
+        "requests_per_s": len(lat) / wall,
         "p50_ms": float(np.percentile(lat, 50)) if len(lat) else None,
         "p99_ms": float(np.percentile(lat, 99)) if len(lat) else None,
         "mean_ms": float(lat.mean()) if len(lat) else None,
     }
 
 
-def measure(args, server: Server, name: str, clients: int, histories: list[list[str]]) -> dict[str, Any]:
-    """One concurrency level against one server, with the server's decoder calls over the level."""
+def measure(args, server: Server, clients: int, histories: list[list[str]], budget: int) -> dict[str, Any]:
+    """One round of a concurrency level against one server, with the server's decoder calls over it."""
     before = server.decoder_stats()
-    budget = max(args.min_requests, args.requests_per_client * clients)
-    row = asyncio.run(run_level(server.url, histories, clients, budget, args.seconds, args.k, args.request_timeout))
+    part = asyncio.run(run_level(server.url, histories, clients, budget, args.seconds / args.rounds, args.k,
+                                 args.request_timeout))
     after = server.decoder_stats()
-    calls = after["calls"] - before["calls"]
-    row.update(mode=name, decoder_calls=calls,
-               mean_batch=(after["requests"] - before["requests"]) / calls if calls else 0.0)
-    print(f"  {name:15s} {clients:3d} clients: {row['ok']:4d} ok, {row['failed']} failed, "
-          f"{row['requests_per_s']:6.2f} req/s, p50 {row['p50_ms']:7.0f} ms, p99 {row['p99_ms']:7.0f} ms, "
-          f"mean batch {row['mean_batch']:.1f}", flush=True)
-    return row
+    part.update(calls=after["calls"] - before["calls"], decoded=after["requests"] - before["requests"])
+    return part
 
 
 def run_modes(args, modes: dict[str, list[str]], histories: list[list[str]]) -> list[dict[str, Any]]:
-    """Both servers up at once (an idle one costs no CPU); each level runs on each mode in turn, the order
-    alternating level by level, so background load on a shared machine hits both modes alike."""
+    """Both servers up at once (an idle one costs no CPU); each level runs in ``--rounds`` rounds, each round on
+    each mode in turn with the order alternating (ABBA...), so background load on a shared machine that comes and
+    goes hits both modes alike."""
     rows = []
     with contextlib.ExitStack() as stack:
         servers = {name: stack.enter_context(Server(args.run, extra, Path(args.log_dir) / f"load-test-{name}.log",
@@ -157,9 +162,24 @@ def run_modes(args, modes: dict[str, list[str]], histories: list[list[str]]) -> 
         for server in servers.values():  # warm-up
             asyncio.run(run_level(server.url, histories[-8:], 1, args.warmup, 120, args.k, args.request_timeout))
         names = list(servers)
-        for i, clients in enumerate(args.concurrency):
-            for name in names if i % 2 == 0 else names[::-1]:
-                rows.append(measure(args, servers[name], name, clients, histories))
+        offset = 0
+        for clients in args.concurrency:
+            budget = -(-max(args.min_requests, args.requests_per_client * clients) // args.rounds)
+            parts: dict[str, list[dict[str, Any]]] = {n: [] for n in names}
+            for r in range(args.rounds):
+                for name in names if r % 2 == 0 else names[::-1]:
+                    # every mode gets the same users in the same round
+                    parts[name].append(measure(args, servers[name], clients, histories[offset:], budget))
+                offset = (offset + budget) % max(len(histories) - budget, 1)
+            for name in names:
+                row = summarize(parts[name])
+                calls = sum(p["calls"] for p in parts[name])
+                row.update(mode=name, decoder_calls=calls,
+                           mean_batch=sum(p["decoded"] for p in parts[name]) / calls if calls else 0.0)
+                rows.append(row)
+                print(f"  {name:15s} {clients:3d} clients: {row['ok']:4d} ok, {row['failed']} failed, "
+                      f"{row['requests_per_s']:6.2f} req/s, p50 {row['p50_ms']:7.0f} ms, p99 {row['p99_ms']:7.0f} "
+                      f"ms, mean batch {row['mean_batch']:.1f}", flush=True)
     return sorted(rows, key=lambda r: (names.index(r["mode"]), r["clients"]))
 
 
@@ -175,7 +195,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     ap.add_argument("--concurrency", type=int, nargs="+", default=[1, 8, 32])
     ap.add_argument("--requests-per-client", type=int, default=4)
     ap.add_argument("--min-requests", type=int, default=24)
-    ap.add_argument("--seconds", type=float, default=90.0, help="per level: no request starts after this")
+    ap.add_argument("--seconds", type=float, default=90.0,
+                    help="per level and mode: no request starts after this (split evenly over the rounds)")
+    ap.add_argument("--rounds", type=int, default=2, help="rounds per level, the modes alternating (ABBA)")
     ap.add_argument("--request-timeout", type=float, default=600.0)
     ap.add_argument("--warmup", type=int, default=3)
     ap.add_argument("--start-timeout", type=float, default=300.0)
