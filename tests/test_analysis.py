@@ -88,8 +88,7 @@ def test_category_and_similarity_probes_by_construction(study):
     for p in similar:
         own = dataset.item_fields[p.item]["categories"]
         assert titles[p.options[p.answer]] == own and titles[p.options[1 - p.answer]] != own
-        assert dataset.item_fields[p.item]["title"] in p.question and p.null_question.endswith(p.question.split("\n", 1)[1][-40:])
-        assert f'"{dataset.item_fields[p.item]["title"]}"' not in p.null_question and p.options[0] in p.null_question
+        assert p.fixed_answer == f'"{dataset.item_fields[p.item]["title"]}"' and "{option}" in p.question
     assert {p.answer for p in similar} == {0, 1}  # the true option is not always first
     assert category_probes(dataset, items, seed=0) == category_probes(dataset, items, seed=0)
 
@@ -109,6 +108,17 @@ def test_continuation_logprobs_batched_equal_one_by_one(study):
     np.testing.assert_allclose(shared[0] + shared[1][::-1], batched, atol=1e-4)  # one prefill per prompt, same numbers
 
 
+def test_turned_probe_scores_the_fixed_answer_under_each_option(study):
+    model, tok = study["model"], study["tok"]
+    probe = Probe("similar", 0, 'Name a product similar to "{option}".', ("glass kit", "blue tape"), 0,
+                  fixed_answer='"small glass"')
+    answer = tok(probe.fixed_answer, add_special_tokens=False)["input_ids"]
+    want = [continuation_logprobs(model, [chat_ids(tok, probe.question.format(option=o))], [answer], tok.pad_token_id)[0]
+            for o in probe.options]
+    np.testing.assert_allclose(option_scores(model, tok, [probe])[0], want, atol=1e-4)
+    assert score_probes(model, tok, [probe])[0] == (want[0] > want[1])
+
+
 def test_a_planted_sure_answer_is_chosen(tmp_path):
     """A model whose head always says one token: the option made of that token wins every probe."""
     path = make_tiny_backbone(tmp_path / "b", hidden=32, layers=2, tie_embeddings=False)
@@ -125,6 +135,9 @@ def test_a_planted_sure_answer_is_chosen(tmp_path):
     good = [Probe("category", 0, f"question {k}", options, 1) for k in range(3)]
     bad = [Probe("category", 0, "question", options, 2)]
     assert score_probes(model.eval(), tok, good + bad).tolist() == [True, True, True, False]
+    # turned round: the answer is fixed, the options fill the question; this model ignores the question: a tie
+    turned = Probe("similar", 0, "like {option}?", options, 1, fixed_answer="g")
+    np.testing.assert_allclose(option_scores(model, tok, [turned])[0], option_scores(model, tok, [turned])[0][0], atol=1e-4)
     # the same model ignores the question: calibrated against the question without the item, no option stands out
     blind = [Probe("category", 0, "about item 7: which?", options, 1, "which?")]
     np.testing.assert_allclose(option_scores(model, tok, blind, calibrate=True)[0], 0.0, atol=1e-4)
@@ -193,7 +206,7 @@ def test_knowledge_analysis_writes_figure_and_tables(study, tmp_path):
     assert [r["model"] for r in table["models"]] == ["base", "tiny-direct"]
     assert table["probes"] == {"category": 12, "similar": 12} and table["items_heldout_of_grounding"] == 2
     for r in table["models"]:
-        for kind in ("category", "category_calibrated", "similar", "similar_calibrated"):
+        for kind in ("category", "category_calibrated", "similar"):
             acc = r[kind]
             assert acc["n"] == 12 and 0 <= acc["ci_low"] <= acc["mean"] <= acc["ci_high"] <= 1
         assert len(r["descriptions"]) == 2 and all(isinstance(d, str) for d in r["descriptions"])
