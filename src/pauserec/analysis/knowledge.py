@@ -245,7 +245,7 @@ def knowledge_figure(table: Mapping[str, Any]):
     from matplotlib.figure import Figure
 
     models = [r["model"] for r in table["models"]]
-    fig = Figure(figsize=(max(4.0, 1.3 * len(models) + 2), 3.6), layout="constrained")
+    fig = Figure(figsize=(max(5.0, 1.3 * len(models) + 2), 4.0), layout="constrained")
     ax = fig.subplots()
     width = 0.8 / len(PROBE_KINDS)
     x = np.arange(len(models))
@@ -262,5 +262,5 @@ def knowledge_figure(table: Mapping[str, Any]):
     ax.set_ylim(0, 1)
     ax.set_ylabel("accuracy (95% CI)")
     ax.set_title(f"World knowledge ({table['items']} items; dashed: chance)")
-    ax.legend(loc="upper right", fontsize=8)
+    fig.legend(*ax.get_legend_handles_labels(), loc="outside lower center", ncols=len(PROBE_KINDS), fontsize=8)
     return fig
