@@ -6,12 +6,16 @@ service keeps serving. Decoding goes through one :class:`~pauserec.serve.batcher
 
 from __future__ import annotations
 
+import math
 import time
 from contextlib import asynccontextmanager
 from pathlib import Path
+from typing import Any
 
-from fastapi import FastAPI, HTTPException, Query as QueryParam
-from fastapi.responses import FileResponse
+from fastapi import FastAPI, HTTPException, Query as QueryParam, Request
+from fastapi.encoders import jsonable_encoder
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import FileResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
 
 from .batcher import MicroBatcher, QueueFullError
@@ -47,6 +51,12 @@ def create_app(recommender: Recommender, *, max_batch: int = 32, max_wait_ms: fl
         "flagged `cold_start`.",
     )
     app.state.recommender, app.state.batcher = recommender, batcher
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid_request(_: Request, exc: RequestValidationError) -> JSONResponse:
+        """FastAPI's own 422 answer, with non-finite numbers of the echoed input (``1e999``) written as strings:
+        JSON cannot encode them, and the default handler would fail with a 500."""
+        return JSONResponse(status_code=422, content={"detail": _json_safe(jsonable_encoder(exc.errors()))})
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
 
     @app.get("/", include_in_schema=False)
@@ -114,3 +124,14 @@ def _resolve(recommender: Recommender, req: RecommendRequest) -> list[int]:
         return recommender.catalogue.resolve_ids([str(h) for h in req.history])
     except UnknownItemsError as e:
         raise HTTPException(422, {"message": str(e), f"unknown_item_{e.kind}s": e.unknown}) from None
+
+
+def _json_safe(value: Any) -> Any:
+    """``value`` with every non-finite float replaced by its ``repr`` ('inf', 'nan')."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return repr(value)
+    if isinstance(value, dict):
+        return {k: _json_safe(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_json_safe(v) for v in value]
+    return value
