@@ -214,3 +214,15 @@ def test_micro_batcher_bounds_batches_and_survives_a_failing_decode():
             await b.stop()
 
     asyncio.run(scenario())
+
+
+def test_cli_serve_command(run_dir):
+    from typer.testing import CliRunner
+
+    from pauserec.cli import app
+    from pauserec.errors import PauseRecError
+
+    runner = CliRunner()
+    assert "--no-batching" in runner.invoke(app, ["serve", "--help"]).output
+    result = runner.invoke(app, ["serve", str(run_dir), "--dtype", "float8"])
+    assert isinstance(result.exception, PauseRecError) and "float32 or bfloat16" in str(result.exception)
