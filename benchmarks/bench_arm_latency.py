@@ -1,6 +1,7 @@
 """Inference latency of trained arms on the same users, measured side by side in one process.
 
-Each run directory's selected model decodes the same validation users with its own arm's prefix (pauses included);
+Each run directory's selected model decodes the same validation users with its own arm's prefix (pauses included,
+and for ``cot`` the rationale it generates first);
 the arms are timed in alternating rounds so that machine noise hits them alike. Reports seconds per user and each
 arm's ratio to the first one.
 
@@ -64,16 +65,19 @@ def main() -> None:
                                  cfg_a.decode, tok.pad_token_id)
             if rnd:
                 seconds[key].append(time.perf_counter() - t0)
-            tokens[key] = recs.prefill_tokens / len(examples)
+            tokens[key] = (recs.prefill_tokens / len(examples), recs.think_tokens / len(examples))
     base = min(seconds[next(iter(arms))])
     rows, payload = [], {}
     for key in arms:
         best = min(seconds[key])
         name = Path(key).name
         payload[name] = {"seconds_per_round": seconds[key], "best_s_per_user": best / len(examples),
-                         "ratio_to_first": best / base, "prefill_tokens_per_user": tokens[key]}
-        rows.append([name, f"{1000 * best / len(examples):.1f}", f"{best / base:.3f}", f"{tokens[key]:.1f}"])
-    md = markdown_table(["arm", "ms/user (best of rounds)", "ratio to first", "prefill tokens/user"], rows)
+                         "ratio_to_first": best / base, "prefill_tokens_per_user": tokens[key][0],
+                         "think_tokens_per_user": tokens[key][1]}
+        rows.append([name, f"{1000 * best / len(examples):.1f}", f"{best / base:.3f}", f"{tokens[key][0]:.1f}",
+                     f"{tokens[key][1]:.1f}"])
+    md = markdown_table(["arm", "ms/user (best of rounds)", "ratio to first", "prefill tokens/user",
+                         "generated rationale tokens/user"], rows)
     md += f"\n{len(examples)} validation users, beams {cfg.decode.num_beams}, batch {cfg.decode.batch_size}, {args.rounds} rounds.\n"
     write_result(args.name, {"runs": [str(r) for r in args.runs], "users": len(examples), "arms": payload}, md, machine)
     print(md)

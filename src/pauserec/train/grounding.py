@@ -2,10 +2,10 @@
 
 Three tasks, each a chat turn whose answer carries the loss (LC-Rec's alignment tasks, in our prompt format):
 
-* ``item2sid``: the item's text (title, brand, categories) -> its SID;
+* ``item2sid``: the item's text (title, brand, categories; 100 characters each) -> its SID;
 * ``sid2title``: an SID -> the item's title (and the end-of-turn token);
-* ``history_titles``: a training history written as SIDs beside titles -> the next item's SID (training examples
-  only: no validation or test target is ever shown).
+* ``history_titles``: the last ``HISTORY_ITEMS`` items of a training history written as SIDs beside titles -> the
+  next item's SID (training examples only: no validation or test target is ever shown).
 
 ``ground.tasks`` sets how many passes over each task's pool one training set holds (1.0 = every item or training
 example once). A fraction ``ground.heldout_items`` of the items is left out of ``item2sid``; validation is Recall@10
@@ -25,7 +25,7 @@ import torch
 
 from ..arms import DirectArm
 from ..arms.base import IGNORE
-from ..config import RunConfig
+from ..config import RunConfig, TextConfig
 from ..data.split import Example, training_users_subset
 from ..data.text import item_title, render_item_text
 from ..eval.metrics import compute_metrics
@@ -37,6 +37,8 @@ from .run import fit, load_model, open_run, unit_data
 from .trainer import VALIDATION_METRIC
 
 ITEM2SID = "Which item is this?\n{text}"
+ITEM_TEXT = TextConfig(fields=["title", "brand", "categories"], max_chars_per_field=100)  # short: rows stay ~60 tokens
+HISTORY_ITEMS = 5  # history_titles shows the most recent items only: titles make long prompts
 SID2TITLE = "What is the title of item {sid}?"
 
 
@@ -54,7 +56,7 @@ class GroundingTasks:
 
     def item_prompt(self, item: int) -> list[int]:
         fields = self.prompts.dataset.item_fields[item]
-        return self._chat(ITEM2SID.format(text=render_item_text(fields, self.cfg.text)))
+        return self._chat(ITEM2SID.format(text=render_item_text(fields, ITEM_TEXT)))
 
     def item2sid(self, item: int) -> dict[str, list[int]]:
         return _answer(self.item_prompt(item), self.prompts.sid_ids(item))
@@ -65,7 +67,7 @@ class GroundingTasks:
         return _answer(self._chat(SID2TITLE.format(sid=self.prompts.catalog.sid_string(item))), answer)
 
     def history_titles(self, ex: Example) -> dict[str, list[int]]:
-        return _answer(self.titled.ids(ex.history), self.prompts.sid_ids(ex.target))
+        return _answer(self.titled.ids(ex.history[-HISTORY_ITEMS:]), self.prompts.sid_ids(ex.target))
 
 
 def _answer(prompt: list[int], answer: list[int]) -> dict[str, list[int]]:
