@@ -72,6 +72,17 @@ def load_catalog(data_dir: str | Path, dataset: Dataset) -> SIDCatalog:
     return SIDCatalog.load(Path(data_dir) / "sids.json", expected_dataset_hash=dataset.content_hash())
 
 
+def load_run_data(run: RunDir) -> tuple[Dataset, SIDCatalog]:
+    """The dataset and catalogue a trained run was built from (``env.json``'s ``data_dir``), checked against the
+    hashes the run recorded."""
+    env = run.env()
+    dataset = load_dataset(env["data_dir"])
+    catalog = load_catalog(env["data_dir"], dataset)
+    run.check_fact("dataset_hash", dataset.content_hash())
+    run.check_fact("catalog_hash", catalog.content_hash())
+    return dataset, catalog
+
+
 def load_split(dataset: Dataset, cfg: RunConfig) -> Split:
     return leave_one_out(dataset, cfg.split)
 

@@ -33,11 +33,7 @@ def evaluate_run(
     """
     run = RunDir(run_dir)
     cfg = cfg or run.config()
-    env = run.env()
-    dataset = pipeline.load_dataset(env["data_dir"])
-    catalog = pipeline.load_catalog(env["data_dir"], dataset)
-    run.check_fact("dataset_hash", dataset.content_hash())
-    run.check_fact("catalog_hash", catalog.content_hash())
+    dataset, catalog = pipeline.load_run_data(run)
     split = pipeline.load_split(dataset, cfg)
 
     model, tokenizer = load_backbone(str(run.file("model")), cfg.cache_dir)
@@ -83,8 +79,8 @@ def evaluate_run(
         },
     }
     dest = run if out_dir is None else RunDir.create(
-        out_dir, cfg, kind=f"eval:{cfg.arm.name}", evaluated_run=str(run.path), dataset_hash=env["dataset_hash"],
-        catalog_hash=env["catalog_hash"],
+        out_dir, cfg, kind=f"eval:{cfg.arm.name}", evaluated_run=str(run.path), dataset_hash=dataset.content_hash(),
+        catalog_hash=catalog.content_hash(),
     )
     write_jsonl(dest.file("predictions.jsonl"), rows)
     write_json(dest.file("metrics.json"), result)
