@@ -36,17 +36,10 @@ HERE = Path(__file__).resolve().parent
 STEPS, EVERY, STALL_AT = 12, 4, 6
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _one_thread():
-    """The killed child runs single-threaded; so must the runs it is compared with (float sums in one order)."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 @pytest.fixture(scope="module")
 def setup(tmp_path_factory):
+    # the killed child runs single-threaded; so must the runs it is compared with (conftest sets it for the suite)
+    assert torch.get_num_threads() == 1
     root = tmp_path_factory.mktemp("crash")
     data_dir = make_data_dir(root / "data", *planted_data(n_items=32, n_users=60))
     backbone = make_tiny_backbone(root / "backbone", hidden=32, layers=1)

@@ -41,15 +41,6 @@ def _level_ids() -> list[torch.Tensor]:
 LEVEL_IDS = _level_ids()
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _one_thread():
-    """Tiny models gain nothing from threads; one thread keeps the suite fast on a shared 2-core machine."""
-    saved = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(saved)
-
-
 @pytest.fixture(scope="module")
 def model():
     torch.manual_seed(0)

@@ -39,15 +39,6 @@ def _catalog(level_sizes=(8, 8, 4), n_items=20, seed=0) -> SIDCatalog:
     return SIDCatalog(codes, list(level_sizes), [f"i{i}" for i in range(n_items)], dataset_hash="test")
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _one_thread():
-    """Tiny models gain nothing from intra-op threads, and lose a lot to them on a shared 2-core machine."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 @pytest.fixture(scope="module")
 def tiny_dirs(tmp_path_factory):
     root = tmp_path_factory.mktemp("tiny")
