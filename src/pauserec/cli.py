@@ -188,7 +188,7 @@ def analyze(
 def eval_(
     run: Annotated[Path, typer.Argument(help="Run directory: a trained run to evaluate, or where a baseline writes.")],
     data_dir: Annotated[Optional[Path], typer.Option("--data", help="Data directory (baselines only).")] = None,
-    baseline: Annotated[Optional[str], typer.Option(help="Evaluate a baseline instead of a trained run: popularity.")] = None,
+    baseline: Annotated[Optional[str], typer.Option(help="Evaluate a baseline instead of a trained run: popularity, sasrec (pauserec.baselines.BASELINES).")] = None,
     out: Annotated[Optional[Path], typer.Option("--out", help="Write the results here instead of into RUN "
                                                 "(e.g. an ablation with --set arm.inference_pause_tokens=0).")] = None,
     preset: PresetOpt = None,
@@ -196,11 +196,12 @@ def eval_(
 ) -> None:
     """Evaluate a trained run, or a baseline, under the evaluation contract (metrics with 95% intervals)."""
     if baseline is not None:
-        if baseline != "popularity":
-            raise PauseRecError(f"unknown baseline {baseline!r} (available: popularity)")
+        from .baselines import get_baseline
+
+        run_baseline = get_baseline(baseline)
         if data_dir is None or out is not None:
             raise PauseRecError("a baseline takes --data DIR and writes into RUN (no --out)")
-        result = pipeline.evaluate_popularity(_config(preset, set_), data_dir, run)
+        result = run_baseline(_config(preset, set_), data_dir, run)
     else:
         from .eval.run_eval import evaluate_run
 

@@ -97,7 +97,7 @@ def evaluate_popularity(cfg: RunConfig, data_dir: str | Path, run_dir: str | Pat
         run_dir, cfg, kind="baseline:popularity", dataset_hash=dataset.content_hash(), split_hash=split.content_hash()
     )
     t0 = time.perf_counter()
-    examples, users = user_subset(split.part(cfg.eval.split), cfg.eval.max_users, cfg.seed)
+    examples, users = user_subset(split.part(cfg.eval.split), cfg.eval.max_users, cfg.eval.users_seed(cfg.seed))
     ranked = Popularity(dataset.n_items).fit(dataset).recommend(examples, max(cfg.eval.ks))
     metrics, rows = evaluate_rankings(examples, ranked, dataset, cfg.eval, seed=cfg.seed, users=users)
     metrics = {"model": "popularity", "split": cfg.eval.split, "metrics": metrics}
