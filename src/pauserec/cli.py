@@ -265,6 +265,30 @@ def demo(
 
 
 @app.command()
+def bench(
+    grid: Annotated[Path, typer.Argument(help="Grid file (YAML): datasets, seeds, shared and per-model overrides, models.")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Grid folder: one run directory per cell, table and figures.")],
+    parallel: Annotated[int, typer.Option(help="Cells trained at once, one process each (CPU threads split); LLM "
+                                          "evaluations still run one at a time.")] = 1,
+    reference: Annotated[Optional[str], typer.Option(help="Model the paired differences are taken against "
+                                                     "(default: popularity, else the first model).")] = None,
+) -> None:
+    """Run a declared grid (models x K x datasets x seeds); finished cells are skipped, failed ones recorded."""
+    from .bench import run_grid
+
+    if parallel < 1:
+        raise PauseRecError(f"--parallel must be >= 1, got {parallel}")
+    result = run_grid(grid, out, parallel=parallel, reference=reference, log=lambda m: console.print(m, highlight=False))
+    failed = {k: v["error"] for k, v in result["cells"].items() if v.get("status") == "failed"}
+    console.print((out / "table.md").read_text(), highlight=False)
+    for cell, error in failed.items():
+        console.print(f"[red]failed[/] {cell}: {error}", highlight=False)
+    console.print(f"table and figures in {out}", highlight=False)
+    if failed:
+        raise typer.Exit(1)
+
+
+@app.command()
 def serve(
     run: Annotated[Path, typer.Argument(help="A trained run directory (RUN/config.yaml, env.json, model/).")],
     host: Annotated[str, typer.Option(help="Interface to listen on (default: loopback only).")] = "127.0.0.1",
