@@ -118,3 +118,13 @@ def test_bad_grid_via_cli_is_one_line(setup, tmp_path):
     grid.write_text(yaml.safe_dump(text))
     r = CliRunner().invoke(app, ["bench", str(grid), "--out", str(tmp_path / "out")])
     assert r.exit_code != 0 and isinstance(r.exception, ConfigError) and "seedz" in str(r.exception)
+
+
+def test_example_grid_file_is_well_formed():
+    from pathlib import Path
+
+    from pauserec.bench.grid import LLM_ARMS, load_grid
+
+    grid = load_grid(Path(__file__).parents[1] / "benchmarks" / "grids" / "scientific.yaml")
+    assert set(grid.models) <= {*baselines.BASELINES, *LLM_ARMS, "tiger"} and grid.models["pause"].k == [1, 2, 4]
+    assert grid.seeds == [0, 1, 2] and grid.set["eval.max_users"] == 2000
