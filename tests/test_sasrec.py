@@ -115,3 +115,18 @@ def test_bad_input_one_line():
         build_config(overrides=["baseline.sasrec.heads=3"])
     with pytest.raises(ConfigError, match="baseline.sasrec"):
         build_config(overrides=["baseline.sasrec.hiden=8"])
+
+
+def test_cli_eval_baseline_sasrec(planted, tmp_path):
+    from typer.testing import CliRunner
+
+    from pauserec.cli import app
+
+    _, data = planted
+    sets = [a for o in [*TINY, "baseline.sasrec.epochs=1", "eval.bootstrap=10"] for a in ("--set", o)]
+    r = CliRunner().invoke(app, ["eval", str(tmp_path / "s"), "--baseline", "sasrec", "--data", str(data), *sets])
+    assert r.exit_code == 0, r.output
+    assert read_json(tmp_path / "s" / "metrics.json")["model"] == "sasrec"
+    r = CliRunner().invoke(app, ["eval", str(tmp_path / "x"), "--baseline", "gru4rec", "--data", str(data)])
+    assert isinstance(r.exception, PauseRecError) and "unknown baseline 'gru4rec'" in str(r.exception)
+    assert not (tmp_path / "x").exists()
