@@ -39,15 +39,16 @@ def test_pairing_removes_the_spread_between_users():
     assert d["ci_low"] > 0 and (d["only_baseline"], d["only_other"]) == (0, 20)
 
 
-def fake_run(root, name, hits, users=("u0", "u1", "u2", "u3")):
+def fake_run(root, name, hits, users=("u0", "u1", "u2", "u3"), exclude_history=None):
     """A run directory whose predictions put the target first for users in ``hits`` and nowhere otherwise."""
     run = root / name
     rows = [{"user": u, "target": f"t{u}", "items": [f"t{u}"] if u in hits else ["x", "y"]} for u in users]
     write_jsonl(run / "predictions.jsonl", rows)
     mean = len(hits) / len(users)
     m = {"mean": mean, "ci_low": mean, "ci_high": mean}
+    record = {"count": len(users)} if exclude_history is None else {"count": len(users), "exclude_history": exclude_history}
     write_json(run / "metrics.json", {"model": name, "split": "test",
-                                      "metrics": {"recall@10": m, "ndcg@10": m, "users": {"count": len(users)}}})
+                                      "metrics": {"recall@10": m, "ndcg@10": m, "users": record}})
     write_json(run / "cost.json", {"inference": {"latency_per_user_s": 0.1}})
     return run
 
@@ -75,3 +76,14 @@ def test_runs_on_other_users_are_refused(tmp_path):
         compare_runs(base, [tmp_path / "missing"])
     with pytest.raises(PauseRecError, match="evaluate it first"):
         RunDir(tmp_path / "missing").evaluation()
+
+
+def test_runs_ranking_different_item_sets_are_refused(tmp_path):
+    """With and without history exclusion the runs ranked different candidates: not a paired comparison. A result
+    made before the option existed (no flag) counts as the whole catalogue."""
+    old = fake_run(tmp_path, "old", {"u0"})
+    full = fake_run(tmp_path, "full", {"u1"}, exclude_history=False)
+    masked = fake_run(tmp_path, "masked", {"u1"}, exclude_history=True)
+    assert compare_runs(old, [full], ks=[10], n_resamples=10)
+    with pytest.raises(PauseRecError, match="exclude_history"):
+        compare_runs(full, [masked])

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 
@@ -130,3 +132,13 @@ def test_cli_eval_baseline_sasrec(planted, tmp_path):
     r = CliRunner().invoke(app, ["eval", str(tmp_path / "x"), "--baseline", "gru4rec", "--data", str(data)])
     assert isinstance(r.exception, PauseRecError) and "unknown baseline 'gru4rec'" in str(r.exception)
     assert not (tmp_path / "x").exists()
+
+
+def test_exclude_history_through_the_entry_point(planted, tmp_path):
+    dataset, data = planted
+    cfg = build_config(overrides=[*TINY, "baseline.sasrec.epochs=1", "eval.exclude_history=true", "eval.bootstrap=0"])
+    BASELINES["sasrec"](cfg, data, tmp_path / "ex", progress=False)
+    rows = [json.loads(x) for x in (tmp_path / "ex" / "predictions.jsonl").read_text().splitlines()]
+    seen = {dataset.user_ids[u]: {dataset.item_ids[i] for i in seq[:-1]} for u, seq in enumerate(dataset.sequences)}
+    assert rows and all(not (set(r["items"]) & seen[r["user"]]) for r in rows)
+    assert read_json(tmp_path / "ex" / "metrics.json")["metrics"]["users"]["exclude_history"] is True

@@ -21,6 +21,7 @@ from .config import RunConfig, config_to_yaml
 from .data.dataset import Dataset
 from .data.split import Split, leave_one_out
 from .eval.evaluate import evaluate_rankings, user_subset
+from .eval.exclusion import exclusions
 from .io import write_json, write_jsonl, write_text
 from .runs import RunDir
 from .sid.catalog import SIDCatalog
@@ -97,10 +98,11 @@ def evaluate_popularity(cfg: RunConfig, data_dir: str | Path, run_dir: str | Pat
         run_dir, cfg, kind="baseline:popularity", dataset_hash=dataset.content_hash(), split_hash=split.content_hash()
     )
     t0 = time.perf_counter()
-    examples, users = user_subset(split.part(cfg.eval.split), cfg.eval.max_users, cfg.eval.users_seed(cfg.seed))
     model = Popularity(dataset.n_items).fit(dataset)
     t_fit = time.perf_counter()
-    ranked = model.recommend(examples, max(cfg.eval.ks))
+    examples, users = user_subset(split.part(cfg.eval.split), cfg.eval.max_users, cfg.eval.users_seed(cfg.seed))
+    exclude = exclusions(dataset, examples, cfg.eval.split, cfg.eval.exclude_history)
+    ranked = model.recommend(examples, max(cfg.eval.ks), exclude)
     t_rank = time.perf_counter()
     metrics, rows = evaluate_rankings(examples, ranked, dataset, cfg.eval, seed=cfg.seed, users=users)
     metrics = {"model": "popularity", "split": cfg.eval.split, "metrics": metrics}

@@ -29,6 +29,7 @@ from ..data.dataset import Dataset
 from ..data.split import Example
 from ..eval.cost import peak_memory_bytes, reset_peak_memory
 from ..eval.evaluate import evaluate_rankings, user_subset
+from ..eval.exclusion import exclusions
 from ..io import write_json, write_jsonl
 from ..runs import RunDir
 
@@ -124,7 +125,7 @@ def run_sasrec(cfg: RunConfig, data_dir: str | Path, run_dir: str | Path, progre
                   "epochs": cfg.baseline.sasrec.epochs, "parameters": sum(p.numel() for p in model.model.parameters())}
 
     examples, users = user_subset(split.part(cfg.eval.split), cfg.eval.max_users, cfg.eval.users_seed(cfg.seed))
-    exclude = _exclusions(cfg, dataset, examples)
+    exclude = exclusions(dataset, examples, cfg.eval.split, cfg.eval.exclude_history)
     reset_peak_memory()
     t0 = time.perf_counter()
     items, scores = rank(model, examples, max(cfg.eval.ks), cfg.baseline.sasrec.score_batch, exclude)
@@ -139,12 +140,3 @@ def run_sasrec(cfg: RunConfig, data_dir: str | Path, run_dir: str | Path, progre
     write_json(run.file("metrics.json"), result)
     write_json(run.file("cost.json"), cost)
     return {**result, "cost": cost}
-
-
-def _exclusions(cfg: RunConfig, dataset: Dataset, examples: Sequence[Example]) -> list[frozenset[int]] | None:
-    """Per example the items to drop from its ranking (``eval.exclude_history``), else None."""
-    if not getattr(cfg.eval, "exclude_history", False):  # TODO(merge main): cfg.eval.exclude_history
-        return None
-    from ..eval.exclusion import seen_items
-
-    return seen_items(dataset, examples, cfg.eval.split)

@@ -57,12 +57,11 @@ def run_cells(cells: Sequence[Cell], out: Path, parallel: int = 1, log: Callable
     for c in cells:
         if finished(c, out):
             state[c.id] = {"status": "done"}
-    if parallel > 1:
-        _fit_in_processes(pending, out, parallel, state, log)
+    fit_failed = _fit_in_processes(pending, out, parallel, state, log) if parallel > 1 else set()
     for cell in pending:
-        if state.get(cell.id, {}).get("status") == "failed" and parallel > 1:
-            continue  # its fit failed in a worker
-        _attempt(cell, out, state, log, fit_too=parallel <= 1)
+        if cell.id not in fit_failed:
+            _attempt(cell, out, state, log, fit_too=parallel <= 1)
+    _save_state(out, state)
     return state
 
 
@@ -79,8 +78,10 @@ def _attempt(cell: Cell, out: Path, state: dict[str, Any], log: Callable[[str], 
 
 
 def _fit_in_processes(cells: Sequence[Cell], out: Path, workers: int, state: dict[str, Any],
-                      log: Callable[[str], None]) -> None:
-    """``fit`` of each cell in its own process, ``workers`` at a time, the CPU threads split between them."""
+                      log: Callable[[str], None]) -> set[str]:
+    """``fit`` of each cell in its own process, ``workers`` at a time, the CPU threads split between them;
+    returns the ids of the cells whose fit failed (recorded in ``state``)."""
+    failed = set()
     threads = str(max(1, (os.cpu_count() or 1) // workers))
     previous = os.environ.get("OMP_NUM_THREADS")
     os.environ["OMP_NUM_THREADS"] = threads  # inherited by the spawned workers before they import torch
@@ -92,6 +93,7 @@ def _fit_in_processes(cells: Sequence[Cell], out: Path, workers: int, state: dic
                 try:
                     future.result()
                 except Exception as e:  # noqa: BLE001
+                    failed.add(cell.id)
                     _record_failure(cell, e, state, log)
                     _save_state(out, state)
     finally:
@@ -99,6 +101,7 @@ def _fit_in_processes(cells: Sequence[Cell], out: Path, workers: int, state: dic
             os.environ.pop("OMP_NUM_THREADS", None)
         else:
             os.environ["OMP_NUM_THREADS"] = previous
+    return failed
 
 
 def _record_failure(cell: Cell, error: BaseException, state: dict[str, Any], log: Callable[[str], None]) -> None:

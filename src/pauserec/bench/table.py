@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from ..eval.compare import paired_difference, per_user_values
+from ..eval.compare import excludes_history, paired_difference, per_user_values
 from ..io import read_json, write_json, write_text
 from ..report import fmt_difference, fmt_metric, markdown_table, save_figure
 from .grid import Cell
@@ -89,6 +89,8 @@ def _paired(ref: Sequence[Cell], cells: Sequence[Cell], out: Path) -> dict[str, 
     ks = sorted({int(m.split("@")[1]) for m in METRICS})
     tasks, mine, theirs = None, [], []
     for s in seeds:
+        if excludes_history(by_seed[0][s].run_dir(out)) != excludes_history(by_seed[1][s].run_dir(out)):
+            return {"error": f"different item sets: {by_seed[0][s].id} and the reference differ in eval.exclude_history"}
         for side, target in ((by_seed[0][s], mine), (by_seed[1][s], theirs)):
             t, values = per_user_values(side.run_dir(out), ks)
             if tasks is not None and t != tasks:

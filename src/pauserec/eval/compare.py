@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import PauseRecError
-from ..io import read_jsonl
+from ..io import read_json, read_jsonl
 from .metrics import bootstrap_interval, per_user_metrics, target_ranks
 
 
@@ -28,6 +28,13 @@ def per_user_values(run_dir: str | Path, ks: Sequence[int]) -> tuple[list[tuple[
     tasks = [(str(r["user"]), str(r["target"])) for r in rows]
     ranks = target_ranks([r["items"] for r in rows], [r["target"] for r in rows])
     return tasks, per_user_metrics(ranks, ks)
+
+
+def excludes_history(run_dir: str | Path) -> bool:
+    """Whether a run's evaluation ranked only items outside each user's history (``metrics.json``; results made
+    before the option existed ranked the whole catalogue)."""
+    path = Path(run_dir) / "metrics.json"
+    return bool(read_json(path).get("metrics", {}).get("users", {}).get("exclude_history", False)) if path.exists() else False
 
 
 def paired_difference(
@@ -66,6 +73,12 @@ def compare_runs(
     out: dict[str, dict[str, dict[str, float]]] = {}
     for other in others:
         tasks, values = per_user_values(other, ks)
+        if excludes_history(other) != excludes_history(baseline):
+            raise PauseRecError(
+                f"{other} (eval.exclude_history={excludes_history(other)}) and {baseline} "
+                f"(eval.exclude_history={excludes_history(baseline)}) ranked different item sets: evaluate both "
+                "with the same eval.exclude_history"
+            )
         if tasks != base_tasks:
             shared = len(set(tasks) & set(base_tasks))
             raise PauseRecError(

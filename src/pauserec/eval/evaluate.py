@@ -30,8 +30,8 @@ def evaluate_rankings(
     """
     targets = [e.target for e in examples]
     metrics = compute_metrics(ranked, targets, cfg.ks, bootstrap=cfg.bootstrap, seed=seed)
-    if users is not None:
-        metrics["users"] = {**metrics["users"], **users}
+    # who was evaluated, and whether their own histories were ranked (paired comparisons check both)
+    metrics["users"] = {**metrics["users"], **(users or {}), "exclude_history": cfg.exclude_history}
     top = max(cfg.ks)
     rows = []
     for i, (ex, items) in enumerate(zip(examples, ranked, strict=True)):
