@@ -107,10 +107,32 @@ def rank(
 
 
 def run_sasrec(cfg: RunConfig, data_dir: str | Path, run_dir: str | Path, progress: bool = True) -> dict[str, Any]:
-    """Train SASRec on ``data_dir``'s training parts, rank ``cfg.eval.split`` and write a run directory.
+    """Train SASRec on ``data_dir``'s training parts, rank ``cfg.eval.split`` and write a run directory
+    (the baseline entry point; :func:`train_sasrec` then :func:`evaluate_sasrec`)."""
+    from .. import pipeline
 
-    Writes ``config.yaml``, ``env.json`` (dataset and split hashes), ``metrics.json``, ``predictions.jsonl`` and
-    ``cost.json`` (training seconds, inference seconds and latency per user, peak memory of each stage).
+    dataset = pipeline.load_dataset(data_dir)
+    model, train_cost = train_sasrec(dataset, cfg, progress)
+    return evaluate_sasrec(model, train_cost, cfg, data_dir, run_dir)
+
+
+def train_sasrec(dataset: Dataset, cfg: RunConfig, progress: bool = False) -> tuple[Any, dict[str, Any]]:
+    """The fitted model and its training cost (seconds, peak memory, epochs, parameters)."""
+    reset_peak_memory()
+    t0 = time.perf_counter()
+    model = fit_sasrec(dataset, cfg.baseline.sasrec, cfg.seed, progress)
+    return model, {"train_seconds": time.perf_counter() - t0, "peak_memory_gb": peak_memory_bytes() / 1e9,
+                   "epochs": cfg.baseline.sasrec.epochs, "parameters": sum(p.numel() for p in model.model.parameters())}
+
+
+def evaluate_sasrec(model, train_cost: dict[str, Any], cfg: RunConfig, data_dir: str | Path,
+                    run_dir: str | Path) -> dict[str, Any]:
+    """Rank ``cfg.eval.split`` with a trained model and write the run directory: ``config.yaml``, ``env.json``
+    (dataset and split hashes), ``metrics.json``, ``predictions.jsonl``, ``cost.json`` (training seconds,
+    inference seconds and latency per user, peak memory of each stage).
+
+    One trained model may be evaluated under several evaluation settings (e.g. with and without
+    ``eval.exclude_history``), each into its own run directory; ``cfg`` must then differ in ``eval`` only.
     """
     from .. import pipeline
 
@@ -118,12 +140,6 @@ def run_sasrec(cfg: RunConfig, data_dir: str | Path, run_dir: str | Path, progre
     split = pipeline.load_split(dataset, cfg)
     run = RunDir.create(run_dir, cfg, kind="baseline:sasrec", data_dir=str(Path(data_dir).resolve()),
                         dataset_hash=dataset.content_hash(), split_hash=split.content_hash())
-    reset_peak_memory()
-    t0 = time.perf_counter()
-    model = fit_sasrec(dataset, cfg.baseline.sasrec, cfg.seed, progress)
-    train_cost = {"train_seconds": time.perf_counter() - t0, "peak_memory_gb": peak_memory_bytes() / 1e9,
-                  "epochs": cfg.baseline.sasrec.epochs, "parameters": sum(p.numel() for p in model.model.parameters())}
-
     examples, users = user_subset(split.part(cfg.eval.split), cfg.eval.max_users, cfg.eval.users_seed(cfg.seed))
     exclude = exclusions(dataset, examples, cfg.eval.split, cfg.eval.exclude_history)
     reset_peak_memory()
