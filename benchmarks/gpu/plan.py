@@ -8,13 +8,13 @@ import yaml
 
 def measure(probe: Path, users: int) -> dict:
     arms = {}
-    for d in sorted(p for p in probe.iterdir() if (p / "train_cost.json").exists()):
+    for d in sorted(p.parent for p in probe.rglob("train_cost.json")):  # the grid's DATASET/ARM/seedN run dirs
         tc = json.loads((d / "train_cost.json").read_text())
         cfg_min = yaml.safe_load((d / "config.yaml").read_text())["train"]["max_minutes"]
         log = json.loads((d / "train_log.json").read_text())
         inf = json.loads((d / "cost.json").read_text())["inference"]
         val_s = [e["eval_val_seconds"] for e in log if "eval_val_seconds" in e]
-        arms[d.name] = {
+        arms[d.parent.name] = {
             "steps": tc["steps"], "rate": tc["steps"] / (60 * cfg_min), "startup_s": tc["total_seconds"] - tc["train_seconds"],
             "post_s": tc["train_seconds"] - 60 * cfg_min, "val_s": max(val_s), "decode_s_per_user": inf["seconds"] / users,
             "peak_gb": tc["peak_memory_bytes"] / 1e9,

@@ -188,7 +188,7 @@ def analyze(
 def eval_(
     run: Annotated[Path, typer.Argument(help="Run directory: a trained run to evaluate, or where a baseline writes.")],
     data_dir: Annotated[Optional[Path], typer.Option("--data", help="Data directory (baselines only).")] = None,
-    baseline: Annotated[Optional[str], typer.Option(help="Evaluate a baseline instead of a trained run: popularity.")] = None,
+    baseline: Annotated[Optional[str], typer.Option(help="Evaluate a baseline instead of a trained run: popularity, sasrec (pauserec.baselines.BASELINES).")] = None,
     out: Annotated[Optional[Path], typer.Option("--out", help="Write the results here instead of into RUN "
                                                 "(e.g. an ablation with --set arm.inference_pause_tokens=0).")] = None,
     preset: PresetOpt = None,
@@ -196,11 +196,12 @@ def eval_(
 ) -> None:
     """Evaluate a trained run, or a baseline, under the evaluation contract (metrics with 95% intervals)."""
     if baseline is not None:
-        if baseline != "popularity":
-            raise PauseRecError(f"unknown baseline {baseline!r} (available: popularity)")
+        from .baselines import get_baseline
+
+        run_baseline = get_baseline(baseline)
         if data_dir is None or out is not None:
             raise PauseRecError("a baseline takes --data DIR and writes into RUN (no --out)")
-        result = pipeline.evaluate_popularity(_config(preset, set_), data_dir, run)
+        result = run_baseline(_config(preset, set_), data_dir, run)
     else:
         from .eval.run_eval import evaluate_run
 
@@ -261,6 +262,30 @@ def demo(
     verdict = ", ".join(f"{a} {'beats' if ok else 'does NOT beat'} popularity" for a, ok in above.items())
     console.print(f"Recall@10 on the same {users}, paired 95% interval: {verdict}.", highlight=False)
     console.print(f"done in {summary['wall_seconds']:.0f}s; artifacts and demo.json in {out}")
+
+
+@app.command()
+def bench(
+    grid: Annotated[Path, typer.Argument(help="Grid file (YAML): datasets, seeds, shared and per-model overrides, models.")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Grid folder: one run directory per cell, table and figures.")],
+    parallel: Annotated[int, typer.Option(help="Cells trained at once, one process each (CPU threads split); LLM "
+                                          "evaluations still run one at a time.")] = 1,
+    reference: Annotated[Optional[str], typer.Option(help="Model the paired differences are taken against "
+                                                     "(default: popularity, else the first model).")] = None,
+) -> None:
+    """Run a declared grid (models x K x datasets x seeds); finished cells are skipped, failed ones recorded."""
+    from .bench import run_grid
+
+    if parallel < 1:
+        raise PauseRecError(f"--parallel must be >= 1, got {parallel}")
+    result = run_grid(grid, out, parallel=parallel, reference=reference, log=lambda m: console.print(m, highlight=False))
+    failed = {k: v["error"] for k, v in result["cells"].items() if v.get("status") == "failed"}
+    console.print((out / "table.md").read_text(), highlight=False)
+    for cell, error in failed.items():
+        console.print(f"[red]failed[/] {cell}: {error}", highlight=False)
+    console.print(f"table and figures in {out}", highlight=False)
+    if failed:
+        raise typer.Exit(1)
 
 
 @app.command()

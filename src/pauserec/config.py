@@ -238,11 +238,54 @@ class EvalConfig(_Section):
     bootstrap: int = Field(1000, ge=0, description="Bootstrap resamples for 95% intervals (0 = none).")
     split: Literal["valid", "test"] = "test"
     max_users: int | None = Field(None, description="Evaluate only the first N users (a fixed random order); None = all.")
+    subset_seed: int | None = Field(
+        None, description="Seed of the max_users subset; None = the run's seed. Set it (e.g. 0) "
+        "so that runs with different seeds are decoded on the same users and can be compared per user.",
+    )
     exclude_history: bool = Field(
         False,
         description="Rank only items outside the user's own history (all of it, not only the shown window), for "
         "every model alike (RecBole's full-sort default; the generative protocols rank the whole catalogue).",
     )
+
+    def users_seed(self, run_seed: int) -> int:
+        """The seed that draws the evaluated users: ``subset_seed``, else the run's seed."""
+        return run_seed if self.subset_seed is None else self.subset_seed
+
+
+class SASRecConfig(_Section):
+    """SASRec (cornac 3.0.1, ``cornac.models.SASRec``) trained on each user's training part.
+
+    Defaults chosen on Scientific validation Recall@10 only (never test): the one-knob-at-a-time grid in
+    ``benchmarks/results/sasrec-tuning-scientific.md`` (base hidden 64, 2 layers, dropout 0.2, max_len 20, 10 epochs,
+    lr 1e-3: val R@10 0.120; 30 epochs 0.105, hidden 128 0.118, 1 layer 0.113, dropout 0.5 0.115, lr 3e-3 0.107)
+    kept the base.
+    """
+
+    hidden: int = Field(64, ge=1, description="Item embedding / hidden size (cornac embedding_dim).")
+    layers: int = Field(2, ge=1, description="Self-attention blocks (cornac num_blocks).")
+    heads: int = Field(1, ge=1, description="Attention heads; must divide hidden.")
+    dropout: float = Field(0.2, ge=0.0, lt=1.0)
+    max_len: int = Field(20, ge=1, description="Most recent items of a history the encoder reads (training and scoring).")
+    epochs: int = Field(10, ge=1, description="Passes over every prefix of every training part (no early stopping; "
+                        "30 overfits on Scientific validation).")
+    lr: float = Field(1e-3, gt=0, description="Adam learning rate.")
+    batch_size: int = Field(256, ge=2, description="Training prefixes per step.")
+    loss: Literal["ce", "bce", "bpr"] = Field("ce", description="cornac loss over in-batch + sampled negatives.")
+    negatives: int = Field(2048, ge=0, description="Popularity-sampled negatives shared per batch (cornac n_sample).")
+    score_batch: int = Field(256, ge=1, description="Users scored together at inference.")
+
+    @model_validator(mode="after")
+    def _heads_divide_hidden(self) -> SASRecConfig:
+        if self.hidden % self.heads:
+            raise ConfigError(f"baseline.sasrec.heads={self.heads} does not divide baseline.sasrec.hidden={self.hidden}")
+        return self
+
+
+class BaselineConfig(_Section):
+    """Classic baselines evaluated under the same contract as the LLM arms (``pauserec.baselines.BASELINES``)."""
+
+    sasrec: SASRecConfig = SASRecConfig()
 
 
 class RunConfig(_Section):
@@ -265,6 +308,7 @@ class RunConfig(_Section):
     rationale: RationaleConfig = RationaleConfig()
     decode: DecodeConfig = DecodeConfig()
     eval: EvalConfig = EvalConfig()
+    baseline: BaselineConfig = BaselineConfig()
 
     @field_validator("cache_dir")
     @classmethod

@@ -98,12 +98,20 @@ def evaluate_popularity(cfg: RunConfig, data_dir: str | Path, run_dir: str | Pat
         run_dir, cfg, kind="baseline:popularity", dataset_hash=dataset.content_hash(), split_hash=split.content_hash()
     )
     t0 = time.perf_counter()
-    examples, users = user_subset(split.part(cfg.eval.split), cfg.eval.max_users, cfg.seed)
+    model = Popularity(dataset.n_items).fit(dataset)
+    t_fit = time.perf_counter()
+    examples, users = user_subset(split.part(cfg.eval.split), cfg.eval.max_users, cfg.eval.users_seed(cfg.seed))
     exclude = exclusions(dataset, examples, cfg.eval.split, cfg.eval.exclude_history)
-    ranked = Popularity(dataset.n_items).fit(dataset).recommend(examples, max(cfg.eval.ks), exclude)
+    ranked = model.recommend(examples, max(cfg.eval.ks), exclude)
+    t_rank = time.perf_counter()
     metrics, rows = evaluate_rankings(examples, ranked, dataset, cfg.eval, seed=cfg.seed, users=users)
     metrics = {"model": "popularity", "split": cfg.eval.split, "metrics": metrics}
     write_jsonl(run.file("predictions.jsonl"), rows)
     write_json(run.file("metrics.json"), metrics)
-    write_json(run.file("cost.json"), {"eval_seconds": time.perf_counter() - t0, "users": len(examples)})
+    n = max(len(examples), 1)
+    write_json(run.file("cost.json"), {
+        "eval_seconds": time.perf_counter() - t0, "users": len(examples),
+        "train": {"train_seconds": t_fit - t0},
+        "inference": {"users": len(examples), "seconds": t_rank - t_fit, "latency_per_user_s": (t_rank - t_fit) / n},
+    })
     return metrics

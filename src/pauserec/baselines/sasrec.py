@@ -1,0 +1,158 @@
+"""SASRec (Kang & McAuley 2018) from cornac, trained on our training part and ranked under our contract.
+
+cornac's own evaluation would split the data itself; here it only trains and encodes. What it is given and how it
+is read:
+
+* training: one cornac session per user = the user's training part (``sequence[:-2]``), so no validation or test
+  target is ever seen; cornac trains on every prefix of it (as our ``split.sliding_window``).
+* item indices: cornac's item map is pre-seeded with our whole catalogue in our order (``iid_map[i] == i``), so its
+  score vector is indexed like ours and items absent from training are still ranked (with their untrained rows).
+* scoring: the exact history of our example (``Example.history``, what every model reads), its last
+  ``max_len`` items, left-padded; full ranking over the whole catalogue. cornac's ``score()`` encodes one user at a
+  time; :func:`score_histories` calls the same ``SASRecModel.predict`` on a batch of padded histories.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from collections import OrderedDict
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from ..config import RunConfig, SASRecConfig
+from ..data.dataset import Dataset
+from ..data.split import Example
+from ..eval.cost import peak_memory_bytes, reset_peak_memory
+from ..eval.evaluate import evaluate_rankings, user_subset
+from ..eval.exclusion import exclusions
+from ..io import write_json, write_jsonl
+from ..runs import RunDir
+
+
+def training_sequences(dataset: Dataset) -> list[list[int]]:
+    """Per user, the training part: the sequence without its validation and test items (the last two)."""
+    return [list(seq[:-2]) for seq in dataset.sequences]
+
+
+def cornac_train_set(sequences: Sequence[Sequence[int]], n_items: int, seed: int):
+    """A ``cornac.data.SequentialDataset``: one session per user, items in order, cornac index == our index."""
+    from cornac.data import SequentialDataset
+
+    rows = [(u, u, i, t) for u, seq in enumerate(sequences) for t, i in enumerate(seq)]
+    item_map = OrderedDict((i, i) for i in range(n_items))
+    return SequentialDataset.build(rows, fmt="USIT", global_iid_map=item_map, seed=seed)
+
+
+def fit_sasrec(dataset: Dataset, cfg: SASRecConfig, seed: int, progress: bool = False):
+    """Train cornac's SASRec on the training parts of ``dataset``; everything seeded from ``seed``."""
+    from cornac.models import SASRec
+
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+    model = SASRec(
+        embedding_dim=cfg.hidden, num_blocks=cfg.layers, num_heads=cfg.heads, dropout=cfg.dropout,
+        max_len=cfg.max_len, n_epochs=cfg.epochs, learning_rate=cfg.lr, batch_size=cfg.batch_size,
+        loss=cfg.loss, n_sample=cfg.negatives, seed=seed, verbose=progress,
+    )
+    return model.fit(cornac_train_set(training_sequences(dataset), dataset.n_items, seed))
+
+
+def padded_histories(examples: Sequence[Example], max_len: int, pad: int) -> np.ndarray:
+    """``(B, max_len)`` int64: each history's last ``max_len`` items, left-padded with ``pad``."""
+    out = np.full((len(examples), max_len), pad, dtype=np.int64)
+    for row, ex in enumerate(examples):
+        hist = ex.history[-max_len:]
+        out[row, max_len - len(hist):] = hist
+    return out
+
+
+def score_histories(model, examples: Sequence[Example]) -> np.ndarray:
+    """``(B, n_items)`` float32 scores (dot products) of every catalogue item after each example's history."""
+    seqs = torch.as_tensor(padded_histories(examples, model.max_len, model.pad_idx))
+    model.model.eval()
+    return np.atleast_2d(model.model.predict(None, seqs)).astype(np.float32)
+
+
+def top_k(scores: np.ndarray, k: int, exclude: Sequence[frozenset[int]] | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Best ``k`` items per row, ties by item index: ``(items, scores)``, each ``(B, k)``.
+
+    ``exclude`` (per row, item indices): those items get -inf first and never appear while other items remain.
+    """
+    scores = scores.copy()
+    if exclude is not None:
+        for row, items in enumerate(exclude):
+            scores[row, list(items)] = -np.inf
+    order = np.argsort(-scores, axis=1, kind="stable")[:, :k]
+    return order, np.take_along_axis(scores, order, axis=1)
+
+
+def rank(
+    model, examples: Sequence[Example], k: int, batch: int, exclude: Sequence[frozenset[int]] | None = None
+) -> tuple[list[list[int]], list[list[float]]]:
+    """Top-``k`` items and scores for every example, ``batch`` users at a time."""
+    items, scores = [], []
+    for start in range(0, len(examples), batch):
+        chunk = examples[start:start + batch]
+        drop = None if exclude is None else exclude[start:start + batch]
+        top, val = top_k(score_histories(model, chunk), k, drop)
+        items.extend(top.tolist())
+        scores.extend(val.tolist())
+    return items, scores
+
+
+def run_sasrec(cfg: RunConfig, data_dir: str | Path, run_dir: str | Path, progress: bool = True) -> dict[str, Any]:
+    """Train SASRec on ``data_dir``'s training parts, rank ``cfg.eval.split`` and write a run directory
+    (the baseline entry point; :func:`train_sasrec` then :func:`evaluate_sasrec`)."""
+    from .. import pipeline
+
+    dataset = pipeline.load_dataset(data_dir)
+    model, train_cost = train_sasrec(dataset, cfg, progress)
+    return evaluate_sasrec(model, train_cost, cfg, data_dir, run_dir)
+
+
+def train_sasrec(dataset: Dataset, cfg: RunConfig, progress: bool = False) -> tuple[Any, dict[str, Any]]:
+    """The fitted model and its training cost (seconds, peak memory, epochs, parameters)."""
+    reset_peak_memory()
+    t0 = time.perf_counter()
+    model = fit_sasrec(dataset, cfg.baseline.sasrec, cfg.seed, progress)
+    return model, {"train_seconds": time.perf_counter() - t0, "peak_memory_gb": peak_memory_bytes() / 1e9,
+                   "epochs": cfg.baseline.sasrec.epochs, "parameters": sum(p.numel() for p in model.model.parameters())}
+
+
+def evaluate_sasrec(model, train_cost: dict[str, Any], cfg: RunConfig, data_dir: str | Path,
+                    run_dir: str | Path) -> dict[str, Any]:
+    """Rank ``cfg.eval.split`` with a trained model and write the run directory: ``config.yaml``, ``env.json``
+    (dataset and split hashes), ``metrics.json``, ``predictions.jsonl``, ``cost.json`` (training seconds,
+    inference seconds and latency per user, peak memory of each stage).
+
+    One trained model may be evaluated under several evaluation settings (e.g. with and without
+    ``eval.exclude_history``), each into its own run directory; ``cfg`` must then differ in ``eval`` only.
+    """
+    from .. import pipeline
+
+    dataset = pipeline.load_dataset(data_dir)
+    split = pipeline.load_split(dataset, cfg)
+    run = RunDir.create(run_dir, cfg, kind="baseline:sasrec", data_dir=str(Path(data_dir).resolve()),
+                        dataset_hash=dataset.content_hash(), split_hash=split.content_hash())
+    examples, users = user_subset(split.part(cfg.eval.split), cfg.eval.max_users, cfg.eval.users_seed(cfg.seed))
+    exclude = exclusions(dataset, examples, cfg.eval.split, cfg.eval.exclude_history)
+    reset_peak_memory()
+    t0 = time.perf_counter()
+    items, scores = rank(model, examples, max(cfg.eval.ks), cfg.baseline.sasrec.score_batch, exclude)
+    seconds = time.perf_counter() - t0
+    metrics, rows = evaluate_rankings(examples, items, dataset, cfg.eval, scores=scores, seed=cfg.seed, users=users)
+    result = {"model": "sasrec", "split": cfg.eval.split, "metrics": metrics}
+    cost = {"train": train_cost, "inference": {
+        "users": len(examples), "seconds": seconds, "latency_per_user_s": seconds / max(len(examples), 1),
+        "users_per_second": len(examples) / max(seconds, 1e-9), "batch_size": cfg.baseline.sasrec.score_batch,
+        "peak_memory_gb": peak_memory_bytes() / 1e9, "measured_at": time.strftime("%Y-%m-%dT%H:%M:%S")}}
+    write_jsonl(run.file("predictions.jsonl"), rows)
+    write_json(run.file("metrics.json"), result)
+    write_json(run.file("cost.json"), cost)
+    return {**result, "cost": cost}

@@ -1,0 +1,36 @@
+"""``pauserec bench GRID.yaml``: a declared grid of models x K x datasets x seeds, one run directory per cell,
+summarized in one table (Markdown, CSV, JSON) and three figures.
+
+:mod:`.grid` reads and validates the file and expands it into cells, :mod:`.cells` runs them (resumable,
+failures recorded, optionally in parallel), :mod:`.table` aggregates what finished.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from .cells import run_cells
+from .grid import Cell, expand, load_grid
+from .table import plot_all, summarize, write_table
+
+__all__ = ["Cell", "expand", "load_grid", "run_grid"]
+
+
+def run_grid(grid_path: str | Path, out: str | Path, parallel: int = 1, reference: str | None = None,
+              log: Callable[[str], None] = print) -> dict[str, Any]:
+    """Validate the whole grid, run its unfinished cells, and write the table and figures into ``out``.
+
+    Returns ``{"cells": grid state, "rows": table rows, "files": written paths}``.
+    """
+    out = Path(out)
+    cells = expand(load_grid(grid_path), source=str(grid_path))
+    if reference is not None and reference not in {c.model for c in cells}:
+        from ..errors import ConfigError
+
+        raise ConfigError(f"--reference {reference!r} is not a model of {grid_path}")
+    state = run_cells(cells, out, parallel, log)
+    rows = summarize(cells, out, reference)
+    files = {**write_table(rows, out), **{p.stem: p for p in plot_all(rows, out)}}
+    return {"cells": state, "rows": rows, "files": {k: str(v) for k, v in files.items()}}

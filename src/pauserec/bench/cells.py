@@ -1,0 +1,120 @@
+"""Running a grid's cells: resumable, failure-tolerant, optionally several at once.
+
+A cell has two steps. ``fit``: an LLM arm trains (``train.run.train``, resuming from its last checkpoint after an
+interruption); a baseline runs whole (it trains, ranks and writes its run directory). ``evaluate``: an LLM arm is
+decoded (``eval.run_eval.evaluate_run``). With ``parallel > 1`` the fits run in that many processes (CPU threads
+split between them), then LLM evaluations run one at a time in this process so each latency is measured alone.
+
+A cell with ``metrics.json`` is finished and skipped. A cell that raises is recorded in ``OUT/grid_state.json``
+(``{"cells": {id: {"status": "failed", "error": ...}}}``) and the grid goes on.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import traceback
+from collections.abc import Callable, Sequence
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+from typing import Any
+
+from ..io import read_json, write_json
+from .grid import Cell
+
+STATE = "grid_state.json"
+
+
+def finished(cell: Cell, out: Path) -> bool:
+    return (cell.run_dir(out) / "metrics.json").exists()
+
+
+def fit(cell: Cell, out: Path, progress: bool = False) -> None:
+    """Train an LLM cell (resuming), or run a baseline cell whole."""
+    from ..baselines import BASELINES
+
+    run_dir = cell.run_dir(out)
+    if cell.kind == "baseline":
+        BASELINES[cell.base](cell.config(), cell.data_dir, run_dir, progress=progress)
+    elif not (run_dir / "model").exists():
+        from ..train.run import train
+
+        train(cell.config(), cell.data_dir, run_dir, resume=(run_dir / "checkpoints").exists())
+
+
+def evaluate(cell: Cell, out: Path, progress: bool = False) -> None:
+    """Decode an LLM cell's test users (nothing to do for a baseline: its fit evaluated it)."""
+    if cell.kind == "llm" and not finished(cell, out):
+        from ..eval.run_eval import evaluate_run
+
+        evaluate_run(cell.run_dir(out), cell.config(), progress=progress)
+
+
+def run_cells(cells: Sequence[Cell], out: Path, parallel: int = 1, log: Callable[[str], None] = print) -> dict[str, Any]:
+    """Run every unfinished cell; returns the grid state (also written to ``OUT/grid_state.json``)."""
+    state = _load_state(out)
+    pending = [c for c in cells if not finished(c, out)]
+    for c in cells:
+        if finished(c, out):
+            state[c.id] = {"status": "done"}
+    fit_failed = _fit_in_processes(pending, out, parallel, state, log) if parallel > 1 else set()
+    for cell in pending:
+        if cell.id not in fit_failed:
+            _attempt(cell, out, state, log, fit_too=parallel <= 1)
+    _save_state(out, state)
+    return state
+
+
+def _attempt(cell: Cell, out: Path, state: dict[str, Any], log: Callable[[str], None], fit_too: bool) -> None:
+    try:
+        if fit_too:
+            fit(cell, out)
+        evaluate(cell, out)
+        state[cell.id] = {"status": "done"}
+        log(f"done   {cell.id}")
+    except Exception as e:  # noqa: BLE001 - a failed cell is recorded, the grid goes on
+        _record_failure(cell, e, state, log)
+    _save_state(out, state)
+
+
+def _fit_in_processes(cells: Sequence[Cell], out: Path, workers: int, state: dict[str, Any],
+                      log: Callable[[str], None]) -> set[str]:
+    """``fit`` of each cell in its own process, ``workers`` at a time, the CPU threads split between them;
+    returns the ids of the cells whose fit failed (recorded in ``state``)."""
+    failed = set()
+    threads = str(max(1, (os.cpu_count() or 1) // workers))
+    previous = os.environ.get("OMP_NUM_THREADS")
+    os.environ["OMP_NUM_THREADS"] = threads  # inherited by the spawned workers before they import torch
+    try:
+        ctx = multiprocessing.get_context("spawn")
+        with ProcessPoolExecutor(workers, mp_context=ctx) as pool:
+            futures = {c.id: (c, pool.submit(fit, c, out)) for c in cells}
+            for cell, future in futures.values():
+                try:
+                    future.result()
+                except Exception as e:  # noqa: BLE001
+                    failed.add(cell.id)
+                    _record_failure(cell, e, state, log)
+                    _save_state(out, state)
+    finally:
+        if previous is None:
+            os.environ.pop("OMP_NUM_THREADS", None)
+        else:
+            os.environ["OMP_NUM_THREADS"] = previous
+    return failed
+
+
+def _record_failure(cell: Cell, error: BaseException, state: dict[str, Any], log: Callable[[str], None]) -> None:
+    line = f"{type(error).__name__}: {error}".splitlines()[0]
+    state[cell.id] = {"status": "failed", "error": line, "traceback": traceback.format_exception(error)[-3:]}
+    log(f"FAILED {cell.id}: {line}")
+
+
+def _load_state(out: Path) -> dict[str, Any]:
+    path = out / STATE
+    return read_json(path)["cells"] if path.exists() else {}
+
+
+def _save_state(out: Path, state: dict[str, Any]) -> None:
+    out.mkdir(parents=True, exist_ok=True)
+    write_json(out / STATE, {"cells": state})

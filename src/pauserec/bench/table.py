@@ -1,0 +1,180 @@
+"""A grid's results: one row per model (x K) per dataset, mean and 95% interval over seeds, costs, paired
+differences against a reference model on the same users, and three figures.
+
+Written into the grid's output folder: ``table.md``, ``table.csv``, ``table.json``, ``accuracy_vs_latency.png``,
+``accuracy_vs_train_cost.png`` and ``pause_curve.png`` (metric vs K, ``direct`` as K = 0).
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import math
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..eval.compare import excludes_history, paired_difference, per_user_values
+from ..io import read_json, write_json, write_text
+from ..report import fmt_difference, fmt_metric, markdown_table, save_figure
+from .grid import Cell
+
+METRICS = ("recall@5", "recall@10", "ndcg@5", "ndcg@10")
+
+
+def seed_interval(values: Sequence[float]) -> dict[str, float]:
+    """Mean over seeds and its 95% Student-t interval (``ci_low = ci_high = mean`` for a single seed)."""
+    from scipy.stats import t
+
+    x = np.asarray(values, dtype=float)
+    mean = float(x.mean())
+    if len(x) < 2:
+        return {"mean": mean, "ci_low": mean, "ci_high": mean, "seeds": len(x)}
+    half = float(t.ppf(0.975, len(x) - 1) * x.std(ddof=1) / math.sqrt(len(x)))
+    return {"mean": mean, "ci_low": mean - half, "ci_high": mean + half, "seeds": len(x)}
+
+
+def _cost(cost: dict[str, Any]) -> tuple[float | None, float | None]:
+    """``(training seconds, inference latency per user in seconds)`` of one ``cost.json``."""
+    train = (cost.get("train") or {}).get("train_seconds")
+    latency = (cost.get("inference") or {}).get("latency_per_user_s")
+    return train, latency
+
+
+def summarize(cells: Sequence[Cell], out: Path, reference: str | None = None) -> list[dict[str, Any]]:
+    """One row per (dataset, model) over its finished seeds; ``paired`` vs ``reference`` (default: popularity,
+    else the first model) from per-user metrics averaged over the seeds both have."""
+    groups: dict[tuple[str, str], list[Cell]] = {}
+    for c in cells:
+        groups.setdefault((c.dataset, c.model), []).append(c)
+    models = list(dict.fromkeys(c.model for c in cells))
+    reference = reference or ("popularity" if "popularity" in models else models[0])
+    rows = []
+    for (dataset, model), group in groups.items():
+        done = [c for c in group if (c.run_dir(out) / "metrics.json").exists()]
+        row: dict[str, Any] = {"dataset": dataset, "model": model, "k": group[0].k, "seeds": [c.seed for c in done],
+                               "missing_seeds": [c.seed for c in group if c not in done]}
+        if done:
+            evals = [{**read_json(c.run_dir(out) / "metrics.json"), "cost": _read_cost(c, out)} for c in done]
+            row["metrics"] = {m: seed_interval([e["metrics"][m]["mean"] for e in evals]) for m in METRICS}
+            row["users"] = int(evals[0]["metrics"]["users"]["count"])
+            costs = [_cost(e["cost"]) for e in evals]
+            row["train_seconds"] = _mean([c[0] for c in costs])
+            row["latency_per_user_s"] = _mean([c[1] for c in costs])
+            ref = groups.get((dataset, reference), [])
+            row["paired_vs"] = reference
+            row["paired"] = _paired(ref, done, out) if model != reference else None
+        rows.append(row)
+    return rows
+
+
+def _read_cost(cell: Cell, out: Path) -> dict[str, Any]:
+    path = cell.run_dir(out) / "cost.json"
+    return read_json(path) if path.exists() else {}
+
+
+def _mean(values: Sequence[float | None]) -> float | None:
+    vals = [v for v in values if v is not None]
+    return float(np.mean(vals)) if vals else None
+
+
+def _paired(ref: Sequence[Cell], cells: Sequence[Cell], out: Path) -> dict[str, Any] | None:
+    """Per-user differences (model - reference), each user's metric averaged over the seeds both finished."""
+    seeds = sorted({c.seed for c in cells} & {c.seed for c in ref if (c.run_dir(out) / "metrics.json").exists()})
+    if not seeds:
+        return None
+    by_seed = {c.seed: c for c in cells}, {c.seed: c for c in ref}
+    ks = sorted({int(m.split("@")[1]) for m in METRICS})
+    tasks, mine, theirs = None, [], []
+    for s in seeds:
+        if excludes_history(by_seed[0][s].run_dir(out)) != excludes_history(by_seed[1][s].run_dir(out)):
+            return {"error": f"different item sets: {by_seed[0][s].id} and the reference differ in eval.exclude_history"}
+        for side, target in ((by_seed[0][s], mine), (by_seed[1][s], theirs)):
+            t, values = per_user_values(side.run_dir(out), ks)
+            if tasks is not None and t != tasks:
+                return {"error": f"different users: {side.id} was not decoded on the reference's users"}
+            tasks = t
+            target.append(values)
+    return {m: paired_difference(np.mean([v[m] for v in theirs], axis=0), np.mean([v[m] for v in mine], axis=0))
+            for m in METRICS} | {"seeds": seeds}
+
+
+def write_table(rows: Sequence[dict[str, Any]], out: Path) -> dict[str, Path]:
+    """``table.md``, ``table.csv`` and ``table.json`` in ``out``."""
+    header = ["dataset", "model", "seeds", "users", *METRICS, "R@10 - ref (paired)", "train s", "latency/user ms"]
+    lines = [_line(r) for r in rows]
+    paths = {"md": out / "table.md", "csv": out / "table.csv", "json": out / "table.json"}
+    ref = next((r["paired_vs"] for r in rows if "paired_vs" in r), "-")
+    write_text(paths["md"], f"Mean [95% t-interval over seeds]; paired difference vs {ref} on the same users "
+                            f"(per-user metric averaged over seeds, bootstrap over users).\n\n"
+                            + markdown_table(header, lines))
+    buf = io.StringIO()
+    csv.writer(buf).writerows([header, *lines])
+    write_text(paths["csv"], buf.getvalue())
+    write_json(paths["json"], {"rows": list(rows)})
+    return paths
+
+
+def _line(r: dict[str, Any]) -> list[str]:
+    if "metrics" not in r:
+        return [r["dataset"], r["model"], "0", "-", *["-"] * len(METRICS), "-", "-", "-"]
+    paired = r.get("paired")
+    diff = "-" if not paired else paired.get("error") or fmt_difference(paired["recall@10"])
+    fmt = lambda v, scale, spec: "-" if v is None else format(v * scale, spec)  # noqa: E731
+    return [r["dataset"], r["model"], ",".join(map(str, r["seeds"])), str(r["users"]),
+            *[fmt_metric(r["metrics"][m]) for m in METRICS], diff,
+            fmt(r["train_seconds"], 1, ".0f"), fmt(r["latency_per_user_s"], 1000, ".2f")]
+
+
+def plot_all(rows: Sequence[dict[str, Any]], out: Path, metric: str = "recall@10") -> list[Path]:
+    """Accuracy vs inference latency, accuracy vs training cost, and the pause-count curve."""
+    done = [r for r in rows if "metrics" in r]
+    return [
+        _scatter(done, "latency_per_user_s", 1000, "inference latency per user (ms)", metric,
+                 out / "accuracy_vs_latency.png"),
+        _scatter(done, "train_seconds", 1, "training cost (s)", metric, out / "accuracy_vs_train_cost.png"),
+        _pause_curve(done, metric, out / "pause_curve.png"),
+    ]
+
+
+def _scatter(rows: Sequence[dict[str, Any]], key: str, scale: float, xlabel: str, metric: str, path: Path) -> Path:
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(5.5, 4), layout="constrained")
+    ax = fig.subplots()
+    for r in rows:
+        x = r.get(key)
+        x = 0.0 if x is None else x * scale
+        m = r["metrics"][metric]
+        ax.errorbar([x], [m["mean"]], yerr=[[m["mean"] - m["ci_low"]], [m["ci_high"] - m["mean"]]], fmt="o", capsize=3)
+        ax.annotate(f"{r['model']} ({r['dataset']})", (x, m["mean"]), fontsize=7, xytext=(3, 3),
+                    textcoords="offset points")
+    if any((r.get(key) or 0) > 0 for r in rows):
+        ax.set_xscale("symlog", linthresh=max(min((r.get(key) or 1) * scale for r in rows if r.get(key)), 1e-6))
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(f"{metric} (mean, 95% interval over seeds)")
+    return save_figure(fig, path)
+
+
+def _pause_curve(rows: Sequence[dict[str, Any]], metric: str, path: Path) -> Path:
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(5, 3.6), layout="constrained")
+    ax = fig.subplots()
+    for dataset in dict.fromkeys(r["dataset"] for r in rows):
+        points = sorted((0 if r["model"] == "direct" else r["k"], r["metrics"][metric]) for r in rows
+                        if r["dataset"] == dataset and (r["model"] == "direct" or r["model"].startswith("pause-")))
+        if points:
+            ks, ms = [p[0] for p in points], [p[1] for p in points]
+            ax.errorbar(ks, [m["mean"] for m in ms], yerr=[[m["mean"] - m["ci_low"] for m in ms],
+                        [m["ci_high"] - m["mean"] for m in ms]], marker="o", capsize=3, label=dataset)
+    ax.set_xlabel("K pause tokens (0 = direct)")
+    ax.set_ylabel(metric)
+    if ax.has_data():
+        ax.legend(fontsize=7)
+    else:
+        ax.set_title("no direct / pause cells")
+    return save_figure(fig, path)
+

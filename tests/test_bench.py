@@ -1,0 +1,130 @@
+"""`pauserec bench`: a tiny grid end to end, resuming, failures recorded, bad grid files refused up front."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import yaml
+from helpers import make_data_dir, planted_data
+from typer.testing import CliRunner
+
+from pauserec import baselines
+from pauserec.bench import cells as bench_cells
+from pauserec.bench import run_grid
+from pauserec.cli import app
+from pauserec.errors import ConfigError
+from pauserec.model.tiny import make_tiny_backbone
+
+LLM = ["train.max_steps=4", "train.batch_size=8", "train.eval_every=4", "train.val_users=10", "train.bf16=false",
+       "train.logging_steps=2", "decode.num_beams=10", "eval.ks=[5,10]", "eval.bootstrap=20", "eval.max_users=30"]
+
+
+@pytest.fixture(scope="module")
+def setup(tmp_path_factory):
+    root = tmp_path_factory.mktemp("bench")
+    data = make_data_dir(root / "data", *planted_data())
+    backbone = make_tiny_backbone(root / "backbone", hidden=32, layers=1)
+    return root, data, backbone
+
+
+def write_grid(path, data, backbone, models, seeds=(0, 1)):
+    shared = dict(kv.split("=", 1) for kv in LLM)
+    shared = {k: yaml.safe_load(v) for k, v in shared.items()}
+    shared.update({"model.backbone": str(backbone), "cache_dir": str(path.parent / "cache")})
+    grid = {"name": "tiny", "datasets": {"planted": str(data)}, "seeds": list(seeds), "set": shared, "models": models}
+    path.write_text(yaml.safe_dump(grid))
+    return path
+
+
+SASREC = {"set": {"baseline.sasrec.hidden": 16, "baseline.sasrec.layers": 1, "baseline.sasrec.epochs": 2,
+                  "baseline.sasrec.negatives": 16, "baseline.sasrec.batch_size": 32}}
+
+
+def test_tiny_grid_end_to_end_then_resume(setup, tmp_path, monkeypatch):
+    root, data, backbone = setup
+    grid = write_grid(tmp_path / "grid.yaml", data, backbone,
+                      {"popularity": {}, "sasrec": SASREC, "direct": {}, "pause": {"k": [1, 2]}})
+    out = tmp_path / "out"
+    result = run_grid(grid, out, log=lambda m: None)
+    assert all(v["status"] == "done" for v in result["cells"].values()) and len(result["cells"]) == 10
+    for name in ("table.md", "table.csv", "table.json", "accuracy_vs_latency.png", "accuracy_vs_train_cost.png",
+                 "pause_curve.png"):
+        assert (out / name).stat().st_size > 0, name
+    rows = {r["model"]: r for r in json.loads((out / "table.json").read_text())["rows"]}
+    assert set(rows) == {"popularity", "sasrec", "direct", "pause-k1", "pause-k2"}
+    assert rows["pause-k2"]["seeds"] == [0, 1] and rows["pause-k2"]["users"] == 30
+    assert rows["sasrec"]["paired"]["recall@10"]["mean"] == pytest.approx(
+        rows["sasrec"]["metrics"]["recall@10"]["mean"] - rows["popularity"]["metrics"]["recall@10"]["mean"])
+    assert "pause-k1" in (out / "table.md").read_text()
+    # every seed was decoded on the same users (eval.subset_seed fixed by the grid)
+    users = [[json.loads(x)["user"] for x in (out / "planted" / "direct" / f"seed{s}" / "predictions.jsonl")
+              .read_text().splitlines()] for s in (0, 1)]
+    assert users[0] == users[1]
+
+    calls = []
+    monkeypatch.setattr(bench_cells, "fit", lambda *a, **k: calls.append(a))
+    monkeypatch.setattr(bench_cells, "evaluate", lambda *a, **k: calls.append(a))
+    mtime = (out / "planted" / "pause-k1" / "seed0" / "metrics.json").stat().st_mtime_ns
+    run_grid(grid, out, log=lambda m: None)
+    assert calls == [] and (out / "planted" / "pause-k1" / "seed0" / "metrics.json").stat().st_mtime_ns == mtime
+
+
+def test_failing_cell_is_recorded_and_others_finish(setup, tmp_path, monkeypatch):
+    root, data, backbone = setup
+
+    def boom(cfg, data_dir, run_dir, progress=True):
+        raise RuntimeError("planted failure")
+
+    monkeypatch.setitem(baselines.BASELINES, "boom", boom)
+    grid = write_grid(tmp_path / "grid.yaml", data, backbone, {"boom": {}, "popularity": {}}, seeds=[0])
+    result = run_grid(grid, tmp_path / "out", log=lambda m: None)
+    assert result["cells"]["planted/boom/seed0"] == {**result["cells"]["planted/boom/seed0"], "status": "failed"}
+    assert "planted failure" in result["cells"]["planted/boom/seed0"]["error"]
+    assert result["cells"]["planted/popularity/seed0"]["status"] == "done"
+    state = json.loads((tmp_path / "out" / "grid_state.json").read_text())
+    assert state["cells"]["planted/boom/seed0"]["status"] == "failed"
+    assert (tmp_path / "out" / "table.md").exists()
+
+
+def test_parallel_fits_in_processes(setup, tmp_path):
+    root, data, backbone = setup
+    grid = write_grid(tmp_path / "grid.yaml", data, backbone, {"popularity": {}, "direct": {}}, seeds=[0, 1])
+    result = run_grid(grid, tmp_path / "out", parallel=2, log=lambda m: None)
+    assert [v["status"] for v in result["cells"].values()] == ["done"] * 4
+    assert (tmp_path / "out" / "planted" / "direct" / "seed1" / "metrics.json").exists()
+
+
+@pytest.mark.parametrize("models, expected", [
+    ({"popularity": {}, "gru4rec": {}}, "unknown model 'gru4rec'"),
+    ({"sasrec": {"set": {"baseline.sasrec.hiden": 8}}}, "baseline.sasrec.hiden"),
+    ({"direct": {"k": [2]}}, "model 'direct' takes no k"),
+    ({"pause": {"k": [1], "set": {"arm.name": "cot"}}}, "arm.name is set by the grid"),
+    ({"direct": {"set": {"arm.pause_tokenz": 1}}}, "arm.pause_tokenz"),
+])
+def test_bad_grid_fails_before_anything_runs(setup, tmp_path, models, expected):
+    root, data, backbone = setup
+    grid = write_grid(tmp_path / "grid.yaml", data, backbone, {"popularity": {}, **models})
+    with pytest.raises(ConfigError, match=expected.replace("(", r"\(")) as e:
+        run_grid(grid, tmp_path / "out", log=lambda m: None)
+    assert "\n" not in str(e.value) and not (tmp_path / "out").exists()
+
+
+def test_bad_grid_via_cli_is_one_line(setup, tmp_path):
+    root, data, backbone = setup
+    grid = write_grid(tmp_path / "grid.yaml", data, backbone, {"popularity": {}})
+    text = yaml.safe_load(grid.read_text())
+    text["seedz"] = [0]
+    grid.write_text(yaml.safe_dump(text))
+    r = CliRunner().invoke(app, ["bench", str(grid), "--out", str(tmp_path / "out")])
+    assert r.exit_code != 0 and isinstance(r.exception, ConfigError) and "seedz" in str(r.exception)
+
+
+def test_example_grid_file_is_well_formed():
+    from pathlib import Path
+
+    from pauserec.bench.grid import LLM_ARMS, load_grid
+
+    grid = load_grid(Path(__file__).parents[1] / "benchmarks" / "grids" / "scientific.yaml")
+    assert set(grid.models) <= {*baselines.BASELINES, *LLM_ARMS, "tiger"} and grid.models["pause"].k == [1, 2, 4]
+    assert grid.seeds == [0, 1, 2] and grid.set["eval.max_users"] == 2000
