@@ -238,6 +238,41 @@ class EvalConfig(_Section):
     max_users: int | None = Field(None, description="Evaluate only the first N users (a fixed random order); None = all.")
 
 
+class TigerConfig(_Section):
+    """TIGER baseline (``pauserec.baselines.tiger``): a small T5 encoder-decoder trained from scratch on the SIDs.
+
+    Defaults were tuned on Amazon Scientific validation (Recall@10 on ``val_users`` users; see the README's results):
+    the knobs tried were ``lr`` and ``dropout``; the model size follows the TIGER paper's small T5 scaled to 2 CPU cores.
+    """
+
+    d_model: int = Field(128, ge=8, description="Width of the T5 (embeddings and hidden states).")
+    d_ff: int = Field(512, ge=8, description="Feed-forward width.")
+    num_layers: int = Field(4, ge=1, description="Encoder layers; the decoder has as many.")
+    num_heads: int = Field(4, ge=1, description="Attention heads (d_kv = d_model / num_heads).")
+    dropout: float = Field(0.1, ge=0.0, lt=1.0)
+    epochs: int = Field(30, ge=1, description="At most this many passes over the training examples.")
+    batch_size: int = Field(256, ge=1)
+    lr: float = Field(2e-3, gt=0, description="AdamW peak learning rate (linear warm-up, then cosine to 0 at `epochs`).")
+    warmup_steps: int = Field(200, ge=0)
+    weight_decay: float = Field(0.01, ge=0.0)
+    val_users: int = Field(500, ge=1, description="Fixed validation subset (seeded by `seed`) for model selection.")
+    select_metric: Literal["recall@10", "ndcg@10"] = Field("recall@10", description="Validation metric of the best epoch.")
+    patience: int = Field(4, ge=1, description="Stop after this many epochs without a better validation metric.")
+    max_minutes: float | None = Field(None, gt=0, description="Stop training after this much wall time (the best epoch is kept).")
+    decode_batch_size: int = Field(64, ge=1, description="Users per beam-search call.")
+    train_seed: int | None = Field(
+        None,
+        description="Seed of initialisation, dropout and batch order (None = the run's `seed`). Varying it with `seed` "
+        "fixed varies the model while every run evaluates the same users (eval.max_users is drawn with `seed`).",
+    )
+
+
+class BaselineConfig(_Section):
+    """Classic baselines evaluated under the same contract as the LLM arms."""
+
+    tiger: TigerConfig = TigerConfig()
+
+
 class RunConfig(_Section):
     """Everything a run needs; stored resolved in each run directory."""
 
@@ -258,6 +293,7 @@ class RunConfig(_Section):
     rationale: RationaleConfig = RationaleConfig()
     decode: DecodeConfig = DecodeConfig()
     eval: EvalConfig = EvalConfig()
+    baseline: BaselineConfig = BaselineConfig()
 
     @field_validator("cache_dir")
     @classmethod
