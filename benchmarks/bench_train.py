@@ -30,7 +30,7 @@ from pauserec.model.backbone import load_backbone
 from pauserec.model.vocab import extend_vocabulary, token_ids_by_level
 from pauserec.prompt import PromptBuilder
 from pauserec.report import markdown_table
-from pauserec.train.batches import RightPadCollator, LevelSoftmax, SFTDataset, label_window_loss
+from pauserec.train.batches import RightPadCollator, SFTDataset, label_window_loss, sid_softmax
 from pauserec.train.run import bf16_enabled, training_arguments
 from pauserec.train.trainer import SFTTrainer
 
@@ -112,7 +112,7 @@ def main() -> None:
     model.train()
     results["naive"] = timed_loop(model, naive, full_head_loss, bf16)
     model.load_state_dict(init)
-    softmax = LevelSoftmax(token_ids_by_level(tok, catalog), len(tok)) if cfg.train.loss == "level" else None
+    softmax = sid_softmax(cfg.train.loss, token_ids_by_level(tok, catalog), len(tok), catalog.trie)
     results["bare"] = timed_loop(model, grouped, lambda m, b: label_window_loss(m, b, softmax)[0], bf16)
     model.load_state_dict(init)
 

@@ -115,7 +115,7 @@ def test_trie_codes_roundtrip(catalogue):
     np.testing.assert_array_equal(trie_codes(trie), codes)
 
 
-@pytest.mark.parametrize("normalization", ["vocab", "level"])
+@pytest.mark.parametrize("normalization", ["vocab", "level", "trie"])
 @pytest.mark.parametrize("forced", [None, FORCED], ids=["plain", "forced"])
 def test_full_beam_equals_exhaustive(model, catalogue, normalization, forced):
     codes, trie = catalogue
@@ -129,6 +129,8 @@ def test_full_beam_equals_exhaustive(model, catalogue, normalization, forced):
         if normalization == "level":
             # a distribution over each level's codes: the sum over all SIDs of exp(score) is at most 1
             assert sum(math.exp(s) for s in res.scores[0]) <= 1 + 1e-5
+        if normalization == "trie":  # a distribution over the catalogue's items: it sums to exactly 1
+            assert sum(math.exp(s) for s in res.scores[0]) == pytest.approx(1.0, abs=1e-5)
 
 
 @pytest.mark.parametrize("num_beams", [1, 2, 5, 8])
@@ -307,3 +309,40 @@ def test_common_prefix_length():
     assert common_prefix_length([[1, 2], [1, 2]]) == 1  # each prompt keeps at least one token of its own
     assert common_prefix_length([[5], [6]]) == 0
     assert common_prefix_length([]) == 0
+
+
+# ------------------------------------------------------------------------------------------------------------------
+# history exclusion
+
+
+def test_excluded_codes_prune_dead_prefixes():
+    """Excluding every item under a level-0 code forbids that code at the root; one item forbids only its leaf."""
+    codes = np.array([[0, 0, 0], [0, 0, 1], [0, 1, 0], [1, 0, 0]])
+    trie = build_trie(codes, [2, 2, 2])
+    assert trie.excluded_codes([0]) == {(2, 0): frozenset({0})}
+    assert trie.excluded_codes([0, 1]) == {(2, 0): frozenset({0, 1}), (1, 0): frozenset({0})}
+    assert trie.excluded_codes([0, 1, 2]) == {
+        (2, 0): frozenset({0, 1}), (2, 1): frozenset({0}), (1, 0): frozenset({0, 1}), (0, 0): frozenset({0})
+    }
+    assert trie.excluded_codes([]) == {}
+
+
+@pytest.mark.parametrize("normalization", ["level", "trie"])
+def test_exclusion_drops_items_and_keeps_the_others_scores(model, catalogue, normalization):
+    """Excluded items never come back, beams are refilled from the rest, and every surviving item keeps exactly
+    the score it had without exclusion (masking happens after normalisation): the ranking is the unexcluded one
+    with the excluded items removed (full beams, so no search effect)."""
+    _, trie = catalogue
+    prompts = _prompts(3, seed=11)
+    ids, mask = left_pad(prompts, PAD)
+    kw = dict(num_beams=N_ITEMS, score_normalization=normalization)
+    full = constrained_beam_search(model, ids, mask, trie, LEVEL_IDS, **kw)
+    exclude = [set(full.items[u][:3]) | {full.items[u][-1]} for u in range(3)]
+    got = constrained_beam_search(model, ids, mask, trie, LEVEL_IDS, exclude=exclude, **kw)
+    for u in range(3):
+        expect = [(i, s) for i, s in zip(full.items[u], full.scores[u]) if i not in exclude[u]]
+        assert got.items[u] == [i for i, _ in expect]
+        np.testing.assert_allclose(got.scores[u], [s for _, s in expect], atol=1e-5, rtol=0)
+    narrow = batched_beam_search(model, prompts, trie, LEVEL_IDS, num_beams=4, batch_size=2, pad_token_id=PAD,
+                                 score_normalization=normalization, exclude=exclude)
+    assert all(len(items) == 4 and not set(items) & exclude[u] for u, items in enumerate(narrow.items))

@@ -107,3 +107,71 @@ def test_units_are_user_chunks_of_consecutive_examples():
     assert data.n_examples == 9 and data.n_tokens() == 54
     batch = UnitCollator(PrefixTreeCollator(0))([data[0], data[1]])
     assert int(batch["n_sequences"]) == 3 and int(batch["real_tokens"]) == 6 + 4 + 4  # all three share [1, 0]
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# trie-normalised SID loss: a label is normalised over the codes its SID prefix allows
+
+LEVEL_TOKENS = [torch.tensor([20, 21, 22]), torch.tensor([23, 24, 25])]
+TRIE_CODES = [[0, 0], [0, 1], [1, 2], [2, 0], [2, 1], [2, 2]]  # after code 0: {0, 1}; after 1: {2}; after 2: all
+PAUSE = 30
+
+
+def trie_rows():
+    """SIDs as (level-0 token, level-1 token); the last row has a pause between the two levels (per-level pauses)."""
+    def sid_row(history, sid, between=()):
+        ids = [5, 6, *history, sid[0], *between, sid[1]]
+        labels = [IGNORE] * (len(ids) - 2 - len(between)) + [sid[0]] + [IGNORE] * len(between) + [sid[1]]
+        return {"input_ids": ids, "labels": labels}
+
+    return [sid_row([7, 21, 25], (20, 23)), sid_row([7, 21, 25, 8], (21, 25)), sid_row([9], (22, 24)),
+            sid_row([7, 21, 25], (20, 24), between=(PAUSE,))]
+
+
+def trie_softmax(vocab_size):
+    import numpy as np
+
+    from pauserec.sid.catalog import build_trie
+    from pauserec.train.batches import TrieSoftmax
+
+    return TrieSoftmax(LEVEL_TOKENS, vocab_size, build_trie(np.array(TRIE_CODES), [3, 3]))
+
+
+def test_trie_loss_equals_a_by_hand_reference(tmp_path):
+    """Each example alone, full forward: level 0 over its 3 codes, level 1 over the codes its prefix allows; the
+    label whose prefix has one child costs exactly 0."""
+    model, _ = model_and_softmax(tmp_path)
+    allowed_after = {20: [23, 24], 21: [25], 22: [23, 24, 25]}
+    expected = []
+    for r in trie_rows():
+        logits = model(input_ids=torch.tensor([r["input_ids"]])).logits[0].float()
+        for t, label in enumerate(r["labels"]):
+            if label == IGNORE:
+                continue
+            choices = [20, 21, 22] if label in (20, 21, 22) else allowed_after[next(
+                tok for tok in reversed(r["input_ids"][:t]) if tok in (20, 21, 22))]
+            expected.append(-torch.log_softmax(logits[t - 1, choices], dim=-1)[choices.index(label)])
+    expected = torch.stack(expected)
+    sm = trie_softmax(model.config.vocab_size)
+    loss, n = label_window_loss(model, RightPadCollator(0)(trie_rows()), sm)
+    assert n == 8
+    torch.testing.assert_close(loss, expected.mean(), rtol=1e-5, atol=1e-6)
+    assert expected[3].item() == 0.0  # 25 after 21: the only code the catalogue has there
+    level_loss, _ = label_window_loss(model, RightPadCollator(0)(trie_rows()), model_and_softmax(tmp_path)[1])
+    assert loss < level_loss  # dropping impossible codes can only raise the labels' probabilities
+
+
+@pytest.mark.parametrize("cap", [2048, 12])
+def test_packed_trie_loss_and_gradients_equal_one_by_one(tmp_path, cap):
+    model, _ = model_and_softmax(tmp_path)
+    sm = trie_softmax(model.config.vocab_size)
+    reference, n_ref = label_window_loss(model, RightPadCollator(0)(trie_rows()), sm)
+    reference.backward()
+    ref_grads = [p.grad.clone() for p in model.parameters()]
+    model.zero_grad()
+    packed, n = tree_loss(model, PrefixTreeCollator(0, max_row_tokens=cap)(trie_rows()), sm)
+    packed.backward()
+    assert n == n_ref == 8
+    torch.testing.assert_close(packed, reference, rtol=1e-5, atol=1e-6)
+    for g, r in zip((p.grad for p in model.parameters()), ref_grads):
+        torch.testing.assert_close(g, r, rtol=1e-4, atol=1e-6)

@@ -21,3 +21,21 @@ def test_popularity_counts_beyond_the_truncated_history():
     split = leave_one_out(ds, SplitConfig(max_history=1))  # the LLM sees only [1] and [2]
     # training parts [3,3,3,1] and [1,2]: 3 is the most popular although no history shows it
     assert Popularity(ds.n_items).fit(ds).recommend(split.test[:1], 3) == [[3, 1, 2]]
+
+
+def test_history_exclusion_uses_the_whole_sequence_and_skips_it():
+    import pytest
+
+    from pauserec.errors import PauseRecError
+    from pauserec.eval.exclusion import seen_items
+
+    seqs = [[1, 2, 9, 7], [1, 3, 4, 9], [2, 1, 5, 6]]
+    ds = Dataset("t", [str(i) for i in range(10)], [{"title": str(i)} for i in range(10)], ["a", "b", "c"], seqs)
+    split = leave_one_out(ds, SplitConfig(max_history=1))  # the shown history is one item; exclusion reads them all
+    assert seen_items(ds, split.test, "test") == [frozenset({1, 2, 9}), frozenset({1, 3, 4}), frozenset({2, 1, 5})]
+    assert seen_items(ds, split.valid, "valid") == [frozenset({1, 2}), frozenset({1, 3}), frozenset({2, 1})]
+    with pytest.raises(PauseRecError, match="valid target"):
+        seen_items(ds, split.test, "valid")
+    pop = Popularity(ds.n_items).fit(ds)  # counts 1:3, 2:2, 3:1, then index order
+    exclude = seen_items(ds, split.test, "test")
+    assert pop.recommend(split.test, 3, exclude) == [[3, 0, 4], [2, 0, 5], [3, 0, 4]]

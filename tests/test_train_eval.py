@@ -58,6 +58,30 @@ def test_train_then_evaluate(setup, arm):
         assert "inference_pause_tokens: 0" in (root / "k0" / "config.yaml").read_text()
 
 
+def test_trie_loss_with_history_exclusion_end_to_end(setup):
+    """train.loss=trie + decode.score_normalization=trie + eval.exclude_history: learns the planted structure,
+    never recommends an item of the user's history, and scores are item log-probabilities (sum of exp <= 1)."""
+    import math
+
+    from pauserec import pipeline
+    from pauserec.eval.exclusion import seen_items
+
+    root, data_dir, backbone = setup
+    cfg = config(backbone, root, "arm.name=direct", "train.loss=trie", "decode.score_normalization=trie",
+                 "eval.exclude_history=true")
+    run_dir = root / "run-trie"
+    train(cfg, data_dir, run_dir)
+    m = evaluate_run(run_dir, progress=False)["metrics"]
+    assert m["recall@5"]["mean"] > 0.2, m
+    dataset = pipeline.load_dataset(data_dir)
+    test = pipeline.load_split(dataset, cfg).test
+    seen = {dataset.user_ids[e.user]: {dataset.item_ids[i] for i in items}
+            for e, items in zip(test, seen_items(dataset, test, "test"))}
+    rows = [json.loads(line) for line in (run_dir / "predictions.jsonl").read_text().splitlines()]
+    assert all(not set(r["items"]) & seen[r["user"]] for r in rows)
+    assert all(sum(math.exp(s) for s in r["scores"]) <= 1 + 1e-4 for r in rows)
+
+
 def test_refuses_to_overwrite_and_checks_data_on_resume(setup, tmp_path):
     root, data_dir, backbone = setup
     cfg = config(backbone, root, "train.max_steps=2", "train.eval_every=2")

@@ -297,7 +297,7 @@ def main() -> None:
     try:
         app()
     except PauseRecError as e:
-        console.print(f"[red]error:[/] {e}", highlight=False)
+        console.print(f"[red]error:[/] {e}", highlight=False, soft_wrap=True)  # one line, whatever the terminal width
         sys.exit(2)
 
 

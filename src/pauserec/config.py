@@ -143,10 +143,11 @@ class ArmConfig(_Section):
 class TrainConfig(_Section):
     """Supervised fine-tuning (Hugging Face Trainer)."""
 
-    loss: Literal["level", "vocab"] = Field(
+    loss: Literal["level", "trie", "vocab"] = Field(
         "level",
-        description="Normalise each SID label over its level's tokens (matches decode.score_normalization=level) "
-        "or over the whole vocabulary.",
+        description="Normalise each SID label over its level's tokens (matches decode.score_normalization=level), "
+        "over the codes the catalogue has after the label's SID prefix only (decode.score_normalization=trie: no "
+        "step is spent learning which codes exist, the trie already knows), or over the whole vocabulary.",
     )
     packing: Literal["prefix_tree", "none"] = Field(
         "prefix_tree",
@@ -224,10 +225,11 @@ class DecodeConfig(_Section):
 
     num_beams: int = Field(20, ge=1, description="Beams = length of each user's ranked list.")
     batch_size: int = Field(16, ge=1, description="Users decoded together (length-grouped).")
-    score_normalization: Literal["vocab", "level"] = Field(
+    score_normalization: Literal["vocab", "level", "trie"] = Field(
         "level",
-        description="Log-softmax over the whole vocabulary (the model's true SID probability, as HF generate) or "
-        "over the current level's SID tokens only (cheaper LM head).",
+        description="Log-softmax over the whole vocabulary (the model's true SID probability, as HF generate), "
+        "over the current level's SID tokens only (cheaper LM head), or over the codes the catalogue has after the "
+        "beam's prefix (scores are log-probabilities over items; pairs with train.loss=trie).",
     )
 
 
@@ -236,6 +238,11 @@ class EvalConfig(_Section):
     bootstrap: int = Field(1000, ge=0, description="Bootstrap resamples for 95% intervals (0 = none).")
     split: Literal["valid", "test"] = "test"
     max_users: int | None = Field(None, description="Evaluate only the first N users (a fixed random order); None = all.")
+    exclude_history: bool = Field(
+        False,
+        description="Rank only items outside the user's own history (all of it, not only the shown window), for "
+        "every model alike (RecBole's full-sort default; the generative protocols rank the whole catalogue).",
+    )
 
 
 class TigerConfig(_Section):

@@ -21,6 +21,7 @@ from .config import RunConfig, config_to_yaml
 from .data.dataset import Dataset
 from .data.split import Split, leave_one_out
 from .eval.evaluate import evaluate_rankings, user_subset
+from .eval.exclusion import exclusions
 from .io import write_json, write_jsonl, write_text
 from .runs import RunDir
 from .sid.catalog import SIDCatalog
@@ -98,7 +99,8 @@ def evaluate_popularity(cfg: RunConfig, data_dir: str | Path, run_dir: str | Pat
     )
     t0 = time.perf_counter()
     examples, users = user_subset(split.part(cfg.eval.split), cfg.eval.max_users, cfg.seed)
-    ranked = Popularity(dataset.n_items).fit(dataset).recommend(examples, max(cfg.eval.ks))
+    exclude = exclusions(dataset, examples, cfg.eval.split, cfg.eval.exclude_history)
+    ranked = Popularity(dataset.n_items).fit(dataset).recommend(examples, max(cfg.eval.ks), exclude)
     metrics, rows = evaluate_rankings(examples, ranked, dataset, cfg.eval, seed=cfg.seed, users=users)
     metrics = {"model": "popularity", "split": cfg.eval.split, "metrics": metrics}
     write_jsonl(run.file("predictions.jsonl"), rows)

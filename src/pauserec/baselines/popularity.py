@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 
 import numpy as np
 
@@ -23,8 +23,16 @@ class Popularity:
         self.order = np.lexsort((np.arange(self.n_items), -counts))  # by count desc, then index asc
         return self
 
-    def recommend(self, examples: Sequence[Example], k: int) -> list[list[int]]:
+    def recommend(
+        self, examples: Sequence[Example], k: int, exclude: Sequence[Collection[int]] | None = None
+    ) -> list[list[int]]:
+        """The ``k`` most popular items per example, skipping ``exclude[i]`` (e.g. the user's history) if given."""
         if self.order is None:
             raise RuntimeError("fit() first")
-        top = self.order[:k].tolist()
-        return [list(top) for _ in examples]
+        if exclude is None:
+            top = self.order[:k].tolist()
+            return [list(top) for _ in examples]
+        return [self._top_without(k, set(items)) for items in exclude]
+
+    def _top_without(self, k: int, skip: set[int]) -> list[int]:
+        return [int(i) for i in self.order[: k + len(skip)] if i not in skip][:k]

@@ -50,7 +50,7 @@ from __future__ import annotations
 
 import contextlib
 import math
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -60,7 +60,7 @@ import torch.nn.functional as F
 
 from ..sid.catalog import PrefixTrie
 
-Normalization = Literal["vocab", "level"]
+Normalization = Literal["vocab", "level", "trie"]
 
 __all__ = [
     "BeamResult",
@@ -176,8 +176,8 @@ class _Scorer:
     """Log-probabilities of one level's code tokens from last-position hidden states."""
 
     def __init__(self, model: Any, level_ids: list[torch.Tensor], normalization: Normalization):
-        if normalization not in ("vocab", "level"):
-            raise ValueError(f"score_normalization must be 'vocab' or 'level', got {normalization!r}")
+        if normalization not in ("vocab", "level", "trie"):
+            raise ValueError(f"score_normalization must be 'vocab', 'level' or 'trie', got {normalization!r}")
         _check_causal_lm(model)
         self.head = model.get_output_embeddings()
         self.softcap = getattr(model.config.get_text_config(decoder=True), "final_logit_softcapping", None)
@@ -185,7 +185,7 @@ class _Scorer:
         self.normalization = normalization
         # only a plain Linear head may be sliced to the level's rows; a wrapped one (LoRA, PEFT modules_to_save...)
         # is called as a module so that its adapters apply
-        self.sliced = normalization == "level" and type(self.head) is torch.nn.Linear
+        self.sliced = normalization != "vocab" and type(self.head) is torch.nn.Linear
         if self.sliced:  # the C_d rows of the head, gathered once per call
             bias = self.head.bias
             self.level_w = [self.head.weight.index_select(0, ids) for ids in level_ids]
@@ -292,6 +292,19 @@ def _select(
     return origin, code, new_user, new_rank, score
 
 
+def _without_forbidden(
+    allowed: np.ndarray, depth: int, nodes: np.ndarray, user: torch.Tensor, forbidden: list[dict] | None
+) -> np.ndarray:
+    """``allowed`` (R, C_depth) bool, the trie's codes after each row's node, minus its user's forbidden codes."""
+    if forbidden is not None:
+        allowed = allowed.copy()
+        for r, (u, n) in enumerate(zip(user.tolist(), nodes.tolist())):
+            codes = forbidden[u].get((depth, n))
+            if codes:
+                allowed[r, list(codes)] = False
+    return allowed
+
+
 @dataclass
 class _State:
     """The decoder's running state, one row per live sequence (user before the SID search, beam during it).
@@ -389,6 +402,7 @@ def constrained_beam_search(
     score_normalization: Normalization = "vocab",
     shared_prefix: Sequence[int] | None = None,
     think: ThinkSpec | None = None,
+    exclude: Sequence[Collection[int]] | None = None,
 ) -> BeamResult:
     """Trie-constrained beam search from left-padded prefixes.
 
@@ -402,13 +416,17 @@ def constrained_beam_search(
         forced_between_levels: None, or L-1 lists of token ids teacher-forced (not scored) after level ``d`` is
             chosen and before level ``d+1`` is scored.
         score_normalization: ``"vocab"`` = log-softmax over the whole vocabulary, then the level's tokens (what HF
-            ``generate`` scores); ``"level"`` = log-softmax over the level's ``C_d`` tokens only.
+            ``generate`` scores); ``"level"`` = log-softmax over the level's ``C_d`` tokens only; ``"trie"`` = over
+            the codes the catalogue has after the beam's prefix only (an item's score is then a log-probability over
+            the catalogue's items: what ``train.loss=trie`` trains).
         shared_prefix: token ids that precede *every* row (e.g. the chat template's system turn). They are
             prefilled once for the whole batch and their KV cache is shared; each row is then
             ``shared_prefix + row`` with the padding between the two (masked, positions continue after the prefix),
             which is the same computation as left-padding the full sequences.
         think: generate a rationale per row before the SID search (one sample per row; see
             :func:`batched_beam_search` for N samples).
+        exclude: per row, item indices never to return (e.g. the user's history); they are pruned from that row's
+            trie (:meth:`~pauserec.sid.catalog.PrefixTrie.excluded_codes`), so no beam is spent on them.
     Returns:
         :class:`BeamResult`, one entry per input row.
     """
@@ -437,6 +455,9 @@ def constrained_beam_search(
         return BeamResult()
     if not bool(attention_mask[:, -1].all()):
         raise ValueError("prompts must be LEFT-padded: attention_mask[:, -1] must be 1 for every row")
+    if exclude is not None and len(exclude) != n_users:
+        raise ValueError(f"exclude has {len(exclude)} rows for {n_users} prompts")
+    forbidden = None if exclude is None else [trie.excluded_codes(items) for items in exclude]
 
     shared = torch.as_tensor(list(shared_prefix or []), dtype=torch.long, device=device)
     result = BeamResult(
@@ -457,8 +478,13 @@ def constrained_beam_search(
         score = torch.zeros(n_users, dtype=torch.float32, device=device)
         node = np.zeros(n_users, dtype=np.int64)
         for d in range(n_levels):
-            allowed = torch.from_numpy(trie.allowed(d, node)).to(device)
-            cum = (score[:, None] + scorer(state.hidden, d)).masked_fill(~allowed, -math.inf)
+            in_trie = trie.allowed(d, node)
+            logp = scorer(state.hidden, d)
+            if score_normalization == "trie":  # renormalise over the codes the catalogue has after this prefix
+                logp = torch.log_softmax(logp.masked_fill(~torch.from_numpy(in_trie).to(device), -math.inf), dim=-1)
+            # excluded items are masked after normalising: the survivors keep their scores, only their rank moves up
+            allowed = torch.from_numpy(_without_forbidden(in_trie, d, node, user, forbidden)).to(device)
+            cum = (score[:, None] + logp).masked_fill(~allowed, -math.inf)
             origin, code, user, rank, score = _select(cum, allowed, user, rank, n_users, num_beams)
             node = trie.step(d, node[origin.cpu().numpy()], code.cpu().numpy()).astype(np.int64)
             if d == n_levels - 1:
@@ -507,6 +533,7 @@ def batched_beam_search(
     progress: bool = False,
     share_prefix: bool = True,
     think: ThinkSpec | None = None,
+    exclude: Sequence[Collection[int]] | None = None,
 ) -> BeamResult:
     """Decode many users in length-grouped, left-padded batches; results come back in the input order.
 
@@ -516,11 +543,13 @@ def batched_beam_search(
     With ``think.samples = N > 1`` each prompt is decoded N times (sampled rationales) and a user's candidates are
     pooled: every item keeps its best score over the samples, the best ``num_beams`` are returned, and the user's
     lead is that of the sample holding the top item. Counters are summed over batches (and samples).
+    ``exclude`` (per prompt, item indices never returned) is passed on to :func:`constrained_beam_search`.
     """
     if batch_size < 1:
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")
     n_samples = think.samples if think is not None else 1
     rows = [p for p in prompts for _ in range(n_samples)]
+    excluded = None if exclude is None else [items for items in exclude for _ in range(n_samples)]
     n = len(rows)
     n_shared = common_prefix_length(rows) if share_prefix else 0
     shared, rows = (list(rows[0][:n_shared]), [p[n_shared:] for p in rows]) if n_shared else (None, rows)
@@ -546,6 +575,7 @@ def batched_beam_search(
                 score_normalization=score_normalization,
                 shared_prefix=shared,
                 think=think,
+                exclude=None if excluded is None else [excluded[i] for i in idx],
             )
             for j, i in enumerate(idx):
                 total.items[i], total.scores[i], total.leads[i] = res.items[j], res.scores[j], res.leads[j]

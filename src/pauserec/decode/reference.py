@@ -33,6 +33,17 @@ def _catalogue_codes(trie_or_codes: Any) -> np.ndarray:
     return codes
 
 
+def _sibling_mask(codes: np.ndarray, depth: int, n_codes: int) -> np.ndarray:
+    """``(n_items, n_codes)`` bool: the level-``depth`` codes some item with the same first ``depth`` codes uses."""
+    groups: dict[tuple[int, ...], set[int]] = {}
+    for row in codes:
+        groups.setdefault(tuple(row[:depth]), set()).add(int(row[depth]))
+    mask = np.zeros((len(codes), n_codes), dtype=bool)
+    for i, row in enumerate(codes):
+        mask[i, list(groups[tuple(row[:depth])])] = True
+    return mask
+
+
 def exhaustive_rank(
     model: Any,
     prompt_ids: Sequence[int],
@@ -79,8 +90,11 @@ def exhaustive_rank(
                     lp = torch.log_softmax(lg, dim=-1).index_select(1, level_ids[d])
                 elif score_normalization == "level":
                     lp = torch.log_softmax(lg.index_select(1, level_ids[d]), dim=-1)
+                elif score_normalization == "trie":
+                    siblings = torch.as_tensor(_sibling_mask(codes, d, len(level_ids[d]))[sl], device=device)
+                    lp = torch.log_softmax(lg.index_select(1, level_ids[d]).masked_fill(~siblings, -math.inf), dim=-1)
                 else:
-                    raise ValueError(f"score_normalization must be 'vocab' or 'level', got {score_normalization!r}")
+                    raise ValueError(f"unknown score_normalization {score_normalization!r}")
                 totals[sl] += lp.gather(1, codes_t[sl, d : d + 1]).squeeze(1).double().cpu()
     order = sorted(range(n_items), key=lambda i: (-totals[i].item(), i))
     return [(i, float(totals[i])) for i in order]

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 
 import torch
@@ -42,14 +42,16 @@ def recommend(
     cfg: DecodeConfig,
     pad_token_id: int,
     progress: bool = False,
+    exclude: Sequence[Collection[int]] | None = None,
 ) -> Recommendations:
     """Top-``cfg.num_beams`` items for every example, decoded under the catalogue's prefix trie.
 
     Only ``ex.history`` is read: the target never reaches the prompt, nor the rationale generated from it.
+    ``exclude``: per example, items never recommended (:func:`pauserec.eval.exclusion.exclusions`).
     """
     prompt_ids = [prompts.ids(ex.history) for ex in examples]
     return recommend_from_prompts(
-        model, prompt_ids, arm, catalog, level_token_ids, cfg, pad_token_id, prompts.tokenizer, progress
+        model, prompt_ids, arm, catalog, level_token_ids, cfg, pad_token_id, prompts.tokenizer, progress, exclude
     )
 
 
@@ -63,6 +65,7 @@ def recommend_from_prompts(
     pad_token_id: int,
     tokenizer,
     progress: bool = False,
+    exclude: Sequence[Collection[int]] | None = None,
 ) -> Recommendations:
     """:func:`recommend` from prompt token ids already built (any prompt: e.g. SID grounding's item probes)."""
     t0 = time.perf_counter()
@@ -80,6 +83,7 @@ def recommend_from_prompts(
         score_normalization=cfg.score_normalization,
         progress=progress,
         think=think,
+        exclude=exclude,
     )
     if any(math.isnan(v) for row in result.scores for v in row):
         raise DivergedError("the model's SID scores are NaN: its weights are broken (a diverged training run?)")

@@ -19,6 +19,7 @@ from ..runs import RunDir, tokenizer_hash
 from .cost import peak_memory_bytes, reset_peak_memory
 from .pipeline_cost import pipeline_cost
 from .evaluate import evaluate_rankings, user_subset
+from .exclusion import exclusions
 from .recommend import recommend
 
 
@@ -50,6 +51,7 @@ def evaluate_run(
         recs = recommend(
             model, prompts, arm, catalog, token_ids_by_level(tokenizer, catalog), examples, cfg.decode,
             tokenizer.pad_token_id, progress=progress,
+            exclude=exclusions(dataset, examples, cfg.eval.split, cfg.eval.exclude_history),
         )
     metrics, rows = evaluate_rankings(
         examples, recs.items, dataset, cfg.eval, scores=recs.scores, seed=cfg.seed, users=users

@@ -98,7 +98,8 @@ def create_app(recommender: Recommender, *, max_batch: int = 32, max_wait_ms: fl
             ranked, size, decode_s, pauses = recommender.popular(req.k), 0, 0.0, 0
         else:
             try:
-                ranked, info = await batcher.submit(Query(history=used, k=req.k, pauses=pauses))
+                ranked, info = await batcher.submit(Query(history=used, k=req.k, pauses=pauses,
+                                                         exclude=recommender.excluded(history)))
             except QueueFullError as e:
                 raise HTTPException(503, str(e)) from None
             size, decode_s = info.size, info.decode_seconds

@@ -36,11 +36,13 @@ MAX_PAUSES = 64
 
 @dataclass(frozen=True)
 class Query:
-    """One request as the decoder sees it: item indices (oldest first, already truncated), list length, pauses."""
+    """One request as the decoder sees it: item indices (oldest first, already truncated), list length, pauses, and
+    the items never to recommend (the whole history when the run evaluates with ``eval.exclude_history``)."""
 
     history: tuple[int, ...]
     k: int
     pauses: int
+    exclude: frozenset[int] = frozenset()
 
 
 @dataclass
@@ -114,6 +116,10 @@ class Recommender:
         """The ``split.max_history`` most recent items, as in training."""
         return tuple(history[-self.max_history:])
 
+    def excluded(self, history: Sequence[int]) -> frozenset[int]:
+        """Items a request must not get back: its whole history under ``eval.exclude_history``, else none."""
+        return frozenset(history) if self.cfg.eval.exclude_history else frozenset()
+
     def decode(self, queries: Sequence[Query]) -> list[Ranked]:
         """Rankings for every query, in order: one decoder call per distinct pause count in the batch."""
         out: list[Ranked | None] = [None] * len(queries)
@@ -128,7 +134,8 @@ class Recommender:
                 t0 = time.perf_counter()
                 with torch.inference_mode():
                     recs = recommend(self.model, self.prompts, self.arm(pauses), self.catalog, self.level_ids,
-                                     examples, self.decode_cfg, self.tokenizer.pad_token_id)
+                                     examples, self.decode_cfg, self.tokenizer.pad_token_id,
+                                     exclude=[queries[i].exclude for i in idx])
                 self.stats.calls += 1
                 self.stats.queries += len(idx)
                 self.stats.seconds += time.perf_counter() - t0

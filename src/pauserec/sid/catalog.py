@@ -59,6 +59,46 @@ class PrefixTrie:
             node = int(self.tables[d][node, c])
         return node if len(codes) == self.depth else -1
 
+    @cached_property
+    def paths(self) -> tuple[np.ndarray, np.ndarray]:
+        """Every item's walk down the trie: ``(nodes, codes)``, both ``(n_items, L)`` int64; ``nodes[i, d]`` is
+        the node at depth ``d`` on item ``i``'s path (``nodes[:, 0] == 0``), ``codes[i, d]`` the code taken there."""
+        nodes = np.zeros((1, 0), dtype=np.int64)
+        codes = np.zeros((1, 0), dtype=np.int64)
+        current = np.zeros(1, dtype=np.int64)
+        for table in self.tables:
+            rows, cs = np.nonzero(table[current] >= 0)
+            nodes = np.concatenate([nodes[rows], current[rows, None]], axis=1)
+            codes = np.concatenate([codes[rows], cs[:, None]], axis=1)
+            current = table[current[rows], cs].astype(np.int64)
+        order = np.argsort(current)  # at the last depth the "node" is the item index
+        return nodes[order], codes[order]
+
+    @cached_property
+    def subtree_items(self) -> list[np.ndarray]:
+        """Per depth ``d``, ``(n_nodes_d,)`` the number of items below each node (depth 0: the root, all items)."""
+        nodes, _ = self.paths
+        return [np.bincount(nodes[:, d], minlength=len(t)) for d, t in enumerate(self.tables)]
+
+    def excluded_codes(self, items) -> dict[tuple[int, int], frozenset[int]]:
+        """``(depth, node) -> codes`` to forbid so that no path reaches any of ``items`` (item indices): each item's
+        last code, and every code whose whole subtree is excluded (so a beam is never spent on a dead prefix)."""
+        items = np.unique(np.asarray(list(items), dtype=np.int64))
+        if items.size == 0:
+            return {}
+        nodes, codes = self.paths
+        forbid: dict[tuple[int, int], set[int]] = {}
+        last = self.depth - 1
+        for i in items:
+            forbid.setdefault((last, int(nodes[i, last])), set()).add(int(codes[i, last]))
+        for d in range(last - 1, -1, -1):  # a child node is dead when all its items are excluded
+            child, count = np.unique(nodes[items, d + 1], return_counts=True)
+            dead = set(child[count == self.subtree_items[d + 1][child]].tolist())
+            for i in items:
+                if int(nodes[i, d + 1]) in dead:
+                    forbid.setdefault((d, int(nodes[i, d])), set()).add(int(codes[i, d]))
+        return {k: frozenset(v) for k, v in forbid.items()}
+
 
 def build_trie(codes: np.ndarray, level_sizes: list[int]) -> PrefixTrie:
     """Build the per-level tables from unique SID rows ``codes`` of shape ``(n_items, L)``."""

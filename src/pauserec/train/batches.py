@@ -14,11 +14,13 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 
 from ..arms.base import IGNORE, Arm
 from ..data.split import Example
 from ..prompt import PromptBuilder
+from ..sid.catalog import PrefixTrie
 
 
 class SFTDataset(torch.utils.data.Dataset):
@@ -93,17 +95,94 @@ class LevelSoftmax:
             self.level_of[ids] = d
             self.code_of[ids] = torch.arange(len(ids))
 
-    def nll(self, logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
-        """Per-position negative log-likelihood: ``logits`` (N, V) float, ``targets`` (N,) -> (N,)."""
+    def nll(self, logits: torch.Tensor, targets: torch.Tensor, where: LabelSites | None = None) -> torch.Tensor:
+        """Per-position negative log-likelihood: ``logits`` (N, V) float, ``targets`` (N,) -> (N,).
+        ``where`` (the labels' places in the batch) is read by :class:`TrieSoftmax` only."""
         level = self.level_of.to(targets.device)[targets]
         full = torch.nn.functional.cross_entropy(logits, targets, reduction="none")
         is_sid = level >= 0
         if not bool(is_sid.any()):
             return full
         cols = self.columns.to(targets.device)[level[is_sid]]  # (n_sid, C_max)
-        sub = logits[is_sid].gather(1, cols.clamp(min=0)).masked_fill(cols < 0, float("-inf"))
+        allowed = (cols >= 0) & self._prefix_allows(level, is_sid, where)
+        sub = logits[is_sid].gather(1, cols.clamp(min=0)).masked_fill(~allowed, float("-inf"))
         restricted = torch.nn.functional.cross_entropy(sub, self.code_of.to(targets.device)[targets[is_sid]], reduction="none")
         return full.masked_scatter(is_sid, restricted)
+
+    def _prefix_allows(self, level: torch.Tensor, is_sid: torch.Tensor, where: LabelSites | None) -> torch.Tensor | bool:
+        return True  # every code of the level
+
+
+@dataclass(frozen=True)
+class LabelSites:
+    """Where the labels of a batch sit: ``input_ids`` and ``parents`` (R, T) (the position each token follows: the
+    previous column for padded rows, the tree parent for packed rows, -1 at a row's first token), and the labelled
+    positions ``rows``, ``cols`` (N,) in the order of the loss's ``targets``."""
+
+    input_ids: torch.Tensor
+    parents: torch.Tensor
+    rows: torch.Tensor
+    cols: torch.Tensor
+
+
+class TrieSoftmax(LevelSoftmax):
+    """Where a label is an SID token, normalise over the codes the catalogue has *after that SID's prefix* (the
+    level-d codes of the items whose first d codes are the label's preceding SID tokens), as the decoder does with
+    ``score_normalization="trie"``; other labels keep the full-vocabulary softmax.
+
+    With the level softmax most of the SID loss is the catalogue's structure, which the decoder's trie enforces
+    anyway: on Scientific ~17 of 256 level-2 codes exist under a prefix and ~1 level-3 code. Here that part is zero
+    and every gradient goes to ranking. An item's score, the sum over its levels, is a log-probability over items.
+
+    The prefix of a level-d label is read from the batch: the nearest earlier SID tokens of levels d-1, ..., 0 on the
+    label's path (``parents``), skipping anything between them (pauses). A label without a full prefix on its path
+    falls back to its level's codes.
+
+    Args:
+        level_token_ids: per SID level, the vocabulary ids of its codes, ``(C_d,)`` each.
+        vocab_size: rows of the output layer.
+        trie: the catalogue's :class:`~pauserec.sid.catalog.PrefixTrie`.
+    """
+
+    def __init__(self, level_token_ids: list[torch.Tensor], vocab_size: int, trie: PrefixTrie):
+        super().__init__(level_token_ids, vocab_size)
+        self.tables = [torch.from_numpy(t.astype(np.int64)) for t in trie.tables]
+
+    def _prefix_allows(self, level: torch.Tensor, is_sid: torch.Tensor, where: LabelSites | None) -> torch.Tensor:
+        if where is None:
+            raise ValueError("TrieSoftmax needs the labels' places in the batch (where=LabelSites)")
+        lv = level[is_sid].cpu()
+        node = self._prefix_nodes(where, is_sid.cpu(), lv)
+        allowed = torch.ones((lv.numel(), self.columns.shape[1]), dtype=torch.bool)
+        for d, table in enumerate(self.tables):
+            sel = (lv == d) & (node >= 0)
+            if bool(sel.any()):
+                allowed[sel, : table.shape[1]] = table[node[sel]] >= 0
+        return allowed.to(level.device)
+
+    def _prefix_nodes(self, where: LabelSites, is_sid: torch.Tensor, level: torch.Tensor) -> torch.Tensor:
+        """``(n_sid,)`` the trie node each SID label is chosen from (-1: no full prefix on its path)."""
+        ids, parents = where.input_ids.cpu(), where.parents.cpu()
+        rows, cols = where.rows.cpu()[is_sid], where.cols.cpu()[is_sid]
+        n, n_levels = level.numel(), len(self.tables)
+        codes = torch.full((n, max(n_levels - 1, 1)), -1, dtype=torch.long)
+        need = level - 1  # the level of the next prefix token to find, walking back
+        pos = parents[rows, cols]
+        while True:
+            active = (need >= 0) & (pos >= 0)
+            if not bool(active.any()):
+                break
+            token = ids[rows, pos.clamp(min=0)]
+            hit = active & (self.level_of[token] == need)
+            codes[hit, need[hit]] = self.code_of[token[hit]]
+            need = need - hit.long()
+            pos = torch.where(active, parents[rows, pos.clamp(min=0)], pos)
+        node = torch.zeros(n, dtype=torch.long)
+        node[need >= 0] = -1
+        for d in range(n_levels - 1):
+            step = (level > d) & (node >= 0)
+            node[step] = self.tables[d][node[step], codes[step, d]]
+        return node
 
 
 def label_window_loss(model, batch: dict[str, torch.Tensor], softmax: LevelSoftmax | None = None) -> tuple[torch.Tensor, int]:
@@ -124,9 +203,22 @@ def label_window_loss(model, batch: dict[str, torch.Tensor], softmax: LevelSoftm
         logits_to_keep=torch.arange(first - 1, last, device=labels.device),
         use_cache=False,
     )
-    target = labels[:, first : last + 1].reshape(-1)
-    labelled = target != IGNORE
-    logits = out.logits.reshape(-1, out.logits.shape[-1])[labelled].float()
-    target = target[labelled]
-    nll = softmax.nll(logits, target) if softmax is not None else torch.nn.functional.cross_entropy(logits, target, reduction="none")
+    window = labels[:, first : last + 1]
+    rows, offset = (window != IGNORE).nonzero(as_tuple=True)  # row-major, like the flattened logits below
+    logits = out.logits[rows, offset].float()
+    target = window[rows, offset]
+    if softmax is None:
+        nll = torch.nn.functional.cross_entropy(logits, target, reduction="none")
+    else:
+        previous = torch.arange(-1, labels.shape[1] - 1, device=labels.device).expand_as(labels)
+        nll = softmax.nll(logits, target, LabelSites(batch["input_ids"], previous, rows, offset + first))
     return nll.mean(), int(target.numel())
+
+
+def sid_softmax(loss: str, level_token_ids: list[torch.Tensor], vocab_size: int, trie: PrefixTrie) -> LevelSoftmax | None:
+    """The SID label normalisation for ``train.loss``: ``level``, ``trie``, or None (``vocab``: plain cross-entropy)."""
+    if loss == "level":
+        return LevelSoftmax(level_token_ids, vocab_size)
+    if loss == "trie":
+        return TrieSoftmax(level_token_ids, vocab_size, trie)
+    return None

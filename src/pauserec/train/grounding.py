@@ -33,6 +33,7 @@ from ..eval.recommend import recommend_from_prompts
 from ..io import write_json
 from ..model.params import apply_trainable_policy
 from ..prompt import PromptBuilder
+from .batches import sid_softmax
 from .run import fit, load_model, open_run, unit_data
 from .trainer import VALIDATION_METRIC
 
@@ -131,7 +132,8 @@ def ground(cfg: RunConfig, data_dir: str | Path, run_dir: str | Path, resume: bo
 
     extra = {"stage": "ground", "task_rows": counts, "heldout_items": len(heldout),
              "validation": "item2sid Recall@10 on held-out items"}
-    cost = fit(cfg, run, model, tokenizer, train_set, collator, validate, level_ids, resume, extra)
+    cost = fit(cfg, run, model, tokenizer, train_set, collator, validate,
+               sid_softmax(cfg.train.loss, level_ids, len(tokenizer), catalog.trie), resume, extra)
     cost["total_seconds"] = time.perf_counter() - t_start
     write_json(run.file("train_cost.json"), cost)
     return cost

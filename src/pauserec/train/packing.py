@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 import torch
 
 from ..arms.base import IGNORE
+from .batches import LabelSites
 
 ROOT = -1  # parent index of a first token
 
@@ -154,7 +155,8 @@ def tree_loss(model, batch: dict[str, torch.Tensor], softmax=None) -> tuple[torc
     """Weighted mean next-token NLL over the labelled nodes of prefix-tree rows (:class:`PrefixTreeCollator`).
 
     The LM head runs only at the parents of labelled nodes (``logits_to_keep`` = their union over rows).
-    With ``softmax`` (a :class:`~pauserec.train.batches.LevelSoftmax`) SID labels are normalised over their level.
+    With ``softmax`` (:class:`~pauserec.train.batches.LevelSoftmax` or ``TrieSoftmax``) SID labels are normalised over
+    their level's codes, or over those their SID prefix allows.
     Returns the loss and the number of labelled tokens it averages (counting shared nodes once per sequence).
     """
     labels = batch["labels"]
@@ -175,7 +177,7 @@ def tree_loss(model, batch: dict[str, torch.Tensor], softmax=None) -> tuple[torc
     logits = out.logits[rows, torch.searchsorted(keep, src)].float()  # (n, V)
     target = labels[rows, cols]
     if softmax is not None:
-        nll = softmax.nll(logits, target)
+        nll = softmax.nll(logits, target, LabelSites(batch["input_ids"], batch["parents"], rows, cols))
     else:
         nll = torch.nn.functional.cross_entropy(logits, target, reduction="none")
     w = batch["label_weights"][rows, cols].to(nll.dtype)

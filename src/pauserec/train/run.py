@@ -24,6 +24,7 @@ from ..data.text import item_title
 from ..errors import PauseRecError
 from ..eval.cost import peak_memory_bytes, reset_peak_memory
 from ..eval.evaluate import select_users
+from ..eval.exclusion import exclusions
 from ..eval.metrics import compute_metrics
 from ..eval.recommend import recommend
 from ..io import write_json
@@ -33,7 +34,7 @@ from ..model.sid_init import init_sid_rows_from_text
 from ..model.vocab import extend_vocabulary, token_ids_by_level
 from ..prompt import PromptBuilder
 from ..runs import RunDir, tokenizer_hash
-from .batches import LevelSoftmax, RightPadCollator, SFTDataset
+from .batches import RightPadCollator, SFTDataset, sid_softmax
 from .packing import PrefixTreeCollator, UnitCollator, UserChunkDataset
 from .trainer import (
     VALIDATION_METRIC,
@@ -144,7 +145,7 @@ def load_model(cfg: RunConfig, dataset, catalog, extra_tokens: list[str]):
     return model, tokenizer, new_ids, level_ids
 
 
-def fit(cfg: RunConfig, run: RunDir, model, tokenizer, train_set, collator, validate, level_ids, resume: bool,
+def fit(cfg: RunConfig, run: RunDir, model, tokenizer, train_set, collator, validate, softmax, resume: bool,
         extra_cost: dict[str, Any] | None = None) -> dict[str, Any]:
     """Run the Trainer (validation every ``train.eval_every`` steps selects the checkpoint), save the selected model
     to ``RUN/model`` and write ``train_log.json`` and ``train_cost.json``; returns the cost summary."""
@@ -159,7 +160,7 @@ def fit(cfg: RunConfig, run: RunDir, model, tokenizer, train_set, collator, vali
         data_collator=collator,
         processing_class=tokenizer,
         validate=validate,
-        softmax=LevelSoftmax(level_ids, len(tokenizer)) if cfg.train.loss == "level" else None,
+        softmax=softmax,
         callbacks=[EvaluateAtEnd(), FailOnNonFinite(), *([time_cap] if time_cap else [])],
     )
     checkpoints = run.path / "checkpoints"
@@ -210,14 +211,17 @@ def train(cfg: RunConfig, data_dir: str | Path, run_dir: str | Path, resume: boo
     examples = training_users_subset(split.train, cfg.train.max_users)
     train_set, collator = training_data(cfg, examples, prompts, arm, tokenizer.pad_token_id)
     val_examples = select_users(split.valid, cfg.train.val_users, cfg.seed)
+    val_exclude = exclusions(dataset, val_examples, "valid", cfg.eval.exclude_history)
 
     def validate(m: torch.nn.Module) -> dict[str, float]:
-        recs = recommend(m, prompts, arm, catalog, level_ids, val_examples, cfg.decode, tokenizer.pad_token_id)
+        recs = recommend(m, prompts, arm, catalog, level_ids, val_examples, cfg.decode, tokenizer.pad_token_id,
+                         exclude=val_exclude)
         metrics = compute_metrics(recs.items, [e.target for e in val_examples], [10], bootstrap=0)
         return {VALIDATION_METRIC: metrics[VALIDATION_METRIC]["mean"], "val_seconds": recs.seconds}
 
     extra = {"train_users": len({e.user for e in examples}), **arm.training_report()}
-    cost = fit(cfg, run, model, tokenizer, train_set, collator, validate, level_ids, resume, extra)
+    cost = fit(cfg, run, model, tokenizer, train_set, collator, validate,
+               sid_softmax(cfg.train.loss, level_ids, len(tokenizer), catalog.trie), resume, extra)
     cost["total_seconds"] = time.perf_counter() - t_start
     write_json(run.file("train_cost.json"), cost)
     return cost
