@@ -11,7 +11,6 @@ from pauserec.baselines.tiger import (
     beam_search,
     build_model,
     encode,
-    excluded_codes,
     exhaustive_scores,
     run_tiger,
     validation_metrics,
@@ -71,18 +70,6 @@ def test_beam_search_matches_exhaustive_reference(num_beams):
         assert got == reference_beam(per_level, catalog.codes, num_beams)
         if num_beams >= 48:  # as many beams as items: the exhaustive ranking itself
             assert got == np.argsort(-total, kind="stable").tolist()
-
-
-def test_exclusion_prunes_whole_prefixes():
-    _, catalog = planted_data(n_items=48)
-    trie, codes = catalog.trie, catalog.codes
-    first = codes[0, 0]
-    under = [i for i in range(48) if codes[i, 0] == first]
-    forbid = excluded_codes(trie, codes, under)
-    assert first in forbid[(0, 0)]  # every item under the first code is excluded: the code itself is forbidden
-    forbid_one = excluded_codes(trie, codes, [under[0]])
-    assert (0, 0) not in forbid_one  # one item: only its last code goes
-    assert sum(len(v) for v in forbid_one.values()) == 1
 
 
 def test_exclusion_never_returns_seen_items():
@@ -155,3 +142,10 @@ def test_run_tiger_writes_run_dir_and_trains_on_training_part_only(tmp_path, mon
     # a rerun reuses the finished model (no retraining)
     seen_train.clear()
     assert run_tiger(cfg, data_dir, run, progress=False) == metrics and not seen_train
+    # with history exclusion (a new model: selection saw it too) no user gets an item of their past back
+    cfg.eval.exclude_history = True
+    run_tiger(cfg, data_dir, tmp_path / "excl", progress=False)
+    for row in (tmp_path / "excl" / "predictions.jsonl").read_text().splitlines():
+        r = __import__("json").loads(row)
+        seq = dataset.sequences[dataset.user_ids.index(r["user"])]
+        assert len(r["items"]) == 20 and not {dataset.item_ids[i] for i in seq[:-1]} & set(r["items"])

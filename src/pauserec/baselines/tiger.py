@@ -16,9 +16,12 @@ and an ``EncoderDecoderCache``: a second code path, for a baseline whose decode 
 checked against an exhaustive teacher-forced ranking in ``tests/test_tiger.py``. Scores are plain sums of full-
 vocabulary log-probs over the L levels (``length_penalty=0``: every candidate has length L, so no normalisation is
 needed and any other value would only rescale all scores alike; 0 makes them exactly comparable with the reference).
+``decode.num_beams`` applies; ``decode.score_normalization`` does not (``generate`` scores with the full-vocabulary
+softmax the model was trained with).
 
-History exclusion (``eval.exclude_history``): per user, a code is forbidden where every catalogue item under it was
-seen (an item's last code, and any prefix all of whose items were seen), so no beam is spent on a seen item.
+History exclusion (``eval.exclude_history``): per user, :meth:`PrefixTrie.excluded_codes` forbids an item's last code
+and any prefix all of whose items were seen, so no beam is spent on a seen item; validation (model selection) uses it
+too, so it is part of the training key.
 """
 
 from __future__ import annotations
@@ -41,6 +44,7 @@ from ..errors import DataError
 from ..eval.evaluate import select_users
 from ..eval.metrics import per_user_metrics, target_ranks
 from ..io import atomic_directory, read_json, stable_hash, write_json
+from ..eval.exclusion import exclusions
 from ..sid.catalog import PrefixTrie, SIDCatalog
 
 PAD, EOS, N_SPECIAL = 0, 1, 2
@@ -113,33 +117,6 @@ def build_model(vocab: TigerVocab, tc: TigerConfig) -> Any:
 # --------------------------------------------------------------------------------------------------------------
 
 
-def excluded_codes(trie: PrefixTrie, codes: np.ndarray, items: Sequence[int]) -> dict[tuple[int, int], frozenset[int]]:
-    """``(depth, node) -> codes to forbid`` so that no path leads only to ``items``.
-
-    An item's last code is forbidden at its parent node; a node whose every child is forbidden is itself forbidden
-    at its parent, up to the root. ``codes``: the catalogue's ``(n_items, L)``.
-    """
-    forbidden: dict[tuple[int, int], set[int]] = {}
-    n_levels = trie.depth
-    paths = {}
-    for item in set(items):
-        node, path = 0, []
-        for d in range(n_levels):
-            path.append((d, node, int(codes[item, d])))
-            node = int(trie.tables[d][node, codes[item, d]])
-        paths[item] = path
-        d, node, c = path[-1]
-        forbidden.setdefault((d, node), set()).add(c)
-    for d in range(n_levels - 1, 0, -1):  # bubble fully forbidden nodes up
-        for item, path in paths.items():
-            _, node, _ = path[d]
-            n_children = int((trie.tables[d][node] >= 0).sum())
-            if len(forbidden.get((d, node), ())) == n_children:
-                pd, pnode, pc = path[d - 1]
-                forbidden.setdefault((pd, pnode), set()).add(pc)
-    return {k: frozenset(v) for k, v in forbidden.items()}
-
-
 def _allowed_fn(trie: PrefixTrie, vocab: TigerVocab, forbid: list[dict[tuple[int, int], frozenset[int]]]):
     """``prefix_allowed_tokens_fn`` for one batch: ``(batch_id, decoder ids so far) -> allowed token ids``."""
     n_levels = trie.depth
@@ -196,7 +173,7 @@ def beam_search(
     for start in tqdm(batches, desc="tiger decode", disable=not progress, leave=False):
         chunk = examples[start : start + batch_size]
         seen = [exclude[start + i] if exclude is not None else frozenset() for i in range(len(chunk))]
-        forbid = [excluded_codes(trie, catalog.codes, s) if s else {} for s in seen]
+        forbid = [trie.excluded_codes(s) if s else {} for s in seen]
         enc = encode(chunk, item_tokens)
         with torch.inference_mode():
             out = model.generate(
@@ -241,9 +218,9 @@ def exhaustive_scores(model: Any, example: Example, catalog: SIDCatalog) -> np.n
 
 
 def validation_metrics(model: Any, examples: Sequence[Example], catalog: SIDCatalog, num_beams: int,
-                       batch_size: int) -> dict[str, float]:
+                       batch_size: int, exclude: Sequence[frozenset[int]] | None = None) -> dict[str, float]:
     """Mean Recall@10 and NDCG@10 of the constrained beam search on ``examples``."""
-    ranked, _ = beam_search(model, examples, catalog, num_beams, batch_size=batch_size)
+    ranked, _ = beam_search(model, examples, catalog, num_beams, exclude, batch_size=batch_size)
     per_user = per_user_metrics(target_ranks(ranked, [e.target for e in examples]), [10])
     return {name: float(v.mean()) for name, v in per_user.items()}
 
@@ -278,9 +255,11 @@ def train(
     seed: int,
     num_beams: int,
     progress: bool = True,
+    valid_exclude: Sequence[frozenset[int]] | None = None,
 ) -> dict[str, Any]:
-    """Train on ``train_examples``; after each epoch score ``valid_examples`` and keep the best epoch's weights
-    (loaded into ``model`` at the end). Returns the training record (per-epoch loss and validation metrics)."""
+    """Train on ``train_examples``; after each epoch score ``valid_examples`` (minus ``valid_exclude``, as the
+    evaluation will) and keep the best epoch's weights (loaded into ``model`` at the end). Returns the training
+    record (per-epoch loss and validation metrics)."""
     if not train_examples:
         raise DataError("no training examples for TIGER")
     torch.manual_seed(seed)
@@ -304,7 +283,7 @@ def train(
             opt.step()
             sched.step()
             total += loss.item()
-        val = validation_metrics(model, valid_examples, catalog, num_beams, tc.decode_batch_size)
+        val = validation_metrics(model, valid_examples, catalog, num_beams, tc.decode_batch_size, valid_exclude)
         history.append({"epoch": epoch + 1, "loss": total / steps_per_epoch, **val,
                         "seconds": time.perf_counter() - t0})
         bar.set_postfix(loss=f"{total / steps_per_epoch:.3f}", **{tc.select_metric: f"{val[tc.select_metric]:.4f}"})
@@ -325,11 +304,13 @@ def train(
 
 
 def training_key(cfg: RunConfig, facts: dict[str, str]) -> str:
-    """What a trained model depends on: data, split, the TIGER section, the seed and the beam width."""
-    return stable_hash([facts, cfg.split.model_dump(), cfg.baseline.tiger.model_dump(), cfg.seed, cfg.decode.num_beams])
+    """What a trained model depends on: data, split, the TIGER section, the seed, and what model selection saw
+    (beam width, history exclusion)."""
+    return stable_hash([facts, cfg.split.model_dump(), cfg.baseline.tiger.model_dump(), cfg.seed, cfg.decode.num_beams,
+                        cfg.eval.exclude_history])
 
 
-def trained_model(run_path: Path, cfg: RunConfig, catalog: SIDCatalog, train_examples: Sequence[Example],
+def trained_model(run_path: Path, cfg: RunConfig, dataset: Any, catalog: SIDCatalog, train_examples: Sequence[Example],
                   valid_all: Sequence[Example], key: str, progress: bool) -> tuple[Any, dict[str, Any]]:
     """The run's model: loaded from ``RUN/model`` when it was trained with this key, else trained and saved there
     atomically (a killed run leaves no half-written model; rerunning retrains or reuses a finished one)."""
@@ -344,7 +325,8 @@ def trained_model(run_path: Path, cfg: RunConfig, catalog: SIDCatalog, train_exa
     torch.manual_seed(seed)
     model = build_model(TigerVocab(tuple(catalog.level_sizes)), tc)
     valid = select_users(valid_all, tc.val_users, cfg.seed)  # cfg.seed: the same users for every train_seed
-    record = train(model, train_examples, valid, catalog, tc, seed, cfg.decode.num_beams, progress)
+    valid_exclude = exclusions(dataset, valid, "valid", cfg.eval.exclude_history)
+    record = train(model, train_examples, valid, catalog, tc, seed, cfg.decode.num_beams, progress, valid_exclude)
     record = {"key": key, "train_seed": seed, "val_users": len(valid), **record}
     with atomic_directory(model_dir) as tmp:
         model.save_pretrained(tmp)
@@ -368,11 +350,11 @@ def run_tiger(cfg: RunConfig, data_dir: str | Path, run_dir: str | Path, progres
              "split_hash": split.content_hash()}
     run = RunDir.create(run_dir, cfg, kind="baseline:tiger", data_dir=str(Path(data_dir).resolve()), **facts)
     reset_peak_memory()
-    model, record = trained_model(run.path, cfg, catalog, split.train, split.valid, training_key(cfg, facts), progress)
+    model, record = trained_model(run.path, cfg, dataset, catalog, split.train, split.valid, training_key(cfg, facts), progress)
     train_peak = peak_memory_bytes()
 
     examples, users = user_subset(split.part(cfg.eval.split), cfg.eval.max_users, cfg.seed)
-    exclude = _seen(dataset, examples, cfg)
+    exclude = exclusions(dataset, examples, cfg.eval.split, cfg.eval.exclude_history)
     reset_peak_memory()
     t0 = time.perf_counter()
     ranked, scores = beam_search(model, examples, catalog, cfg.decode.num_beams, exclude,
@@ -392,11 +374,3 @@ def run_tiger(cfg: RunConfig, data_dir: str | Path, run_dir: str | Path, progres
     })
     return metrics
 
-
-def _seen(dataset: Any, examples: Sequence[Example], cfg: RunConfig) -> list[frozenset[int]] | None:
-    """Per example the items to exclude (``eval.exclude_history``), or None."""
-    if not getattr(cfg.eval, "exclude_history", False):
-        return None
-    from ..eval.exclusion import seen_items
-
-    return seen_items(dataset, examples, cfg.eval.split)
