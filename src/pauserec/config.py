@@ -248,8 +248,8 @@ class EvalConfig(_Section):
 class TigerConfig(_Section):
     """TIGER baseline (``pauserec.baselines.tiger``): a small T5 encoder-decoder trained from scratch on the SIDs.
 
-    Defaults fit 2 CPU cores (~2.5 min an epoch on Amazon Scientific with two runs side by side). Tuned on validation
-    (Recall@10, 500 fixed users), at equal wall time (~9 min): ``d_model`` 64 (d_ff 256) 0.064 vs 128 (d_ff 512)
+    Defaults fit a CPU (Amazon Scientific: ~1 min an epoch on one free core, ~3.7 min with three runs on 2 cores).
+    Tuned on validation (Recall@10, 500 fixed users), at equal wall time (~9 min): ``d_model`` 64 (d_ff 256) 0.064 vs 128 (d_ff 512)
     0.074, both 2 layers; 4 layers cost 2x per epoch (the paper's 4 could not train to convergence here). Still
     improving when stopped: on a GPU raise ``epochs`` (the paper trains ~200k steps) and ``num_layers``.
     """
@@ -269,7 +269,9 @@ class TigerConfig(_Section):
                            "selection; the best epoch's weights are kept.")
     select_metric: Literal["recall@10", "ndcg@10"] = Field("recall@10", description="Validation metric of the best epoch.")
     patience: int = Field(4, ge=1, description="Stop after this many epochs without a better validation metric.")
-    max_minutes: float | None = Field(None, gt=0, description="Stop training after this much wall time (the best epoch is kept).")
+    max_minutes: float | None = Field(
+        None, gt=0, description="Stop training after the epoch that passes this much wall time (best epoch kept)."
+    )
     decode_batch_size: int = Field(64, ge=1, description="Users per beam-search call.")
     train_seed: int | None = Field(
         None,

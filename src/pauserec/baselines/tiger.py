@@ -350,7 +350,8 @@ def run_tiger(cfg: RunConfig, data_dir: str | Path, run_dir: str | Path, progres
              "split_hash": split.content_hash()}
     run = RunDir.create(run_dir, cfg, kind="baseline:tiger", data_dir=str(Path(data_dir).resolve()), **facts)
     reset_peak_memory()
-    model, record = trained_model(run.path, cfg, dataset, catalog, split.train, split.valid, training_key(cfg, facts), progress)
+    key = training_key(cfg, facts)
+    model, record = trained_model(run.path, cfg, dataset, catalog, split.train, split.valid, key, progress)
     train_peak = peak_memory_bytes()
 
     examples, users = user_subset(split.part(cfg.eval.split), cfg.eval.max_users, cfg.seed)
