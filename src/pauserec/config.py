@@ -249,8 +249,8 @@ class TigerConfig(_Section):
     """TIGER baseline (``pauserec.baselines.tiger``): a small T5 encoder-decoder trained from scratch on the SIDs.
 
     Defaults fit a CPU (Amazon Scientific: ~1 min an epoch on one free core, ~3.7 min with three runs on 2 cores).
-    Tuned on validation (Recall@10, 500 fixed users), at equal wall time (~9 min): ``d_model`` 64 (d_ff 256) 0.064 vs 128 (d_ff 512)
-    0.074, both 2 layers; 4 layers cost 2x per epoch (the paper's 4 could not train to convergence here). Still
+    Tuned on validation (Recall@10, 500 fixed users), at equal wall time (~9 min): ``d_model`` 64 (d_ff 256) 0.064
+    vs 128 (d_ff 512) 0.074, both 2 layers; 4 layers cost 2x per epoch (the paper's 4 could not train to convergence here). Still
     improving when stopped: on a GPU raise ``epochs`` (the paper trains ~200k steps) and ``num_layers``.
     """
 
