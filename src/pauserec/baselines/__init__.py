@@ -31,7 +31,13 @@ def _sasrec(cfg: RunConfig, data_dir: str | Path, run_dir: str | Path, progress:
     return run_sasrec(cfg, data_dir, run_dir, progress)
 
 
-BASELINES: dict[str, BaselineFn] = {"popularity": _popularity, "sasrec": _sasrec}
+def _tiger(cfg: RunConfig, data_dir: str | Path, run_dir: str | Path, progress: bool = True) -> dict[str, Any]:
+    from .tiger import run_tiger
+
+    return run_tiger(cfg, data_dir, run_dir, progress)
+
+
+BASELINES: dict[str, BaselineFn] = {"popularity": _popularity, "sasrec": _sasrec, "tiger": _tiger}
 
 
 def get_baseline(name: str) -> BaselineFn:

@@ -210,7 +210,7 @@ def train(cfg: RunConfig, data_dir: str | Path, run_dir: str | Path, resume: boo
 
     examples = training_users_subset(split.train, cfg.train.max_users)
     train_set, collator = training_data(cfg, examples, prompts, arm, tokenizer.pad_token_id)
-    val_examples = select_users(split.valid, cfg.train.val_users, cfg.seed)
+    val_examples = select_users(split.valid, cfg.train.val_users, cfg.eval.users_seed(cfg.seed))
     val_exclude = exclusions(dataset, val_examples, "valid", cfg.eval.exclude_history)
 
     def validate(m: torch.nn.Module) -> dict[str, float]:
