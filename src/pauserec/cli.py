@@ -314,7 +314,8 @@ def serve(
     app_ = create_app(recommender, max_batch=1 if no_batching else max_batch, max_wait_ms=max_wait_ms)
     console.print(f"[green]serving[/] {run} ({recommender.cfg.arm.name}, {dtype}, beam {recommender.beams}, "
                   f"max batch {1 if no_batching else max_batch}) on http://{host}:{port}/", highlight=False)
-    uvicorn.run(app_, host=host, port=port, log_level="warning")
+    # on Ctrl-C, stop waiting for open connections after 5 s: clients that left may still have decodes queued
+    uvicorn.run(app_, host=host, port=port, log_level="warning", timeout_graceful_shutdown=5)
 
 
 def main() -> None:
