@@ -136,7 +136,7 @@ def test_run_tiger_writes_run_dir_and_trains_on_training_part_only(tmp_path, mon
         assert (run / name).exists(), name
     assert {"dataset_hash", "catalog_hash", "split_hash"} <= set(read_json(run / "env.json"))
     cost = read_json(run / "cost.json")
-    assert cost["train_seconds"] > 0 and cost["latency_ms_per_user"] > 0
+    assert cost["train"]["train_seconds"] > 0 and cost["inference"]["latency_per_user_s"] > 0
     rows = [__import__("json").loads(x) for x in (run / "predictions.jsonl").read_text().splitlines()]
     assert all(len(r["items"]) == 20 == len(set(r["items"])) for r in rows)
     # a rerun reuses the finished model (no retraining)

@@ -364,13 +364,20 @@ def run_tiger(cfg: RunConfig, data_dir: str | Path, run_dir: str | Path, progres
     metrics = {"model": "tiger", "split": cfg.eval.split, "metrics": metrics}
     write_jsonl(run.file("predictions.jsonl"), rows)
     write_json(run.file("metrics.json"), metrics)
-    write_json(run.file("cost.json"), {
-        "train_seconds": record["train_seconds"], "train_epochs": len(record["epochs"]),
-        "best_epoch": record["best_epoch"], "train_peak_memory_bytes": train_peak,
-        "parameters": sum(p.numel() for p in model.parameters()),
-        "inference_seconds": infer_s, "latency_ms_per_user": 1000 * infer_s / max(1, len(examples)),
-        "users": len(examples), "decode_batch_size": cfg.baseline.tiger.decode_batch_size,
-        "peak_memory_bytes": peak_memory_bytes(), "threads": torch.get_num_threads(),
-    })
+    write_json(run.file("cost.json"), tiger_cost(record, train_peak, model, infer_s, len(examples), cfg))
     return metrics
 
+
+
+def tiger_cost(record: dict[str, Any], train_peak: int, model: Any, infer_s: float, users: int, cfg: RunConfig) -> dict:
+    """``cost.json`` in the layout every run shares: ``train`` and ``inference`` sections (seconds, bytes)."""
+    from ..eval.cost import peak_memory_bytes
+
+    return {
+        "train": {"train_seconds": record["train_seconds"], "epochs": len(record["epochs"]),
+                  "best_epoch": record["best_epoch"], "peak_memory_bytes": train_peak,
+                  "parameters": sum(p.numel() for p in model.parameters())},
+        "inference": {"users": users, "seconds": infer_s, "latency_per_user_s": infer_s / max(1, users),
+                      "batch_size": cfg.baseline.tiger.decode_batch_size, "peak_memory_bytes": peak_memory_bytes(),
+                      "threads": torch.get_num_threads()},
+    }
