@@ -128,3 +128,17 @@ def test_example_grid_file_is_well_formed():
     grid = load_grid(Path(__file__).parents[1] / "benchmarks" / "grids" / "scientific.yaml")
     assert set(grid.models) <= {*baselines.BASELINES, *LLM_ARMS, "tiger"} and grid.models["pause"].k == [1, 2, 4]
     assert grid.seeds == [0, 1, 2] and grid.set["eval.max_users"] == 2000
+
+
+def test_a_cell_made_under_another_config_is_refused(setup, tmp_path):
+    """Editing the grid after a run must not report old cells under the new settings."""
+    root, data, backbone = setup
+    grid = write_grid(tmp_path / "grid.yaml", data, backbone, {"popularity": {}}, seeds=(0,))
+    out = tmp_path / "out"
+    run_grid(grid, out, log=lambda m: None)
+    run_grid(grid, out, log=lambda m: None)  # unchanged: reused
+    edited = yaml.safe_load(grid.read_text())
+    edited["set"]["eval.max_users"] = 20
+    grid.write_text(yaml.safe_dump(edited))
+    with pytest.raises(ConfigError, match="eval.max_users"):
+        run_grid(grid, out, log=lambda m: None)

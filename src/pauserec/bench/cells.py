@@ -29,6 +29,33 @@ def finished(cell: Cell, out: Path) -> bool:
     return (cell.run_dir(out) / "metrics.json").exists()
 
 
+def check_stored_configs(cells: Sequence[Cell], out: Path) -> None:
+    """Refuse to reuse a cell directory made under another config (the grid file changed since): its numbers would
+    be reported under the new settings. ``cache_dir`` may differ (another machine)."""
+    from ..errors import ConfigError
+    from ..runs import RunDir
+
+    for cell in cells:
+        if not (cell.run_dir(out) / "config.yaml").exists():
+            continue
+        stored = RunDir(cell.run_dir(out)).config().model_dump(exclude={"cache_dir"})
+        wanted = cell.config().model_dump(exclude={"cache_dir"})
+        if stored != wanted:
+            changed = sorted(_changed_keys(stored, wanted))
+            raise ConfigError(f"{cell.run_dir(out)} was run with another config ({', '.join(changed[:5])} differ): "
+                              "remove that cell's directory or use another --out")
+
+
+def _changed_keys(a: dict[str, Any], b: dict[str, Any], prefix: str = "") -> list[str]:
+    keys = []
+    for k in a.keys() | b.keys():
+        if isinstance(a.get(k), dict) and isinstance(b.get(k), dict):
+            keys += _changed_keys(a[k], b[k], f"{prefix}{k}.")
+        elif a.get(k) != b.get(k):
+            keys.append(f"{prefix}{k}")
+    return keys
+
+
 def fit(cell: Cell, out: Path, progress: bool = False) -> None:
     """Train an LLM cell (resuming), or run a baseline cell whole."""
     from ..baselines import BASELINES
@@ -52,6 +79,7 @@ def evaluate(cell: Cell, out: Path, progress: bool = False) -> None:
 
 def run_cells(cells: Sequence[Cell], out: Path, parallel: int = 1, log: Callable[[str], None] = print) -> dict[str, Any]:
     """Run every unfinished cell; returns the grid state (also written to ``OUT/grid_state.json``)."""
+    check_stored_configs(cells, out)
     state = _load_state(out)
     pending = [c for c in cells if not finished(c, out)]
     for c in cells:
