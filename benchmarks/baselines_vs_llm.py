@@ -28,7 +28,8 @@ from pauserec.runs import RunDir, environment
 def llm_cell(name: str, eval_dir: Path, dataset: str, data_dir: str, out: Path) -> Cell:
     """An evaluated LLM run as a grid cell: linked into ``out`` where the grid's layout expects it."""
     cfg = RunDir(eval_dir).config()
-    cell = Cell(name, cfg.arm.name, None, dataset, data_dir, cfg.seed, ())
+    k = cfg.arm.pause_tokens if cfg.arm.name == "pause" else None
+    cell = Cell(name, cfg.arm.name, k, dataset, data_dir, cfg.seed, ())
     link = cell.run_dir(out)
     link.parent.mkdir(parents=True, exist_ok=True)
     if link.is_symlink() or link.exists():
