@@ -42,7 +42,8 @@ from ..config import RunConfig, TigerConfig
 from ..data.split import Example
 from ..errors import DataError
 from ..eval.evaluate import select_users
-from ..eval.metrics import per_user_metrics, target_ranks
+from ..eval.cost import peak_memory_bytes
+from ..eval.metrics import compute_metrics
 from ..io import atomic_directory, read_json, stable_hash, write_json
 from ..eval.exclusion import exclusions
 from ..sid.catalog import PrefixTrie, SIDCatalog
@@ -221,8 +222,8 @@ def validation_metrics(model: Any, examples: Sequence[Example], catalog: SIDCata
                        batch_size: int, exclude: Sequence[frozenset[int]] | None = None) -> dict[str, float]:
     """Mean Recall@10 and NDCG@10 of the constrained beam search on ``examples``."""
     ranked, _ = beam_search(model, examples, catalog, num_beams, exclude, batch_size=batch_size)
-    per_user = per_user_metrics(target_ranks(ranked, [e.target for e in examples]), [10])
-    return {name: float(v.mean()) for name, v in per_user.items()}
+    metrics = compute_metrics(ranked, [e.target for e in examples], [10], bootstrap=0)
+    return {name: metrics[name]["mean"] for name in ("recall@10", "ndcg@10")}
 
 
 def length_batches(lengths: Sequence[int], batch_size: int, gen: torch.Generator, pool: int = 50) -> list[list[int]]:
@@ -337,7 +338,7 @@ def run_tiger(cfg: RunConfig, data_dir: str | Path, run_dir: str | Path, progres
     """Train TIGER on ``split.train`` (selection on ``split.valid``), evaluate on ``cfg.eval.split``, and write a run
     directory: config.yaml, env.json, model/, metrics.json, predictions.jsonl, cost.json. Returns the metrics."""
     from .. import pipeline
-    from ..eval.cost import peak_memory_bytes, reset_peak_memory
+    from ..eval.cost import reset_peak_memory
     from ..eval.evaluate import evaluate_rankings, user_subset
     from ..io import write_jsonl
     from ..runs import RunDir
@@ -371,8 +372,6 @@ def run_tiger(cfg: RunConfig, data_dir: str | Path, run_dir: str | Path, progres
 
 def tiger_cost(record: dict[str, Any], train_peak: int, model: Any, infer_s: float, users: int, cfg: RunConfig) -> dict:
     """``cost.json`` in the layout every run shares: ``train`` and ``inference`` sections (seconds, bytes)."""
-    from ..eval.cost import peak_memory_bytes
-
     return {
         "train": {"train_seconds": record["train_seconds"], "epochs": len(record["epochs"]),
                   "best_epoch": record["best_epoch"], "peak_memory_bytes": train_peak,
