@@ -38,6 +38,11 @@ def test_train_then_evaluate(setup, arm):
     log = json.loads((run_dir / "train_log.json").read_text())
     assert [e["step"] for e in log if "eval_recall@10" in e] == [100, 200]
     assert (run_dir / "model" / "config.json").exists()
+    # selection reads validation NDCG@10; the cost reports both metrics at the selected step
+    validations = [e for e in log if "eval_ndcg@10" in e]
+    best = max(validations, key=lambda e: e["eval_ndcg@10"])  # max keeps the first of ties, as the Trainer does
+    assert cost["best_checkpoint"].endswith(f"checkpoint-{best['step']}")
+    assert (cost["best_val_ndcg@10"], cost["best_val_recall@10"]) == (best["eval_ndcg@10"], best["eval_recall@10"])
 
     result = evaluate_run(run_dir, progress=False)
     m = result["metrics"]
@@ -179,3 +184,15 @@ def test_tied_head_reload_warning_is_quiet_but_other_warnings_are_not(caplog):
     log.warning("There were missing keys in the checkpoint model loaded: ['lm_head.weight'].")
     log.warning("There were missing keys in the checkpoint model loaded: ['model.norm.weight'].")
     assert "lm_head" not in caplog.text and "model.norm.weight" in caplog.text
+
+
+def test_validation_scores_and_best_validation_by_hand():
+    from pauserec.train.trainer import best_validation, validation_scores
+
+    # user 0 hits at rank 2 (gain 1/log2(3)), user 1 misses
+    scores = validation_scores([[5, 7, 9], [1, 2, 3]], [7, 4], seconds=1.5)
+    assert scores == pytest.approx({"recall@10": 0.5, "ndcg@10": 0.5 / 1.5849625007211562, "val_seconds": 1.5})
+    log = [{"loss": 3.0, "step": 10}, {"eval_recall@10": 0.1, "eval_ndcg@10": 0.05, "step": 10},
+           {"eval_recall@10": 0.1, "eval_ndcg@10": 0.07, "step": 20}]
+    assert best_validation(log, 20) == {"best_val_recall@10": 0.1, "best_val_ndcg@10": 0.07}
+    assert best_validation(log, None) == {"best_val_recall@10": None, "best_val_ndcg@10": None}

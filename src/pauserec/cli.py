@@ -120,7 +120,7 @@ def train(
     console.print(
         f"[green]trained[/] {cfg.arm.name}: {cost['steps']} steps in {cost['train_seconds']:.0f}s, "
         f"{cost['real_tokens_per_second']:.0f} real tokens/s, padding {cost['padding_fraction']:.1%}, "
-        f"best validation Recall@10 {cost['best_val_recall@10']} -> {out}/model"
+        f"selected on validation: NDCG@10 {cost['best_val_ndcg@10']}, Recall@10 {cost['best_val_recall@10']} -> {out}/model"
     )
 
 
@@ -139,7 +139,7 @@ def ground(
     cost = ground_run(_config(preset, set_), data_dir, out, resume=resume)
     console.print(
         f"[green]grounded[/]: {cost['steps']} steps in {cost['train_seconds']:.0f}s, tasks {cost['task_rows']}, "
-        f"held-out item->SID Recall@10 {cost['best_val_recall@10']} -> {out}/model"
+        f"held-out item->SID NDCG@10 {cost['best_val_ndcg@10']}, Recall@10 {cost['best_val_recall@10']} -> {out}/model"
     )
 
 

@@ -8,7 +8,7 @@ Three tasks, each a chat turn whose answer carries the loss (LC-Rec's alignment 
   next item's SID (training examples only: no validation or test target is ever shown).
 
 ``ground.tasks`` sets how many passes over each task's pool one training set holds (1.0 = every item or training
-example once). A fraction ``ground.heldout_items`` of the items is left out of ``item2sid``; validation is Recall@10
+example once). A fraction ``ground.heldout_items`` of the items is left out of ``item2sid``; validation is NDCG@10 (and Recall@10)
 of decoding those held-out items' SIDs from their text with the trie-constrained decoder (an alignment metric,
 never a recommendation metric). The run directory is a normal training run: ``pauserec train ... --set
 model.backbone=RUN/model`` continues from it.
@@ -28,14 +28,13 @@ from ..arms.base import IGNORE
 from ..config import RunConfig, TextConfig
 from ..data.split import Example, training_users_subset
 from ..data.text import item_title, render_item_text
-from ..eval.metrics import compute_metrics
 from ..eval.recommend import recommend_from_prompts
 from ..io import write_json
 from ..model.params import apply_trainable_policy
 from ..prompt import PromptBuilder
 from .batches import sid_softmax
 from .run import fit, load_model, open_run, unit_data
-from .trainer import VALIDATION_METRIC
+from .trainer import VALIDATION_METRICS, validation_scores
 
 ITEM2SID = "Which item is this?\n{text}"
 ITEM_TEXT = TextConfig(fields=["title", "brand", "categories"], max_chars_per_field=100)  # short: rows stay ~60 tokens
@@ -124,14 +123,13 @@ def ground(cfg: RunConfig, data_dir: str | Path, run_dir: str | Path, resume: bo
 
     def validate(m: torch.nn.Module) -> dict[str, float]:
         if not val_items:
-            return {VALIDATION_METRIC: 0.0, "val_seconds": 0.0}
+            return {**{name: 0.0 for name in VALIDATION_METRICS}, "val_seconds": 0.0}
         recs = recommend_from_prompts(m, probes, DirectArm(), catalog, level_ids, cfg.decode, tokenizer.pad_token_id,
                                       tokenizer)
-        metrics = compute_metrics(recs.items, val_items, [10], bootstrap=0)
-        return {VALIDATION_METRIC: metrics[VALIDATION_METRIC]["mean"], "val_seconds": recs.seconds}
+        return validation_scores(recs.items, val_items, recs.seconds)
 
     extra = {"stage": "ground", "task_rows": counts, "heldout_items": len(heldout),
-             "validation": "item2sid Recall@10 on held-out items"}
+             "validation": "item2sid NDCG@10 (selection) and Recall@10 on held-out items"}
     cost = fit(cfg, run, model, tokenizer, train_set, collator, validate,
                sid_softmax(cfg.train.loss, level_ids, len(tokenizer), catalog.trie), resume, extra)
     cost["total_seconds"] = time.perf_counter() - t_start

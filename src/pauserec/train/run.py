@@ -25,7 +25,6 @@ from ..errors import PauseRecError
 from ..eval.cost import peak_memory_bytes, reset_peak_memory
 from ..eval.evaluate import select_users
 from ..eval.exclusion import exclusions
-from ..eval.metrics import compute_metrics
 from ..eval.recommend import recommend
 from ..io import write_json
 from ..model.backbone import load_backbone
@@ -37,12 +36,14 @@ from ..runs import RunDir, tokenizer_hash
 from .batches import RightPadCollator, SFTDataset, sid_softmax
 from .packing import PrefixTreeCollator, UnitCollator, UserChunkDataset
 from .trainer import (
-    VALIDATION_METRIC,
+    SELECTION_METRIC,
     EvaluateAtEnd,
     FailOnNonFinite,
     SFTTrainer,
     StopAfter,
+    best_validation,
     last_complete_checkpoint,
+    validation_scores,
 )
 
 
@@ -76,7 +77,7 @@ def training_arguments(cfg: RunConfig, output_dir: Path) -> TrainingArguments:
         save_steps=t.eval_every,
         save_total_limit=t.save_total_limit,
         load_best_model_at_end=True,
-        metric_for_best_model=VALIDATION_METRIC,
+        metric_for_best_model=SELECTION_METRIC,
         greater_is_better=True,
         logging_steps=t.logging_steps,
         logging_nan_inf_filter=False,  # a NaN loss must show (and stop the run: FailOnNonFinite)
@@ -185,7 +186,8 @@ def fit(cfg: RunConfig, run: RunDir, model, tokenizer, train_set, collator, vali
         "padding_fraction": 1 - trainer.real_tokens / max(trainer.padded_tokens, 1),
         "real_tokens_per_second": trainer.real_tokens / max(train_seconds, 1e-9),
         "best_checkpoint": trainer.state.best_model_checkpoint,
-        "best_val_recall@10": trainer.state.best_metric,
+        "selection_metric": f"validation {SELECTION_METRIC}",
+        **best_validation(trainer.state.log_history, trainer.state.best_global_step),
         "peak_memory_bytes": peak_memory_bytes(),
         "parameters": params,
         "bf16": trainer.args.bf16,
@@ -216,8 +218,7 @@ def train(cfg: RunConfig, data_dir: str | Path, run_dir: str | Path, resume: boo
     def validate(m: torch.nn.Module) -> dict[str, float]:
         recs = recommend(m, prompts, arm, catalog, level_ids, val_examples, cfg.decode, tokenizer.pad_token_id,
                          exclude=val_exclude)
-        metrics = compute_metrics(recs.items, [e.target for e in val_examples], [10], bootstrap=0)
-        return {VALIDATION_METRIC: metrics[VALIDATION_METRIC]["mean"], "val_seconds": recs.seconds}
+        return validation_scores(recs.items, [e.target for e in val_examples], recs.seconds)
 
     extra = {"train_users": len({e.user for e in examples}), **arm.training_report()}
     cost = fit(cfg, run, model, tokenizer, train_set, collator, validate,
