@@ -118,6 +118,10 @@ def test_interrupted_training_resumes_from_last_checkpoint(setup, tmp_path, monk
     cost = train(cfg, data_dir, tmp_path / "r", resume=True)
     assert cost["resumed_from"].endswith("checkpoint-4")
     assert cost["steps"] == 6
+    # the time-to-quality clock goes on from the checkpoint's validation instead of restarting at 0
+    clock = [e["eval_train_seconds"] for e in json.loads((tmp_path / "r" / "train_log.json").read_text())
+             if "eval_train_seconds" in e]
+    assert len(clock) == 3 and clock == sorted(clock) and clock[0] > 0
     assert (tmp_path / "r" / "model" / "config.json").exists()
 
 

@@ -112,6 +112,7 @@ class SFTTrainer(Trainer):
         self.examples_seen = 0
         self._started: float | None = None
         self._validation_seconds = 0.0
+        self._clock_before = 0.0  # training seconds spent before a resumed checkpoint
 
     def train(self, resume_from_checkpoint=None, *args, **kwargs):
         self._started, self._validation_seconds = time.perf_counter(), 0.0
@@ -119,6 +120,7 @@ class SFTTrainer(Trainer):
             resume_from_checkpoint = last_complete_checkpoint(Path(self.args.output_dir))
         elif isinstance(resume_from_checkpoint, str | Path):
             resume_from_checkpoint = last_complete_checkpoint(Path(resume_from_checkpoint).parent)
+        self._clock_before = clock_at(Path(resume_from_checkpoint)) if resume_from_checkpoint else 0.0
         return super().train(resume_from_checkpoint, *args, **kwargs)
 
     def _save_checkpoint(self, model, trial) -> None:
@@ -140,8 +142,9 @@ class SFTTrainer(Trainer):
         return SeededSampler(len(dataset), seed, lengths, group)
 
     def training_seconds(self) -> float:
-        """Wall time of this ``train()`` call so far, without the time spent validating."""
-        return time.perf_counter() - (self._started or time.perf_counter()) - self._validation_seconds
+        """Training wall time so far, without the time spent validating; a resumed run goes on from the clock of
+        its checkpoint (so time to quality is not reset by an interruption; the time lost to it is not counted)."""
+        return self._clock_before + time.perf_counter() - (self._started or time.perf_counter()) - self._validation_seconds
 
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
         if "parents" in inputs:
@@ -182,6 +185,18 @@ def best_validation(log_history: list[dict], best_step: int | None) -> dict[str,
     """``{"best_val_recall@10": ..., "best_val_ndcg@10": ...}`` at the selected step (None where not validated)."""
     entry = next((e for e in log_history if e.get("step") == best_step and f"eval_{SELECTION_METRIC}" in e), {})
     return {f"best_val_{name}": entry.get(f"eval_{name}") for name in VALIDATION_METRICS}
+
+
+def clock_at(checkpoint: Path) -> float:
+    """The training clock (``eval_train_seconds``) of the validation at ``checkpoint``'s step: checkpoints are saved
+    right after a validation. 0.0 where the checkpoint's trainer state holds none."""
+    try:
+        state = json.loads((checkpoint / "trainer_state.json").read_text())
+    except (OSError, ValueError):
+        return 0.0
+    clocks = [e["eval_train_seconds"] for e in state.get("log_history", [])
+              if "eval_train_seconds" in e and e.get("step", -1) <= state.get("global_step", -1)]
+    return max(clocks, default=0.0)
 
 
 def _legacy_complete(checkpoint: Path, step: int) -> bool:
