@@ -30,7 +30,8 @@ from pauserec.prompt import PromptBuilder
 from pauserec.report import markdown_table
 from pauserec.train.batches import LevelSoftmax, RightPadCollator, label_window_loss
 from pauserec.train.packing import PrefixTreeCollator, UnitCollator, tree_loss
-from pauserec.train.run import bf16_enabled, training_data
+from pauserec.precision import bf16_enabled
+from pauserec.train.run import training_data
 
 
 def main() -> None:

