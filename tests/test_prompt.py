@@ -1,0 +1,47 @@
+"""The prompt: assembled token ids equal tokenizing the rendered text, on the tiny tokenizer and on SmolLM2's."""
+
+import pytest
+from helpers import planted_data
+
+from pauserec.model.backbone import load_backbone
+from pauserec.model.tiny import make_tiny_backbone
+from pauserec.model.vocab import extend_vocabulary
+from pauserec.prompt import PromptBuilder
+
+
+def _histories(dataset):
+    return [[], *(seq[:n] for seq in dataset.sequences[:20] for n in (1, 3, len(seq)))]
+
+
+def _check(tok, dataset, catalog):
+    for titles in (False, True):
+        builder = PromptBuilder(tok, catalog, dataset, "You are a recommender system.", show_titles=titles)
+        assert (builder._head_tail is None) == titles  # the assembled path is the one without titles
+        for history in _histories(dataset):
+            text = builder.text(history)
+            assert builder.ids(history) == tok(text, add_special_tokens=False)["input_ids"]
+            assert text.endswith("assistant\n")
+            for item in history:  # every item's SID is in the prompt, one item per line only with titles
+                assert catalog.sid_string(item) in text
+    plain = PromptBuilder(tok, catalog, dataset, "sys", show_titles=False)
+    history_part = plain.text([0, 1]).split("oldest first:\n")[1].split("<|im_end|>")[0]
+    assert history_part == catalog.sid_string(0) + catalog.sid_string(1)  # no separator between SIDs
+
+
+def test_assembled_ids_equal_tokenized_text_tiny(tmp_path):
+    dataset, catalog = planted_data()
+    model, tok = load_backbone(str(make_tiny_backbone(tmp_path / "b", hidden=32, layers=1)), tmp_path / "cache")
+    extend_vocabulary(model, tok, catalog.all_tokens(), noise_std=0.1, seed=0)
+    _check(tok, dataset, catalog)
+
+
+@pytest.mark.slow
+def test_assembled_ids_equal_tokenized_text_smollm2(tmp_path):
+    pytest.importorskip("gguf")
+    dataset, catalog = planted_data()
+    try:
+        model, tok = load_backbone("builtin:smollm2-135m", tmp_path / "cache")
+    except Exception as e:  # the packaged model is not installed here
+        pytest.skip(f"packaged SmolLM2 unavailable: {e}")
+    extend_vocabulary(model, tok, catalog.all_tokens(), noise_std=0.1, seed=0)
+    _check(tok, dataset, catalog)
