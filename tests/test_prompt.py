@@ -16,16 +16,21 @@ def _histories(dataset):
 def _check(tok, dataset, catalog):
     for titles in (False, True):
         builder = PromptBuilder(tok, catalog, dataset, "You are a recommender system.", show_titles=titles)
-        assert (builder._head_tail is None) == titles  # the assembled path is the one without titles
+        assert (builder._head_ids is None) == titles  # the assembled path is the one without titles
         for history in _histories(dataset):
             text = builder.text(history)
             assert builder.ids(history) == tok(text, add_special_tokens=False)["input_ids"]
-            assert text.endswith("assistant\n")
+            assert text.startswith(builder.text([]))  # the history continues the open assistant turn
             for item in history:  # every item's SID is in the prompt, one item per line only with titles
                 assert catalog.sid_string(item) in text
+            if history:  # this prompt + its target's SID starts the next example's prompt (titles too)
+                longer = builder.ids(history[:-1]) + builder.sid_ids(history[-1])
+                assert builder.ids(history)[: len(longer)] == longer
     plain = PromptBuilder(tok, catalog, dataset, "sys", show_titles=False)
-    history_part = plain.text([0, 1]).split("oldest first:\n")[1].split("<|im_end|>")[0]
-    assert history_part == catalog.sid_string(0) + catalog.sid_string(1)  # no separator between SIDs
+    assert plain.text([]).endswith("assistant\n")
+    assert plain.text([0, 1]) == plain.text([]) + catalog.sid_string(0) + catalog.sid_string(1)  # no separator
+    # a user's examples are prefixes of one another: the next example's prompt = this prompt + this target's SID
+    assert plain.ids([0, 1]) + plain.sid_ids(2) == plain.ids([0, 1, 2])
 
 
 def test_assembled_ids_equal_tokenized_text_tiny(tmp_path):

@@ -1,6 +1,17 @@
 """The prompt every arm reads: the user's history written as SIDs, in the backbone's chat template.
 
-Every arm gets exactly the same prompt (titles, when shown, are shown to all arms alike).
+The user turn holds the instruction; the assistant turn *is* the history, left open, and the arm's segment
+(nothing, K pauses, a rationale) and the next item's SID continue it::
+
+    <|im_start|>system\\n{system}<|im_end|>\\n<|im_start|>user\\n{INSTRUCTION}<|im_end|>\\n<|im_start|>assistant\\n
+    <a_3><b_7><c_1><a_9><b_2><c_5>          <- history, oldest first (with titles: "<sid> (title)\\n" per item)
+    [arm segment] <a_4><b_1><c_8>           <- what the model is trained to write / decodes
+
+So a user's sliding-window examples are prefixes of one another: for ``direct`` the target SID of one example is
+the next history item of the following one, and prefix-tree packing (``train/packing.py``) trains all of a user's
+targets as a single causal sequence, the SASRec/HSTU way, with nothing recomputed and no per-example overhead (with
+the instruction after the history, each example paid the chat template's turn switch, 6-12 tokens, again). The
+decoder reads exactly the same prompt. Every arm gets it alike (titles, when shown, are shown to all arms).
 """
 
 from __future__ import annotations
@@ -11,10 +22,8 @@ from .data.dataset import Dataset
 from .data.text import item_title
 from .sid.catalog import SIDCatalog
 
-# The instruction comes before the history, so it belongs to the head that all examples of a batch share (computed
-# once under prefix-tree packing and in the decoder); after the history only the chat template's turn switch follows
-# (6 tokens on SmolLM2, instead of 12 with the instruction there), and that tail is paid once per training example.
-INSTRUCTION = "Recommend the next item for a user who interacted with these items, oldest first:\n{history}"
+INSTRUCTION = "Continue this user's history of items, oldest first, with the next item they will interact with."
+_MARKER = "\x00history\x00"
 
 
 class PromptBuilder:
@@ -25,7 +34,7 @@ class PromptBuilder:
         catalog: the SID catalogue.
         dataset: for item titles (only read when ``show_titles``).
         system_prompt: the chat template's system message (short: every token is prefill cost).
-        show_titles: write ``<a_1><b_2><c_3> (title)`` per item instead of the SID alone.
+        show_titles: write ``<a_1><b_2><c_3> (title)`` per item, one per line, instead of the SIDs alone.
     """
 
     def __init__(self, tokenizer, catalog: SIDCatalog, dataset: Dataset, system_prompt: str, show_titles: bool):
@@ -33,48 +42,47 @@ class PromptBuilder:
         self.system_prompt, self.show_titles = system_prompt, show_titles
         vocab = tokenizer.get_vocab()
         self._sid_ids = [[vocab[t] for t in catalog.sid_tokens(i)] for i in range(catalog.n_items)]
-        self._head_tail = None if show_titles else self._split_template()
+        self._head = self._render_head()
+        self._head_ids = None if show_titles else self._checked_head_ids()
 
     def item_text(self, item: int) -> str:
         sid = self.catalog.sid_string(item)
-        return f"{sid} ({item_title(self.dataset.item_fields[item])})" if self.show_titles else sid
+        return f"{sid} ({item_title(self.dataset.item_fields[item])})\n" if self.show_titles else sid
 
     def text(self, history: Sequence[int]) -> str:
-        """The prompt as text, ending with the assistant turn's opening (where the arm's segment starts).
-        SIDs follow each other directly (each level has its own tokens, so an item's first code marks its start);
-        with titles, one item per line."""
-        return self._render(("\n" if self.show_titles else "").join(self.item_text(i) for i in history))
+        """The prompt as text: the chat template up to the open assistant turn, then the history (where the arm's
+        segment starts). SIDs follow each other directly: each level has its own tokens, so an item's first code
+        marks its start."""
+        return self._head + "".join(self.item_text(i) for i in history)
 
     def ids(self, history: Sequence[int]) -> list[int]:
-        """The prompt's token ids: ``tokenizer(text(history))``. Without titles they are assembled from the
-        template's head and tail, tokenized once, and the items' SID ids (the history holds special tokens
-        only, which the tokenizer never merges with their neighbours; checked against the text path at start)."""
-        if self._head_tail is None:
+        """The prompt's token ids: ``tokenizer(text(history))``. Without titles they are assembled from the head,
+        tokenized once, and the items' SID ids (special tokens, which the tokenizer never merges with their
+        neighbours; checked against the text path at start and in the tests)."""
+        if self._head_ids is None:
             return self.tokenizer(self.text(history), add_special_tokens=False)["input_ids"]
-        head, tail = self._head_tail
-        return head + [t for item in history for t in self._sid_ids[item]] + tail
-
-    def _render(self, history_text: str) -> str:
-        messages = [
-            {"role": "system", "content": self.system_prompt},
-            {"role": "user", "content": INSTRUCTION.format(history=history_text)},
-        ]
-        return self.tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
-
-    def _split_template(self) -> tuple[list[int], list[int]] | None:
-        """``(head ids, tail ids)`` around the history, or None where assembling would differ from tokenizing the
-        text (then :meth:`ids` tokenizes every prompt)."""
-        marker = "\x00history\x00"
-        rendered = self._render(marker)
-        if rendered.count(marker) != 1:
-            return None
-        before, after = rendered.split(marker)
-        encode = lambda text: self.tokenizer(text, add_special_tokens=False)["input_ids"]  # noqa: E731
-        head_tail = (encode(before), encode(after))
-        probe = list(range(min(3, self.catalog.n_items)))
-        assembled = head_tail[0] + [t for i in probe for t in self._sid_ids[i]] + head_tail[1]
-        return head_tail if assembled == encode(self.text(probe)) else None
+        return self._head_ids + [t for item in history for t in self._sid_ids[item]]
 
     def sid_ids(self, item: int) -> list[int]:
         """Token ids of an item's SID, level by level. Length L."""
         return self._sid_ids[item]
+
+    def _render_head(self) -> str:
+        """The chat template with the system and user turns and the assistant turn opened, before its content."""
+        messages = [
+            {"role": "system", "content": self.system_prompt},
+            {"role": "user", "content": INSTRUCTION},
+            {"role": "assistant", "content": _MARKER},
+        ]
+        rendered = self.tokenizer.apply_chat_template(messages, tokenize=False)
+        if rendered.count(_MARKER) != 1:
+            raise ValueError("the tokenizer's chat template does not write the assistant message verbatim")
+        return rendered.split(_MARKER)[0]
+
+    def _checked_head_ids(self) -> list[int] | None:
+        """The head's ids, or None where assembling would differ from tokenizing the text (then :meth:`ids`
+        tokenizes every prompt)."""
+        encode = lambda text: self.tokenizer(text, add_special_tokens=False)["input_ids"]  # noqa: E731
+        head = encode(self._head)
+        probe = list(range(min(3, self.catalog.n_items)))
+        return head if head + [t for i in probe for t in self._sid_ids[i]] == encode(self.text(probe)) else None
