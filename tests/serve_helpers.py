@@ -14,6 +14,7 @@ from pauserec.config import build_config
 from pauserec.model.backbone import load_backbone
 from pauserec.model.tiny import make_tiny_backbone
 from pauserec.model.vocab import extend_vocabulary
+from pauserec.prompt import PROMPT_LAYOUT
 from pauserec.runs import RunDir
 
 
@@ -30,7 +31,8 @@ def make_tiny_run(root: Path, arm: str = "pause", pause_tokens: int = 2, max_his
         f"split.max_history={max_history}", "decode.num_beams=8", "eval.ks=[1,5]",
     ])
     run = RunDir.create(root / "run", cfg, kind=f"train:{arm}", data_dir=str(data_dir.resolve()),
-                        dataset_hash=dataset.content_hash(), catalog_hash=catalog.content_hash())
+                        dataset_hash=dataset.content_hash(), catalog_hash=catalog.content_hash(),
+                        prompt_layout=PROMPT_LAYOUT)
     model, tokenizer = load_backbone(str(make_tiny_backbone(root / "backbone", hidden=32, layers=2)), cfg.cache_dir)
     extend_vocabulary(model, tokenizer, catalog.all_tokens() + make_arm(cfg.arm).new_tokens(), noise_std=0.5)
     model.save_pretrained(run.file("model"))

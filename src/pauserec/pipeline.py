@@ -75,8 +75,11 @@ def load_catalog(data_dir: str | Path, dataset: Dataset) -> SIDCatalog:
 
 def load_run_data(run: RunDir) -> tuple[Dataset, SIDCatalog]:
     """The dataset and catalogue a trained run was built from (``env.json``'s ``data_dir``), checked against the
-    hashes the run recorded."""
+    hashes the run recorded; refuses a run trained on another prompt layout."""
+    from .prompt import check_prompt_layout
+
     env = run.env()
+    check_prompt_layout(env, f"run {run.path}")
     dataset = load_dataset(env["data_dir"])
     catalog = load_catalog(env["data_dir"], dataset)
     run.check_fact("dataset_hash", dataset.content_hash())

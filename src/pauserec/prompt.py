@@ -20,8 +20,13 @@ from collections.abc import Sequence
 
 from .data.dataset import Dataset
 from .data.text import item_title
+from .errors import ArtifactMismatchError
 from .sid.catalog import SIDCatalog
 
+# Bumped whenever the tokens of a prompt change for the same history: a model trained on one layout would be decoded
+# on another without any error, only worse. Training records it in the run's env.json; runs without it are layout 1
+# (trained before commit 4a5c9f7, on an earlier layout).
+PROMPT_LAYOUT = "2"
 INSTRUCTION = "Continue this user's history of items, oldest first, with the next item they will interact with."
 _MARKER = "\x00history\x00"
 
@@ -86,3 +91,13 @@ class PromptBuilder:
         head = encode(self._head)
         probe = list(range(min(3, self.catalog.n_items)))
         return head if head + [t for i in probe for t in self._sid_ids[i]] == encode(self.text(probe)) else None
+
+
+def check_prompt_layout(env: dict, where: str) -> None:
+    """Refuse to decode a run trained on another prompt layout (``env``: the run's ``env.json``)."""
+    found = str(env.get("prompt_layout", "1"))
+    if found != PROMPT_LAYOUT:
+        raise ArtifactMismatchError(
+            f"{where} was trained on prompt layout {found}, this code writes layout {PROMPT_LAYOUT} "
+            "(src/pauserec/prompt.py): train it again, or evaluate it with the code it was trained with"
+        )

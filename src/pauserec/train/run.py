@@ -32,7 +32,7 @@ from ..model.params import apply_trainable_policy, count_parameters, save_plain_
 from ..model.sid_init import init_sid_rows_from_text
 from ..model.vocab import extend_vocabulary, token_ids_by_level
 from ..precision import bf16_enabled
-from ..prompt import PromptBuilder
+from ..prompt import PROMPT_LAYOUT, PromptBuilder, check_prompt_layout
 from ..runs import RunDir, tokenizer_hash
 from .batches import RightPadCollator, SFTDataset, sid_softmax
 from .packing import PrefixTreeCollator, UnitCollator, UserChunkDataset
@@ -110,10 +110,12 @@ def open_run(cfg: RunConfig, data_dir: str | Path, run_dir: str | Path, resume: 
         "dataset_hash": dataset.content_hash(),
         "catalog_hash": catalog.content_hash(),
         "split_hash": split.content_hash(),
+        "prompt_layout": PROMPT_LAYOUT,
     }
     run_dir = Path(run_dir)
     if resume:
         run = RunDir(run_dir)
+        check_prompt_layout(run.env(), f"run {run_dir}")
         for key in ("dataset_hash", "catalog_hash", "split_hash"):
             run.check_fact(key, facts[key])
     elif (run_dir / "checkpoints").exists():
