@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import torch
 
 from ..config import EmbedConfig
 from ..errors import ConfigError, DataError
@@ -98,8 +99,6 @@ def embed_texts(texts: list[str], cfg: EmbedConfig, cache_dir: str | Path, progr
     cached = _load_cached(path, len(texts))
     if cached is not None:
         return cached
-    import torch
-
     model = _load_model(resolve_embedding_model(cfg.model))
     device = "cuda" if str(model.device).startswith("cuda") else "cpu"
     with torch.autocast(device, dtype=torch.bfloat16, enabled=bf16_enabled(cfg.bf16)):
