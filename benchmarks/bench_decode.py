@@ -415,6 +415,11 @@ def _same_sets(a: list[list[int]], b: list[list[int]], k: int) -> float:
     return float(np.mean([set(x[:k]) == set(y[:k]) for x, y in zip(a, b, strict=True)])) if a else float("nan")
 
 
+def _overlap(a: list[list[int]], b: list[list[int]], k: int) -> float:
+    """Mean share of the top-K that two rankings of the same users have in common."""
+    return float(np.mean([len(set(x[:k]) & set(y[:k])) / k for x, y in zip(a, b, strict=True)])) if a else float("nan")
+
+
 def dtype_comparison(args, argv: list[str] | None) -> dict[str, Any]:
     """fp32 vs bf16 on a trained run: batch-1 latency (decoder and bare-prefill floor, interleaved), the share of
     users with the same top-K set, and the paired Recall@K difference on ``--recall-users`` test users."""
@@ -451,6 +456,8 @@ def dtype_comparison(args, argv: list[str] | None) -> dict[str, Any]:
     by = {(r["method"], r["dtype"], r["batch_size"]): r for r in rows}
     for r in rows:
         r["x_fp32_same_method"] = r["per_user_s"] / by[r["method"], "float32", r["batch_size"]]["per_user_s"]
+    # the noise floor of the set criterion: the same fp32 model, batch 1 vs batch 16 (padding and kernel shapes differ)
+    fp32_batched = _decode(rec, models["float32"], lat_users).items
     targets = [e.target for e in recall_users]
     recall = {d: _recall(ranked[d], targets, k) for d in ranked}
     summary = {
@@ -461,6 +468,9 @@ def dtype_comparison(args, argv: list[str] | None) -> dict[str, Any]:
             np.array(lat["bfloat16"]["decode_s"]) / np.array(lat["float32"]["decode_s"]))),
         "same_topk_set_batch1": _same_sets(lat["float32"]["items"], lat["bfloat16"]["items"], k),
         "same_topk_set_recall_users": _same_sets(ranked["float32"], ranked["bfloat16"], k),
+        "topk_overlap_recall_users": _overlap(ranked["float32"], ranked["bfloat16"], k),
+        "same_topk_set_fp32_batch1_vs_batch16": _same_sets(lat["float32"]["items"], fp32_batched, k),
+        "same_top1_recall_users": _same_sets(ranked["float32"], ranked["bfloat16"], 1),
         f"recall@{k}": {d: float(v.mean()) for d, v in recall.items()},
         f"recall@{k}_paired_bf16_minus_fp32": paired_difference(recall["float32"], recall["bfloat16"], 2000, args.seed),
         "goal": "bf16 batch-1 latency <= 0.55x fp32; same top-K set for >= 95% of users; paired Recall@K interval "

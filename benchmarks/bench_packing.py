@@ -3,7 +3,9 @@
 Each step takes ``--users`` random users with all their sliding-window examples (up to ``max_user_examples``):
 
 * ``padded``        one example per row, right-padded, length-sorted (``train.packing=none``);
-* ``tree-N``        the same examples as prefix trees in rows of at most N tokens (``train.packing=prefix_tree``).
+* ``tree-N``        the same examples as prefix trees in rows of at most N tokens (``train.packing=prefix_tree``),
+                    the rows balanced (as the trainer packs);
+* ``tree-N-greedy`` the same, rows filled greedily (full rows, then a short last one padded to their width).
 
 Reports training examples per second (forward + backward + AdamW step, bf16 autocast where supported), tokens
 computed per step and the speed-up over ``padded``. The losses are equal (``tests/test_packing.py``); only the cost
@@ -29,7 +31,7 @@ from pauserec.model.vocab import extend_vocabulary, token_ids_by_level
 from pauserec.prompt import PromptBuilder
 from pauserec.report import markdown_table
 from pauserec.train.batches import LevelSoftmax, RightPadCollator, label_window_loss
-from pauserec.train.packing import PrefixTreeCollator, UnitCollator, tree_loss
+from pauserec.train.packing import PrefixTreeCollator, UnitCollator, pack_sequences, tree_loss
 from pauserec.precision import bf16_enabled
 from pauserec.train.run import training_data
 
@@ -65,6 +67,8 @@ def main() -> None:
 
     methods = {"padded": (padded, label_window_loss)}
     for cap in args.caps:
+        methods[f"tree-{cap}-greedy"] = (
+            lambda step, c=cap: UnitCollator(PrefixTreeCollator(pad, c, pack_sequences))(step), tree_loss)
         methods[f"tree-{cap}"] = (lambda step, c=cap: UnitCollator(PrefixTreeCollator(pad, c))(step), tree_loss)
     results = {name: timed(model, [collate(s) for s in steps], loss_fn, softmax, bf16)
                for name, (collate, loss_fn) in methods.items()}

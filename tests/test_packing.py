@@ -10,6 +10,7 @@ from pauserec.train.packing import (
     ROOT,
     PrefixTree,
     PrefixTreeCollator,
+    pack_balanced,
     pack_sequences,
     UnitCollator,
     UserChunkDataset,
@@ -63,12 +64,22 @@ def test_rows_respect_the_token_cap_without_splitting_a_sequence():
 
 
 def test_collator_pads_rows_so_every_query_sees_a_key():
-    batch = PrefixTreeCollator(pad_token_id=0, max_row_tokens=12)([row([1, 2, 3, 10 + i, 20, 21]) for i in range(4)])
-    assert batch["input_ids"].shape == (2, 12)
+    rows = [row([1, 2, 3, 10 + i, 20, 21]) for i in range(4)] + [row([5, 6, 7])]
+    batch = PrefixTreeCollator(pad_token_id=0, max_row_tokens=12)(rows)
+    assert batch["input_ids"].shape == (2, 12)  # balanced: rows of 12 (3 sequences) and 6 + 3
     assert batch["attention_mask"].shape == (2, 1, 12, 12)
     assert batch["attention_mask"].any(dim=-1).all()  # padding attends to itself
-    assert batch["labels"][1, 6:].eq(IGNORE).all() and batch["label_weights"][1, 6:].eq(0).all()  # rows of 12 and 6
-    assert int(batch["real_tokens"]) == 18 and int(batch["n_sequences"]) == 4
+    assert batch["labels"][1, 9:].eq(IGNORE).all() and batch["label_weights"][1, 9:].eq(0).all()
+    assert int(batch["real_tokens"]) == 21 and int(batch["n_sequences"]) == 5
+
+
+def test_balanced_rows_keep_the_row_count_and_shed_the_padding():
+    rows = [row([1, 2, 3, 10 + i, 20, 21]) for i in range(4)]
+    assert [len(t) for t in pack_sequences(rows, max_row_tokens=12)] == [12, 6]  # greedy: 24 positions for 18
+    balanced = pack_balanced(rows, max_row_tokens=12)
+    assert [len(t) for t in balanced] == [9, 9] and sum(t.n_sequences for t in balanced) == 4
+    rows = [row([1, 2, 3, 10 + i, 20, 21]) for i in range(10)]  # rows of 12, 12, 12, 6: no 4 rows of 11 exist
+    assert [len(t) for t in pack_balanced(rows, max_row_tokens=12)] == [12, 12, 12, 6]
 
 
 def model_and_softmax(tmp_path):
