@@ -117,18 +117,17 @@ def pack_balanced(rows: Sequence[dict[str, list[int]]], max_row_tokens: int) -> 
     never grows)."""
     trees = pack_sequences(rows, max_row_tokens)
     n_rows, width = len(trees), max(len(t) for t in trees)
+    best = trees
     low, high = -(-sum(len(t) for t in trees) // n_rows), width  # ceil(nodes / rows) .. the greedy width
     while low < high:
         mid = (low + high) // 2
-        if len(pack_sequences(rows, mid)) <= n_rows:
-            high = mid
+        candidate = pack_sequences(rows, mid)
+        if len(candidate) <= n_rows:
+            high, best = mid, candidate
         else:
             low = mid + 1
-    if high < width:
-        candidate = pack_sequences(rows, high)
-        if len(candidate) <= n_rows and max(len(t) for t in candidate) < width:
-            return candidate
-    return trees
+    # a sequence longer than the cap gets a row of its own, so a lower cap does not always mean narrower rows
+    return best if max(len(t) for t in best) < width else trees
 
 
 @dataclass
