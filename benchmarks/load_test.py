@@ -10,9 +10,10 @@ The script starts one server per mode (``python -m pauserec serve RUN --host 127
 port, waits for ``/health`` and warms both up; then every concurrency level runs in ``--rounds`` rounds, each round
 on each mode in turn, the order alternating (ABBA), so load from other work on a shared machine hits both modes
 alike. In a round, C asyncio clients share one httpx connection pool and post real test-user histories (one distinct
-user per request, the same users for both modes) until the round's share of the level's request budget
-(``max(--min-requests, --requests-per-client x C)``) is spent or its share of ``--seconds`` has passed. Everything is
-bounded in count and time; nothing leaves 127.0.0.1. Latency is measured by the client (queueing included).
+user per request, the same users for both modes) until the round's request budget (``max(--min-requests,
+--requests-per-client x C)``: whole waves of C requests, so a round does not end on a partial batch that measures the
+tail instead of the load) is spent or its share of ``--seconds`` has passed. Everything is bounded in count and time;
+nothing leaves 127.0.0.1. Latency is measured by the client (queueing included).
 """
 
 from __future__ import annotations
@@ -164,7 +165,7 @@ def run_modes(args, modes: dict[str, list[str]], histories: list[list[str]]) -> 
         names = list(servers)
         offset = 0
         for clients in args.concurrency:
-            budget = -(-max(args.min_requests, args.requests_per_client * clients) // args.rounds)
+            budget = max(args.min_requests, args.requests_per_client * clients)  # per round
             parts: dict[str, list[dict[str, Any]]] = {n: [] for n in names}
             for r in range(args.rounds):
                 for name in names if r % 2 == 0 else names[::-1]:
@@ -193,8 +194,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     ap.add_argument("--max-wait-ms", type=float, default=10.0)
     ap.add_argument("--threads", type=int, default=None, help="the server's torch threads")
     ap.add_argument("--concurrency", type=int, nargs="+", default=[1, 8, 32])
-    ap.add_argument("--requests-per-client", type=int, default=4)
-    ap.add_argument("--min-requests", type=int, default=24)
+    ap.add_argument("--requests-per-client", type=int, default=3, help="per client and round")
+    ap.add_argument("--min-requests", type=int, default=8, help="per round")
     ap.add_argument("--seconds", type=float, default=90.0,
                     help="per level and mode: no request starts after this (split evenly over the rounds)")
     ap.add_argument("--rounds", type=int, default=2, help="rounds per level, the modes alternating (ABBA)")

@@ -6,6 +6,10 @@ validation passes (``eval_train_seconds`` in the train log): validation frequenc
 part of a recipe. For each recipe the result gives the first validation point at or above ``--threshold`` and its
 time, the ratio of those times against a baseline recipe (``--baseline``, default the first), the curve (PNG), and the selected
 checkpoint's test metrics on one fixed test subset with the paired difference against the baseline.
+With ``--seeds``, every recipe but the baseline trains once per seed (seed 0 in ``WORK/NAME``, seed S in
+``WORK/NAME-sS``, all on the baseline's validation and test users) and a second table summarises each recipe over
+its seeds: the crossing of every seed, the crossing of the seed-averaged curve, test metrics with a t-interval over
+seeds, and the paired difference with each user's metric averaged over the seeds.
 Finished runs are reused, so an interrupted benchmark resumes.
 
     .venv/bin/python benchmarks/time_to_quality.py runs/foundation/scientific --work runs/ttq \\
@@ -19,10 +23,13 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+import numpy as np
+
 from common import RESULTS, write_result
 
+from pauserec.bench.table import seed_interval
 from pauserec.config import build_config
-from pauserec.eval.compare import compare_runs
+from pauserec.eval.compare import compare_runs, paired_difference, per_user_values
 from pauserec.eval.run_eval import evaluate_run
 from pauserec.io import read_json
 from pauserec.report import fmt_difference, fmt_metric, markdown_table, save_figure
@@ -48,13 +55,26 @@ def first_reaching(curve: list[dict[str, float]], threshold: float) -> dict[str,
     return next((p for p in curve if p["recall@10"] >= threshold - 1e-12), None)
 
 
-def plot_curves(curves: dict[str, list[dict[str, float]]], threshold: float, path: Path) -> Path:
+def plot_curves(curves: dict[str, list[dict[str, float]]], groups: dict[str, dict[str, str]], threshold: float,
+                path: Path) -> Path:
+    """Validation Recall@10 against the training clock: one colour per recipe; with several seeds, each seed thin
+    and their point-by-point mean thick."""
     from matplotlib.figure import Figure
 
     fig = Figure(figsize=(6.4, 4.0))
     ax = fig.subplots()
-    for name, curve in curves.items():
-        ax.plot([p["train_seconds"] / 60 for p in curve], [p["recall@10"] for p in curve], marker="o", label=name)
+    for i, (recipe, group) in enumerate(groups.items()):
+        color = f"C{i}"
+        runs = [curves[n] for n in group]
+        if len(runs) > 1:
+            for c in runs:
+                ax.plot([p["train_seconds"] / 60 for p in c], [p["recall@10"] for p in c], color=color, alpha=0.3,
+                        linewidth=0.8)
+            runs = [mean_curve(runs)]
+            recipe = f"{recipe} (mean of {len(group)} seeds)"
+        c = runs[0]
+        ax.plot([p["train_seconds"] / 60 for p in c], [p["recall@10"] for p in c], marker="o", color=color,
+                label=recipe)
     ax.axhline(threshold, color="grey", linestyle="--", linewidth=1, label=f"threshold {threshold:.3f}")
     ax.set_xlabel("training wall time, minutes (validation excluded)")
     ax.set_ylabel("validation Recall@10")
@@ -73,6 +93,8 @@ def main() -> None:
     ap.add_argument("--set", action="append", default=[], help="overrides shared by every recipe")
     ap.add_argument("--baseline", help="the recipe the others are compared with (default: the first)")
     ap.add_argument("--threshold", type=float, default=0.080)
+    ap.add_argument("--seeds", type=int, nargs="+", default=[0],
+                    help="train every recipe but the baseline once per seed (seed 0 keeps the recipe's name)")
     ap.add_argument("--name", default="time-to-quality")
     args = ap.parse_args()
     machine = environment()
@@ -80,8 +102,13 @@ def main() -> None:
 
     if args.baseline and args.baseline not in [n for n, _ in args.recipe]:
         raise SystemExit(f"--baseline {args.baseline} is not one of the recipes")
+    base = args.baseline or args.recipe[0][0]
+    base_cfg = build_config(overrides=[*args.set, *dict(args.recipe)[base].split()])
+    users_seed = base_cfg.eval.users_seed(base_cfg.seed)
+    groups = seeded_runs(args.recipe, base, args.seeds, users_seed)
+    runs = {run: overrides for group in groups.values() for run, overrides in group.items()}
     rows, curves = {}, {}
-    for name, overrides in args.recipe:
+    for name, overrides in runs.items():
         cfg = build_config(overrides=[*args.set, *overrides.split()])
         run_dir = work / name
         if not (run_dir / "model").exists():
@@ -93,17 +120,82 @@ def main() -> None:
                       "curve": curves[name], "loss_curve": loss_curve(run_dir),
                       "first_at_threshold": first_reaching(curves[name], args.threshold),
                       **RunDir(run_dir).evaluation()}
-    base = args.baseline or args.recipe[0][0]
-    others = [n for n, _ in args.recipe if n != base]
+    others = [n for n in runs if n != base]
     diffs = compare_runs(work / base, [work / n for n in others], ks=(5, 10))
     for n in others:
         rows[n]["paired_vs_baseline"] = diffs[str(work / n)]
+    seeds = {name: seed_summary(work, base, list(group), rows, args.threshold)
+             for name, group in groups.items() if name != base} if len(args.seeds) > 1 else {}
     md = report(rows, base, args.threshold)
-    figure = plot_curves(curves, args.threshold, RESULTS / f"{args.name}.png")
+    if seeds:
+        md += "\n" + seeds_report(seeds, base, args.threshold)
+    figure = plot_curves(curves, groups, args.threshold, RESULTS / f"{args.name}.png")
     md += f"\n![{args.name}]({figure.name})\n"
     write_result(args.name, {"data": args.data, "shared_overrides": args.set, "threshold": args.threshold,
-                             "baseline": base, "recipes": rows}, md, machine)
+                             "baseline": base, "seeds": args.seeds, "recipes": rows, "over_seeds": seeds}, md, machine)
     print(md)
+
+
+def seeded_runs(recipes: list[list[str]], base: str, seeds: list[int], users_seed: int) -> dict[str, dict[str, str]]:
+    """``{recipe: {run name: overrides}}``: the baseline once, every other recipe once per seed on the baseline's
+    users (seed 0 under the recipe's own name)."""
+    return {name: {(name if seed == 0 else f"{name}-s{seed}"):
+                   (overrides if seed == 0 else f"{overrides} seed={seed} eval.subset_seed={users_seed}")
+                   for seed in ([0] if name == base else seeds)}
+            for name, overrides in recipes}
+
+
+def mean_curve(curves: list[list[dict[str, float]]]) -> list[dict[str, float]]:
+    """The seeds' validation curves averaged point by point over the steps every seed validated at."""
+    steps = sorted(set.intersection(*({p["step"] for p in c} for c in curves)))
+    at = [{p["step"]: p for p in c} for c in curves]
+    return [{"step": s, **{k: float(np.mean([a[s][k] for a in at])) for k in ("train_seconds", "recall@10")}}
+            for s in steps]
+
+
+def seed_summary(work: Path, base: str, names: list[str], rows: dict, threshold: float) -> dict:
+    """One recipe over its seeds: crossings, the seed-mean curve's crossing, test metrics and the paired difference
+    against ``base`` with each user's metric averaged over the seeds."""
+    curve = mean_curve([rows[n]["curve"] for n in names])
+    ks = (5, 10)
+    tasks, ref = per_user_values(work / base, ks)
+    mine = [per_user_values(work / n, ks) for n in names]
+    if any(t != tasks for t, _ in mine):
+        raise SystemExit(f"the seeds of {names[0]} were not decoded on {base}'s test users")
+    base_hit = rows[base]["first_at_threshold"]
+    return {
+        "runs": names,
+        "base_seconds": base_hit["train_seconds"] if base_hit else None,
+        "crossings": {n: rows[n]["first_at_threshold"] for n in names},
+        "mean_curve": curve,
+        "mean_curve_crossing": first_reaching(curve, threshold),
+        "test": {m: seed_interval([rows[n]["metrics"][m]["mean"] for n in names]) for m in ("recall@10", "ndcg@10")},
+        "paired_vs_baseline": {m: paired_difference(ref[m], np.mean([v[m] for _, v in mine], axis=0))
+                               for m in ("recall@10", "ndcg@10")},
+    }
+
+
+def seeds_report(seeds: dict, base: str, threshold: float) -> str:
+    """The over-seeds table: one row per recipe."""
+    header = ["recipe", "seeds", f"train s to val R@10 >= {threshold:.3f}, per seed", "ratio vs " + base + ", per seed",
+              "seed-mean curve: first >= threshold (train s)", "ratio vs " + base, "test R@10 (t-interval over seeds)",
+              "test N@10", "R@10 vs " + base + " (paired, seed-mean per user)", "N@10 vs " + base + " (paired)"]
+    table = []
+    for name, s in seeds.items():
+        hits = list(s["crossings"].values())
+        base_s = s["base_seconds"]
+        table.append([
+            name, str(len(s["runs"])),
+            ", ".join(f"{h['train_seconds']:.0f}" if h else "never" for h in hits),
+            ", ".join(f"{h['train_seconds'] / base_s:.3f}" if h and base_s else "-" for h in hits),
+            (f"step {s['mean_curve_crossing']['step']} ({s['mean_curve_crossing']['train_seconds']:.0f})"
+             if s["mean_curve_crossing"] else "never"),
+            f"{s['mean_curve_crossing']['train_seconds'] / base_s:.3f}" if s["mean_curve_crossing"] and base_s else "-",
+            fmt_metric(s["test"]["recall@10"]), fmt_metric(s["test"]["ndcg@10"]),
+            fmt_difference(s["paired_vs_baseline"]["recall@10"]), fmt_difference(s["paired_vs_baseline"]["ndcg@10"]),
+        ])
+    return "Over seeds (every seed on the same validation and test users as " + base + ", which ran once):\n\n" + \
+        markdown_table(header, table)
 
 
 def report(rows: dict, base: str, threshold: float) -> str:
