@@ -11,7 +11,8 @@
 # the contention, not the recipes.
 #
 # Resumable: rerun the same command after an interruption (each recipe resumes from its last checkpoint with its own
-# code, and its training clock goes on from there). The last step writes benchmarks/results/time-to-quality-scientific.*
+# code, and its training clock goes on from there). The last two steps write benchmarks/results/time-to-quality-scientific.*
+# (one seed per recipe) and benchmarks/results/time-to-quality-scientific-seeds.* (8 users per step, 3 seeds).
 set -euo pipefail
 COMMITTED_CODE=$(cd "$1" && pwd); DATA=$2; WORK=$3
 SHARED=(--set arm.name=direct --set train.val_users=300 --set train.logging_steps=25 --set train.save_total_limit=1
@@ -19,6 +20,7 @@ SHARED=(--set arm.name=direct --set train.val_users=300 --set train.logging_step
 COMMITTED="train.packing=none train.batch_size=64 train.lr=1e-3 train.max_steps=300 train.warmup_ratio=0.17 model.sid_init=noise"
 NEW="train.max_steps=400"
 NEW300="train.max_steps=300"  # the same recipe on a shorter schedule (added after seeing NEW's curve)
+NEW8U="train.batch_size=8 train.max_steps=800 train.eval_every=50"  # half the users per step, twice the steps, 3 seeds
 # new-greedy-rows: NEW as trained by 60b0668, before rows were balanced (pack_balanced); its run directory is reused
 # when present (the table gives each row's git revision), else this trains it with balanced rows like NEW.
 mkdir -p "$WORK"
@@ -29,3 +31,5 @@ PYTHONPATH="$COMMITTED_CODE/src" .venv/bin/python "$COMMITTED_CODE/benchmarks/ti
 rm -f benchmarks/results/ttq-new-only.* "$COMMITTED_CODE"/benchmarks/results/ttq-committed-only.*
 .venv/bin/python benchmarks/time_to_quality.py "$DATA" --work "$WORK" --recipe committed "$COMMITTED" --recipe new "$NEW" \
     --recipe new-300 "$NEW300" --recipe new-greedy-rows "$NEW" "${SHARED[@]}" --name time-to-quality-scientific
+.venv/bin/python benchmarks/time_to_quality.py "$DATA" --work "$WORK" --recipe committed "$COMMITTED" \
+    --recipe new-8u "$NEW8U" --seeds 0 1 2 "${SHARED[@]}" --name time-to-quality-scientific-seeds

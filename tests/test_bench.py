@@ -127,7 +127,7 @@ def test_example_grid_file_is_well_formed():
 
     grid = load_grid(Path(__file__).parents[1] / "benchmarks" / "grids" / "scientific.yaml")
     assert set(grid.models) <= {*baselines.BASELINES, *LLM_ARMS, "tiger"} and grid.models["pause"].k == [1, 2, 4, 8]
-    assert grid.seeds == [0, 1, 2] and grid.set["eval.max_users"] == 2000 and grid.set["train.max_steps"] == 1140
+    assert grid.seeds == [0, 1, 2] and grid.set["eval.max_users"] == 2000 and grid.set["train.max_steps"] * grid.set["train.batch_size"] == 2280 * 8
 
 
 def test_a_cell_made_under_another_config_is_refused(setup, tmp_path):
