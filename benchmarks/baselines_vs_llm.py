@@ -3,7 +3,7 @@
 The baselines come from the grid's output folder (every seed); each ``--llm NAME=EVAL_DIR`` is an evaluated LLM run
 (``pauserec eval RUN --out EVAL_DIR`` with the grid's ``eval.max_users`` and ``eval.subset_seed``, so the same users)
 added as one more model with the seed of its run. The table is the one ``pauserec bench`` writes (mean and interval
-over seeds, paired per-user differences vs ``--reference`` on the same users, costs) plus its figures, committed as
+over seeds, paired per-user differences vs each ``--reference`` on the same users, costs) plus its figures, committed as
 ``benchmarks/results/NAME.{json,md}`` with each LLM run's own training command.
 
     .venv/bin/python benchmarks/baselines_vs_llm.py benchmarks/grids/baselines-scientific.yaml runs/bench-baselines \
@@ -51,7 +51,8 @@ def main() -> None:
     ap.add_argument("grid")
     ap.add_argument("out", type=Path, help="the grid's output folder (pauserec bench GRID --out OUT)")
     ap.add_argument("--llm", action="append", default=[], help="NAME=EVAL_DIR (repeatable)")
-    ap.add_argument("--reference", default="popularity")
+    ap.add_argument("--reference", action="append", help="a model to take paired differences against (repeatable; "
+                    "default: popularity and direct)")
     ap.add_argument("--name", required=True)
     args = ap.parse_args()
     grid = load_grid(args.grid)

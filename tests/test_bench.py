@@ -54,9 +54,17 @@ def test_tiny_grid_end_to_end_then_resume(setup, tmp_path, monkeypatch):
     rows = {r["model"]: r for r in json.loads((out / "table.json").read_text())["rows"]}
     assert set(rows) == {"popularity", "sasrec", "direct", "pause-k1", "pause-k2"}
     assert rows["pause-k2"]["seeds"] == [0, 1] and rows["pause-k2"]["users"] == 30
-    assert rows["sasrec"]["paired"]["recall@10"]["mean"] == pytest.approx(
+    assert rows["sasrec"]["paired"]["popularity"]["recall@10"]["mean"] == pytest.approx(
         rows["sasrec"]["metrics"]["recall@10"]["mean"] - rows["popularity"]["metrics"]["recall@10"]["mean"])
-    assert "pause-k1" in (out / "table.md").read_text()
+    assert rows["pause-k1"]["paired"]["direct"]["ndcg@10"]["mean"] == pytest.approx(
+        rows["pause-k1"]["metrics"]["ndcg@10"]["mean"] - rows["direct"]["metrics"]["ndcg@10"]["mean"])
+    assert set(rows["direct"]["paired"]) == {"popularity"} and rows["popularity"]["val_ndcg@10"] is None
+    # the validation-best K is marked from validation scores alone
+    pauses = [rows["pause-k1"], rows["pause-k2"]]
+    assert sorted(r["val_best"] for r in pauses) == [False, True] and "val_best" not in rows["direct"]
+    assert max(pauses, key=lambda r: r["val_ndcg@10"])["val_best"]
+    table = (out / "table.md").read_text()
+    assert "pause-k1" in table and "N@10 - direct (paired)" in table
     # every seed was decoded on the same users (eval.subset_seed fixed by the grid)
     users = [[json.loads(x)["user"] for x in (out / "planted" / "direct" / f"seed{s}" / "predictions.jsonl")
               .read_text().splitlines()] for s in (0, 1)]
@@ -68,6 +76,28 @@ def test_tiny_grid_end_to_end_then_resume(setup, tmp_path, monkeypatch):
     mtime = (out / "planted" / "pause-k1" / "seed0" / "metrics.json").stat().st_mtime_ns
     run_grid(grid, out, log=lambda m: None)
     assert calls == [] and (out / "planted" / "pause-k1" / "seed0" / "metrics.json").stat().st_mtime_ns == mtime
+
+
+def test_cells_run_seed_by_seed(setup, tmp_path, monkeypatch):
+    """A grid stopped part-way has run every model once before any model's second seed."""
+    root, data, backbone = setup
+    order = []
+    monkeypatch.setattr(bench_cells, "fit", lambda cell, out, **k: order.append(cell.id))
+    monkeypatch.setattr(bench_cells, "evaluate", lambda *a, **k: None)
+    grid = write_grid(tmp_path / "grid.yaml", data, backbone, {"direct": {}, "pause": {"k": [1, 2]}}, seeds=[0, 1])
+    run_grid(grid, tmp_path / "out", log=lambda m: None)
+    assert order == [f"planted/{m}/seed{s}" for s in (0, 1) for m in ("direct", "pause-k1", "pause-k2")]
+
+
+def test_named_variant_runs_its_arm(setup, tmp_path):
+    from pauserec.bench import expand, load_grid
+
+    root, data, backbone = setup
+    grid = write_grid(tmp_path / "grid.yaml", data, backbone,
+                      {"direct": {}, "direct-lr": {"arm": "direct", "set": {"train.lr": 0.01}}}, seeds=[0])
+    cells = {c.model: c for c in expand(load_grid(grid))}
+    assert cells["direct-lr"].base == "direct" and cells["direct-lr"].config().arm.name == "direct"
+    assert cells["direct-lr"].config().train.lr == 0.01 and cells["direct"].config().train.lr != 0.01
 
 
 def test_failing_cell_is_recorded_and_others_finish(setup, tmp_path, monkeypatch):
@@ -101,6 +131,9 @@ def test_parallel_fits_in_processes(setup, tmp_path):
     ({"direct": {"k": [2]}}, "model 'direct' takes no k"),
     ({"pause": {"k": [1], "set": {"arm.name": "cot"}}}, "arm.name is set by the grid"),
     ({"direct": {"set": {"arm.pause_tokenz": 1}}}, "arm.pause_tokenz"),
+    ({"cot-x": {"arm": "sasrec"}}, "unknown arm 'sasrec'"),
+    ({"direct": {"arm": "pause"}}, "needs a name of its own"),
+    ({"direct-long": {}}, "a named variant needs arm:"),
 ])
 def test_bad_grid_fails_before_anything_runs(setup, tmp_path, models, expected):
     root, data, backbone = setup

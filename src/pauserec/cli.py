@@ -270,15 +270,16 @@ def bench(
     out: Annotated[Path, typer.Option("--out", "-o", help="Grid folder: one run directory per cell, table and figures.")],
     parallel: Annotated[int, typer.Option(help="Cells trained at once, one process each (CPU threads split); LLM "
                                           "evaluations still run one at a time.")] = 1,
-    reference: Annotated[Optional[str], typer.Option(help="Model the paired differences are taken against "
-                                                     "(default: popularity, else the first model).")] = None,
+    reference: Annotated[Optional[list[str]], typer.Option(help="A model the paired differences are taken against, "
+                                                           "repeatable (default: popularity and direct, where "
+                                                           "the grid has them).")] = None,
 ) -> None:
     """Run a declared grid (models x K x datasets x seeds); finished cells are skipped, failed ones recorded."""
     from .bench import run_grid
 
     if parallel < 1:
         raise PauseRecError(f"--parallel must be >= 1, got {parallel}")
-    result = run_grid(grid, out, parallel=parallel, reference=reference, log=lambda m: console.print(m, highlight=False))
+    result = run_grid(grid, out, parallel=parallel, references=reference, log=lambda m: console.print(m, highlight=False))
     failed = {k: v["error"] for k, v in result["cells"].items() if v.get("status") == "failed"}
     console.print((out / "table.md").read_text(), highlight=False)
     for cell, error in failed.items():

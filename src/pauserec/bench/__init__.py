@@ -7,7 +7,7 @@ failures recorded, optionally in parallel), :mod:`.table` aggregates what finish
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +18,7 @@ from .table import plot_all, summarize, write_table
 __all__ = ["Cell", "expand", "load_grid", "run_grid"]
 
 
-def run_grid(grid_path: str | Path, out: str | Path, parallel: int = 1, reference: str | None = None,
+def run_grid(grid_path: str | Path, out: str | Path, parallel: int = 1, references: Sequence[str] | None = None,
               log: Callable[[str], None] = print) -> dict[str, Any]:
     """Validate the whole grid, run its unfinished cells, and write the table and figures into ``out``.
 
@@ -26,11 +26,12 @@ def run_grid(grid_path: str | Path, out: str | Path, parallel: int = 1, referenc
     """
     out = Path(out)
     cells = expand(load_grid(grid_path), source=str(grid_path))
-    if reference is not None and reference not in {c.model for c in cells}:
+    unknown = [r for r in references or [] if r not in {c.model for c in cells}]
+    if unknown:
         from ..errors import ConfigError
 
-        raise ConfigError(f"--reference {reference!r} is not a model of {grid_path}")
+        raise ConfigError(f"--reference {unknown[0]!r} is not a model of {grid_path}")
     state = run_cells(cells, out, parallel, log)
-    rows = summarize(cells, out, reference)
+    rows = summarize(cells, out, references)
     files = {**write_table(rows, out), **{p.stem: p for p in plot_all(rows, out)}}
     return {"cells": state, "rows": rows, "files": {k: str(v) for k, v in files.items()}}

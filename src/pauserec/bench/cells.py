@@ -5,7 +5,8 @@ interruption); a baseline runs whole (it trains, ranks and writes its run direct
 decoded (``eval.run_eval.evaluate_run``). With ``parallel > 1`` the fits run in that many processes (CPU threads
 split between them), then LLM evaluations run one at a time in this process so each latency is measured alone.
 
-A cell with ``metrics.json`` is finished and skipped. A cell that raises is recorded in ``OUT/grid_state.json``
+Cells run seed by seed (every model's seed 0, then every model's seed 1, ...), so a grid stopped part-way has
+compared every model once. A cell with ``metrics.json`` is finished and skipped. A cell that raises is recorded in ``OUT/grid_state.json``
 (``{"cells": {id: {"status": "failed", "error": ...}}}``) and the grid goes on.
 """
 
@@ -81,7 +82,7 @@ def run_cells(cells: Sequence[Cell], out: Path, parallel: int = 1, log: Callable
     """Run every unfinished cell; returns the grid state (also written to ``OUT/grid_state.json``)."""
     check_stored_configs(cells, out)
     state = _load_state(out)
-    pending = [c for c in cells if not finished(c, out)]
+    pending = sorted((c for c in cells if not finished(c, out)), key=lambda c: c.seed)  # every model's first seed first
     for c in cells:
         if finished(c, out):
             state[c.id] = {"status": "done"}

@@ -11,8 +11,10 @@ A grid file (YAML)::
       sasrec: {set: {baseline.sasrec.epochs: 30}}        # per-model overrides on top of the shared ones
       direct: {}                                         # an LLM arm: direct, pause (with k: [..]) or cot
       pause: {k: [1, 2, 4]}
+      cot-short: {arm: cot, set: {arm.max_rationale_tokens: 32}}   # a named variant of an arm
 
-Every cell's config is built (and so validated) before anything runs: an unknown model, arm or key is one line
+Variants of one arm (pause's K values, named variants) are compared on validation in the table, which marks the
+validation-best one (:func:`.table.mark_validation_best`). Every cell's config is built (and so validated) before anything runs: an unknown model, arm or key is one line
 naming it. All seeds of a grid evaluate the same users: ``eval.subset_seed`` is 0 unless the file sets it.
 """
 
@@ -35,6 +37,8 @@ LLM_ARMS = ("direct", "pause", "cot")
 class ModelSpec(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
+    arm: str | None = Field(None, description="The LLM arm a named variant runs (its model name is then free, e.g. "
+                                              "cot-short); default: the model's name.")
     k: list[int] | None = Field(None, description="pause: the K values, one model per K.")
     set: dict[str, Any] = Field({}, description="Dotted overrides for this model only.")
 
@@ -93,33 +97,46 @@ def expand(grid: GridSpec, source: str = "grid") -> list[Cell]:
     """All cells, each config built once here so that a bad model, arm or key fails before anything runs."""
     cells = []
     for name, spec in grid.models.items():
-        if name not in BASELINES and name not in LLM_ARMS:
-            raise ConfigError(f"{source}: unknown model {name!r} (baselines: {', '.join(sorted(BASELINES))}; "
-                              f"LLM arms: {', '.join(LLM_ARMS)})")
-        if spec.k is not None and name != "pause":
+        base = _base(name, spec, source)
+        if spec.k is not None and base != "pause":
             raise ConfigError(f"{source}: model {name!r} takes no k (only pause has K values)")
-        for k in (spec.k or [None]) if name == "pause" else [None]:
+        for k in (spec.k or [None]) if base == "pause" else [None]:
             for dataset, data_dir in grid.datasets.items():
                 for seed in grid.seeds:
-                    cell = _cell(grid, name, spec, k, dataset, data_dir, seed)
+                    cell = _cell(grid, name, base, spec, k, dataset, data_dir, seed)
                     _check(cell, source)
                     cells.append(cell)
     return cells
 
 
+def _base(name: str, spec: ModelSpec, source: str) -> str:
+    """The baseline or LLM arm a model runs: its ``arm:``, else its name."""
+    if spec.arm is not None:
+        if spec.arm not in LLM_ARMS:
+            raise ConfigError(f"{source}: model {name!r}: unknown arm {spec.arm!r} (LLM arms: {', '.join(LLM_ARMS)})")
+        if name in BASELINES or name in LLM_ARMS:
+            raise ConfigError(f"{source}: model {name!r} with arm: needs a name of its own (e.g. {spec.arm}-long)")
+        return spec.arm
+    if name not in BASELINES and name not in LLM_ARMS:
+        raise ConfigError(f"{source}: unknown model {name!r} (baselines: {', '.join(sorted(BASELINES))}; "
+                          f"LLM arms: {', '.join(LLM_ARMS)}; a named variant needs arm:)")
+    return name
+
+
 RESERVED = ("seed", "arm.name", "arm.pause_tokens")  # set by the grid itself: seeds, model name, k
 
 
-def _cell(grid: GridSpec, name: str, spec: ModelSpec, k: int | None, dataset: str, data_dir: str, seed: int) -> Cell:
+def _cell(grid: GridSpec, name: str, base: str, spec: ModelSpec, k: int | None, dataset: str, data_dir: str,
+          seed: int) -> Cell:
     shared = {"eval.subset_seed": 0, **grid.set}
     for key in RESERVED:
         if key in grid.set or key in spec.set:
             raise ConfigError(f"{key} is set by the grid (seeds:, the model's name and k:), not by an override "
                               f"(model {name!r})")
-    arm = [f"arm.name={name}", *([f"arm.pause_tokens={k}"] if k is not None else [])] if name in LLM_ARMS else []
+    arm = [f"arm.name={base}", *([f"arm.pause_tokens={k}"] if k is not None else [])] if base in LLM_ARMS else []
     overrides = [f"{key}={_yaml(v)}" for key, v in {**shared, **spec.set}.items()] + arm + [f"seed={seed}"]
     model = name if k is None else f"{name}-k{k}"
-    return Cell(model, name, k, dataset, data_dir, seed, tuple(overrides))
+    return Cell(model, base, k, dataset, data_dir, seed, tuple(overrides))
 
 
 def _check(cell: Cell, source: str) -> None:

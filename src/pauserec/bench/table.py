@@ -1,5 +1,5 @@
 """A grid's results: one row per model (x K) per dataset, mean and 95% interval over seeds, costs, paired
-differences against a reference model on the same users, and three figures.
+differences against reference models on the same users, the validation-best variant of each arm, and three figures.
 
 Written into the grid's output folder: ``table.md``, ``table.csv``, ``table.json``, ``accuracy_vs_latency.png``,
 ``accuracy_vs_train_cost.png`` and ``pause_curve.png`` (metric vs K, ``direct`` as K = 0).
@@ -43,19 +43,28 @@ def _cost(cost: dict[str, Any]) -> tuple[float | None, float | None]:
     return train, latency
 
 
-def summarize(cells: Sequence[Cell], out: Path, reference: str | None = None) -> list[dict[str, Any]]:
-    """One row per (dataset, model) over its finished seeds; ``paired`` vs ``reference`` (default: popularity,
-    else the first model) from per-user metrics averaged over the seeds both have."""
+VALIDATION = "ndcg@10"  # what picks an arm's variant (pause K, a cot configuration): never a test metric
+
+
+def default_references(models: Sequence[str]) -> list[str]:
+    """Popularity and ``direct`` where the grid has them, else its first model."""
+    return [m for m in ("popularity", "direct") if m in models] or list(models[:1])
+
+
+def summarize(cells: Sequence[Cell], out: Path, references: Sequence[str] | None = None) -> list[dict[str, Any]]:
+    """One row per (dataset, model) over its finished seeds. ``paired[ref]``: the difference vs each reference model
+    (default :func:`default_references`) from per-user metrics averaged over the seeds both have. ``val_best``: True
+    on the variant of its arm with the highest mean validation NDCG@10, where an arm has several (e.g. pause K)."""
     groups: dict[tuple[str, str], list[Cell]] = {}
     for c in cells:
         groups.setdefault((c.dataset, c.model), []).append(c)
     models = list(dict.fromkeys(c.model for c in cells))
-    reference = reference or ("popularity" if "popularity" in models else models[0])
+    references = list(references or default_references(models))
     rows = []
     for (dataset, model), group in groups.items():
         done = [c for c in group if (c.run_dir(out) / "metrics.json").exists()]
-        row: dict[str, Any] = {"dataset": dataset, "model": model, "k": group[0].k, "seeds": [c.seed for c in done],
-                               "missing_seeds": [c.seed for c in group if c not in done]}
+        row: dict[str, Any] = {"dataset": dataset, "model": model, "arm": group[0].base, "k": group[0].k,
+                               "seeds": [c.seed for c in done], "missing_seeds": [c.seed for c in group if c not in done]}
         if done:
             evals = [{**read_json(c.run_dir(out) / "metrics.json"), "cost": _read_cost(c, out)} for c in done]
             row["metrics"] = {m: seed_interval([e["metrics"][m]["mean"] for e in evals]) for m in METRICS}
@@ -63,11 +72,27 @@ def summarize(cells: Sequence[Cell], out: Path, reference: str | None = None) ->
             costs = [_cost(e["cost"]) for e in evals]
             row["train_seconds"] = _mean([c[0] for c in costs])
             row["latency_per_user_s"] = _mean([c[1] for c in costs])
-            ref = groups.get((dataset, reference), [])
-            row["paired_vs"] = reference
-            row["paired"] = _paired(ref, done, out) if model != reference else None
+            row[f"val_{VALIDATION}"] = _mean([(e["cost"].get("train") or {}).get(f"best_val_{VALIDATION}") for e in evals])
+            row["paired"] = {ref: _paired(groups.get((dataset, ref), []), done, out)
+                             for ref in references if ref != model and (dataset, ref) in groups}
         rows.append(row)
+    mark_validation_best(rows)
     return rows
+
+
+def mark_validation_best(rows: list[dict[str, Any]]) -> None:
+    """Per dataset and arm with two or more validated variants, ``val_best`` True on the one with the highest mean
+    validation score (the first listed on a tie), False on the others."""
+    key = f"val_{VALIDATION}"
+    families: dict[tuple[str, str], list[dict[str, Any]]] = {}
+    for r in rows:
+        if r.get(key) is not None:
+            families.setdefault((r["dataset"], r["arm"]), []).append(r)
+    for family in families.values():
+        if len(family) > 1:
+            best = max(family, key=lambda r: r[key])
+            for r in family:
+                r["val_best"] = r is best
 
 
 def _read_cost(cell: Cell, out: Path) -> dict[str, Any]:
@@ -103,13 +128,16 @@ def _paired(ref: Sequence[Cell], cells: Sequence[Cell], out: Path) -> dict[str, 
 
 def write_table(rows: Sequence[dict[str, Any]], out: Path) -> dict[str, Path]:
     """``table.md``, ``table.csv`` and ``table.json`` in ``out``."""
-    header = ["dataset", "model", "seeds", "users", *METRICS, "R@10 - ref (paired)", "train s", "latency/user ms"]
-    lines = [_line(r) for r in rows]
+    refs = list(dict.fromkeys(ref for r in rows for ref in r.get("paired", {})))
+    header = ["dataset", "model", "seeds", "users", *METRICS, f"val {VALIDATION}",
+              *[f"{short} - {ref} (paired)" for ref in refs for short in PAIRED], "train s", "latency/user ms"]
+    lines = [_line(r, refs) for r in rows]
     paths = {"md": out / "table.md", "csv": out / "table.csv", "json": out / "table.json"}
-    ref = next((r["paired_vs"] for r in rows if "paired_vs" in r), "-")
-    write_text(paths["md"], f"Mean [95% t-interval over seeds]; paired difference vs {ref} on the same users "
-                            f"(per-user metric averaged over seeds, bootstrap over users).\n\n"
-                            + markdown_table(header, lines))
+    note = ("\n\n`*` the validation-best variant of its arm (highest mean validation NDCG@10 over seeds; chosen "
+            "without test data)." if any(r.get("val_best") for r in rows) else "")
+    write_text(paths["md"], "Mean [95% t-interval over seeds]; paired differences vs " + (", ".join(refs) or "-")
+               + " on the same users (per-user metric averaged over the seeds both have, bootstrap over users)."
+               + note + "\n\n" + markdown_table(header, lines))
     buf = io.StringIO()
     csv.writer(buf).writerows([header, *lines])
     write_text(paths["csv"], buf.getvalue())
@@ -117,15 +145,24 @@ def write_table(rows: Sequence[dict[str, Any]], out: Path) -> dict[str, Path]:
     return paths
 
 
-def _line(r: dict[str, Any]) -> list[str]:
+PAIRED = {"R@10": "recall@10", "N@10": "ndcg@10"}  # the paired differences shown, per reference
+
+
+def _line(r: dict[str, Any], refs: Sequence[str]) -> list[str]:
+    model = r["model"] + (" *" if r.get("val_best") else "")
     if "metrics" not in r:
-        return [r["dataset"], r["model"], "0", "-", *["-"] * len(METRICS), "-", "-", "-"]
-    paired = r.get("paired")
-    diff = "-" if not paired else paired.get("error") or fmt_difference(paired["recall@10"])
+        return [r["dataset"], model, "0", "-", *["-"] * (len(METRICS) + 1 + len(PAIRED) * len(refs)), "-", "-"]
     fmt = lambda v, scale, spec: "-" if v is None else format(v * scale, spec)  # noqa: E731
-    return [r["dataset"], r["model"], ",".join(map(str, r["seeds"])), str(r["users"]),
-            *[fmt_metric(r["metrics"][m]) for m in METRICS], diff,
+    return [r["dataset"], model, ",".join(map(str, r["seeds"])), str(r["users"]),
+            *[fmt_metric(r["metrics"][m]) for m in METRICS], fmt(r[f"val_{VALIDATION}"], 1, ".4f"),
+            *[_diff(r["paired"].get(ref), metric) for ref in refs for metric in PAIRED.values()],
             fmt(r["train_seconds"], 1, ".0f"), fmt(r["latency_per_user_s"], 1000, ".2f")]
+
+
+def _diff(paired: dict[str, Any] | None, metric: str) -> str:
+    if not paired:
+        return "-"
+    return paired.get("error") or fmt_difference(paired[metric])
 
 
 def plot_all(rows: Sequence[dict[str, Any]], out: Path, metric: str = "recall@10") -> list[Path]:
@@ -165,7 +202,7 @@ def _pause_curve(rows: Sequence[dict[str, Any]], metric: str, path: Path) -> Pat
     ax = fig.subplots()
     for dataset in dict.fromkeys(r["dataset"] for r in rows):
         points = sorted((0 if r["model"] == "direct" else r["k"], r["metrics"][metric]) for r in rows
-                        if r["dataset"] == dataset and (r["model"] == "direct" or r["model"].startswith("pause-")))
+                        if r["dataset"] == dataset and r["model"] in ("direct", f"pause-k{r['k']}"))
         if points:
             ks, ms = [p[0] for p in points], [p[1] for p in points]
             ax.errorbar(ks, [m["mean"] for m in ms], yerr=[[m["mean"] - m["ci_low"] for m in ms],
