@@ -252,3 +252,24 @@ def test_last_complete_checkpoint_skips_torn_and_refuses_none(tmp_path):
     (empty / "checkpoint-1").mkdir(parents=True)
     with pytest.raises(PauseRecError, match="no complete checkpoint"):
         last_complete_checkpoint(empty)
+
+
+def test_checkpoint_size_is_weights_plus_adam_moments():
+    from pauserec.train.run import checkpoint_bytes
+
+    layer = torch.nn.Linear(3, 2)  # 6 + 2 fp32 parameters = 32 bytes
+    assert checkpoint_bytes(layer) == (32 + 2 * 4 * 8, 32)
+    layer.bias.requires_grad_(False)  # frozen: no optimizer moments
+    assert checkpoint_bytes(layer) == (32 + 2 * 4 * 6, 32)
+
+
+def test_training_that_cannot_fit_on_the_disk_stops_before_its_first_step(setup, tmp_path, monkeypatch):
+    """A disk that fills mid-run costs every step since the last checkpoint: refuse up front, write nothing to resume."""
+    from pauserec.errors import PauseRecError
+
+    root, data_dir, backbone = setup
+    real = shutil.disk_usage
+    monkeypatch.setattr(shutil, "disk_usage", lambda p: real(p)._replace(free=10_000))
+    with pytest.raises(PauseRecError, match=r"GB free on its disk, training needs about .* \(3 checkpoints"):
+        train(config(root, backbone), data_dir, tmp_path / "run")
+    assert not (tmp_path / "run" / "checkpoints").exists() and not (tmp_path / "run" / "model").exists()

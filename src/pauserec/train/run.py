@@ -139,12 +139,42 @@ def load_model(cfg: RunConfig, dataset, catalog, extra_tokens: list[str]):
     return model, tokenizer, new_ids, level_ids
 
 
+def checkpoint_bytes(model: torch.nn.Module) -> tuple[int, int]:
+    """``(bytes of one Trainer checkpoint, bytes of the weights alone)``: the weights plus AdamW's two fp32 moments
+    per trainable parameter (SmolLM2-135M fully trained: 0.54 GB + 1.08 GB)."""
+    weights = trainable = 0
+    for p in model.parameters():
+        weights += p.numel() * p.element_size()
+        trainable += p.numel() if p.requires_grad else 0
+    return weights + 2 * 4 * trainable, weights
+
+
+def check_free_disk(folder: Path, model: torch.nn.Module, cfg: RunConfig) -> None:
+    """Refuse to start training whose checkpoints will not fit on the disk: a disk that fills mid-run costs every
+    step since the last checkpoint, and the checkpoint being written is torn. Counts the checkpoints the run keeps at
+    once (``train.save_total_limit`` + the one being written), less those already there, plus the final model."""
+    import shutil
+
+    per_checkpoint, weights = checkpoint_bytes(model)
+    saves = math.ceil(cfg.train.max_steps / cfg.train.eval_every)
+    kept = min(saves, (cfg.train.save_total_limit or saves) + 1)
+    existing = len(list(folder.glob("checkpoint-*"))) if folder.is_dir() else 0
+    needed = max(0, kept - existing) * per_checkpoint + weights
+    free = shutil.disk_usage(folder if folder.is_dir() else folder.parent).free
+    if free < needed:
+        raise PauseRecError(
+            f"{folder}: {free / 1e9:.1f} GB free on its disk, training needs about {needed / 1e9:.1f} GB "
+            f"({max(0, kept - existing)} checkpoints of {per_checkpoint / 1e9:.2f} GB + the selected model): free "
+            "space, lower train.save_total_limit, or train elsewhere (--out)")
+
+
 def fit(cfg: RunConfig, run: RunDir, model, tokenizer, train_set, collator, validate, softmax, resume: bool,
         extra_cost: dict[str, Any] | None = None) -> dict[str, Any]:
     """Run the Trainer (validation every ``train.eval_every`` steps selects the checkpoint), save the selected model
     to ``RUN/model`` and write ``train_log.json`` and ``train_cost.json``; returns the cost summary."""
     t_start = time.perf_counter()
     run.pin_fact("tokenizer_hash", tokenizer_hash(tokenizer))  # a resumed run must extend the same vocabulary
+    check_free_disk(run.path / "checkpoints", model, cfg)
     time_cap = StopAfter(60 * cfg.train.max_minutes) if cfg.train.max_minutes else None
     trainer = SFTTrainer(
         model=model,
