@@ -244,6 +244,9 @@ def test_whole_pipeline_ground_rationales_sft_eval(tmp_path):
                                   "train.max_steps=4", "train.eval_every=4"])
     cost = train(cfg, data_dir, tmp_path / "cot")
     assert cost["with_rationale"] > 0 and cost["train_users"] == 60
+    # the loss is logged with its parts: the rationale (lead) and the SID, which the rationale must not hide
+    logged = [e for e in json.loads((tmp_path / "cot" / "train_log.json").read_text()) if "loss" in e]
+    assert logged and all(e["sid_loss"] > 0 and e["lead_loss"] > 0 for e in logged)
     result = evaluate_run(tmp_path / "cot", progress=False)
     rows = [json.loads(line) for line in (tmp_path / "cot" / "predictions.jsonl").read_text().splitlines()]
     assert all("rationale" in r for r in rows)

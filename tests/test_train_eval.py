@@ -31,11 +31,14 @@ def config(backbone, root, *extra):
 @pytest.mark.parametrize("arm", ["direct", "pause"])
 def test_train_then_evaluate(setup, arm):
     root, data_dir, backbone = setup
-    cfg = config(backbone, root, f"arm.name={arm}", "arm.pause_tokens=2")
+    cfg = config(backbone, root, f"arm.name={arm}", "arm.pause_tokens=2", "train.logging_steps=1")
     run_dir = root / f"run-{arm}"
     cost = train(cfg, data_dir, run_dir)
     assert cost["steps"] == 200 and cost["real_tokens"] > 0 and 0 <= cost["padding_fraction"] < 0.5
     log = json.loads((run_dir / "train_log.json").read_text())
+    # every label of direct and pause is an SID token: the SID part is the whole loss, there is no lead part
+    losses = [e for e in log if "loss" in e]
+    assert len(losses) == 200 and all(abs(e["sid_loss"] - e["loss"]) < 1e-3 and "lead_loss" not in e for e in losses)
     assert [e["step"] for e in log if "eval_recall@10" in e] == [100, 200]
     assert (run_dir / "model" / "config.json").exists()
     # selection reads validation NDCG@10; the cost reports both metrics at the selected step
@@ -139,8 +142,8 @@ def test_diverged_training_stops_with_a_clear_error(setup, tmp_path, monkeypatch
     root, data_dir, backbone = setup
     from pauserec.train import trainer as trainer_module
 
-    real_loss = trainer_module.tree_loss
-    monkeypatch.setattr(trainer_module, "tree_loss", lambda *a: (real_loss(*a)[0] * float("nan"), 1))
+    real_nll = trainer_module.tree_nll
+    monkeypatch.setattr(trainer_module, "tree_nll", lambda *a: (lambda n, t, w: (n * float("nan"), t, w))(*real_nll(*a)))
     cfg = config(backbone, root, "train.max_steps=20", "train.eval_every=20", "train.logging_steps=2")
     with pytest.raises(DivergedError, match="diverged: grad_norm = nan at step 2"):
         train(cfg, data_dir, tmp_path / "r")

@@ -186,11 +186,18 @@ class TrieSoftmax(LevelSoftmax):
 
 
 def label_window_loss(model, batch: dict[str, torch.Tensor], softmax: LevelSoftmax | None = None) -> tuple[torch.Tensor, int]:
-    """Next-token cross-entropy on labelled positions, with the LM head run only over the label window.
+    """Mean next-token cross-entropy over labelled positions; returns it and the number of those tokens."""
+    nll, target, _ = label_window_nll(model, batch, softmax)
+    return nll.mean(), int(target.numel())
 
-    The window spans the batch's first to last labelled column; logits at columns ``first-1 .. last-1``
-    predict them. With ``softmax`` the SID labels are normalised over their level's tokens (:class:`LevelSoftmax`).
-    Returns the mean loss over labelled tokens and the number of those tokens.
+
+def label_window_nll(model, batch: dict[str, torch.Tensor], softmax: LevelSoftmax | None = None
+                     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Per labelled position of padded rows: ``(nll, target, weight)``, each ``(n,)``, weight 1.
+
+    The LM head runs only over the label window: the batch's first to last labelled column; logits at columns
+    ``first-1 .. last-1`` predict them. With ``softmax`` the SID labels are normalised over their level's tokens
+    (:class:`LevelSoftmax`).
     """
     labels = batch["labels"]
     columns = (labels != IGNORE).any(dim=0).nonzero().squeeze(1)
@@ -212,7 +219,7 @@ def label_window_loss(model, batch: dict[str, torch.Tensor], softmax: LevelSoftm
     else:
         previous = torch.arange(-1, labels.shape[1] - 1, device=labels.device).expand_as(labels)
         nll = softmax.nll(logits, target, LabelSites(batch["input_ids"], previous, rows, offset + first))
-    return nll.mean(), int(target.numel())
+    return nll, target, torch.ones_like(nll)
 
 
 def sid_softmax(loss: str, level_token_ids: list[torch.Tensor], vocab_size: int, trie: PrefixTrie) -> LevelSoftmax | None:

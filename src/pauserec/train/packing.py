@@ -177,11 +177,18 @@ class PrefixTreeCollator:
 
 def tree_loss(model, batch: dict[str, torch.Tensor], softmax=None) -> tuple[torch.Tensor, int]:
     """Weighted mean next-token NLL over the labelled nodes of prefix-tree rows (:class:`PrefixTreeCollator`).
+    Returns the loss and the number of labelled tokens it averages (counting shared nodes once per sequence)."""
+    nll, _, w = tree_nll(model, batch, softmax)
+    return (nll * w).sum() / w.sum(), int(w.sum())
+
+
+def tree_nll(model, batch: dict[str, torch.Tensor], softmax=None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Per labelled node of prefix-tree rows: ``(nll, target, weight)``, each ``(n,)``; the weight counts the
+    sequences that share the node.
 
     The LM head runs only at the parents of labelled nodes (``logits_to_keep`` = their union over rows).
     With ``softmax`` (:class:`~pauserec.train.batches.LevelSoftmax` or ``TrieSoftmax``) SID labels are normalised over
     their level's codes, or over those their SID prefix allows.
-    Returns the loss and the number of labelled tokens it averages (counting shared nodes once per sequence).
     """
     labels = batch["labels"]
     rows, cols = (labels != IGNORE).nonzero(as_tuple=True)
@@ -204,8 +211,7 @@ def tree_loss(model, batch: dict[str, torch.Tensor], softmax=None) -> tuple[torc
         nll = softmax.nll(logits, target, LabelSites(batch["input_ids"], batch["parents"], rows, cols))
     else:
         nll = torch.nn.functional.cross_entropy(logits, target, reduction="none")
-    w = batch["label_weights"][rows, cols].to(nll.dtype)
-    return (nll * w).sum() / w.sum(), int(w.sum())
+    return nll, target, batch["label_weights"][rows, cols].to(nll.dtype)
 
 
 class UserChunkDataset(torch.utils.data.Dataset):

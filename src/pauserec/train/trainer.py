@@ -22,8 +22,8 @@ from transformers.trainer_pt_utils import get_length_grouped_indices
 from ..errors import DivergedError, PauseRecError
 from ..io import write_text
 from ..eval.metrics import compute_metrics
-from .batches import LevelSoftmax, label_window_loss
-from .packing import tree_loss
+from .batches import LevelSoftmax, label_window_nll
+from .packing import tree_nll
 
 VALIDATION_METRICS = ("recall@10", "ndcg@10")  # computed at every validation, logged as eval_<name>
 # Model selection reads NDCG@10: on a few hundred validation users Recall@10 moves in steps of 1/users, so two
@@ -95,6 +95,10 @@ class SFTTrainer(Trainer):
     Batches are either padded examples (:class:`~.batches.RightPadCollator`) or prefix-tree rows
     (:class:`~.packing.PrefixTreeCollator`, recognised by their ``parents``). It counts the tokens it trains on:
     ``real_tokens`` (positions computed, without padding) and ``padded_tokens`` (all positions), and the training examples (target items) it saw, ``examples_seen``.
+
+    With ``softmax`` each logged ``loss`` comes with its two parts since the previous log (this process's tokens):
+    ``sid_loss`` over SID labels and ``lead_loss`` over the other labels (a cot rationale and ``</think>``, a
+    grounding task's text), so an easy rationale cannot hide an SID loss that does not fall.
     """
 
     def __init__(
@@ -113,6 +117,7 @@ class SFTTrainer(Trainer):
         self._started: float | None = None
         self._validation_seconds = 0.0
         self._clock_before = 0.0  # training seconds spent before a resumed checkpoint
+        self._parts: torch.Tensor | None = None  # (4,) NLL sum and weight of SID labels, then of the others
 
     def train(self, resume_from_checkpoint=None, *args, **kwargs):
         self._started, self._validation_seconds = time.perf_counter(), 0.0
@@ -148,16 +153,35 @@ class SFTTrainer(Trainer):
 
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
         if "parents" in inputs:
-            loss, _ = tree_loss(model, inputs, self.softmax)
+            nll, target, w = tree_nll(model, inputs, self.softmax)
             self.real_tokens += int(inputs["real_tokens"])
             self.examples_seen += int(inputs["n_sequences"])
             self.padded_tokens += inputs["input_ids"].numel()
         else:
-            loss, _ = label_window_loss(model, inputs, self.softmax)
+            nll, target, w = label_window_nll(model, inputs, self.softmax)
             self.real_tokens += int(inputs["attention_mask"].sum())
             self.examples_seen += inputs["input_ids"].shape[0]
             self.padded_tokens += inputs["attention_mask"].numel()
+        loss = (nll * w).sum() / w.sum()
+        self._add_parts(nll.detach(), target, w)
         return (loss, None) if return_outputs else loss
+
+    def _add_parts(self, nll: torch.Tensor, target: torch.Tensor, w: torch.Tensor) -> None:
+        if self.softmax is None:
+            return
+        is_sid = (self.softmax.level_of.to(target.device)[target] >= 0).to(nll.dtype)
+        weighted = nll * w
+        parts = torch.stack([(weighted * is_sid).sum(), (w * is_sid).sum(),
+                             (weighted * (1 - is_sid)).sum(), (w * (1 - is_sid)).sum()])
+        self._parts = parts if self._parts is None else self._parts + parts  # on the device: no sync per step
+
+    def log(self, logs: dict[str, float], *args, **kwargs) -> None:
+        if "loss" in logs and self._parts is not None:
+            sid, sid_w, lead, lead_w = self._parts.tolist()
+            parts = {"sid_loss": sid / sid_w if sid_w else None, "lead_loss": lead / lead_w if lead_w else None}
+            logs = {**logs, **{k: round(v, 4) for k, v in parts.items() if v is not None}}
+            self._parts = None
+        super().log(logs, *args, **kwargs)
 
     def evaluate(self, eval_dataset=None, ignore_keys=None, metric_key_prefix: str = "eval") -> dict[str, float]:
         was_training = self.model.training
