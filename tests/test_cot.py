@@ -254,3 +254,25 @@ def test_whole_pipeline_ground_rationales_sft_eval(tmp_path):
     stages = [s["stage"] for s in result["cost"]["pipeline"]["stages"]]
     assert stages == ["ground", "rationales", "train:cot"]
     assert result["cost"]["pipeline"]["seconds"] == pytest.approx(sum(s["seconds"] for s in result["cost"]["pipeline"]["stages"]))
+
+    # the same pipeline as a bench grid: cot variants named by their arm, compared on validation, costed whole
+    import yaml
+
+    from pauserec.bench import run_grid
+
+    shared = {"cache_dir": str(tmp_path / "cache"), "train.bf16": False, "train.batch_size": 8, "train.val_users": 20,
+              "decode.num_beams": 10, "eval.ks": [1, 5, 10], "eval.bootstrap": 0, "train.max_users": 60,
+              "train.max_steps": 4, "train.eval_every": 4, "eval.max_users": 30}
+    cot = {"model.backbone": str(tmp_path / "ground" / "model"), "arm.rationales": str(tmp_path / "rat")}
+    grid = {"name": "cot", "datasets": {"planted": str(data_dir)}, "seeds": [0], "set": shared, "models": {
+        "direct": {"set": {"model.backbone": str(backbone)}},
+        "cot-short": {"arm": "cot", "set": {**cot, "arm.max_rationale_tokens": 4}},
+        "cot-long": {"arm": "cot", "set": {**cot, "arm.max_rationale_tokens": 12}}}}
+    (tmp_path / "grid.yaml").write_text(yaml.safe_dump(grid))
+    result = run_grid(tmp_path / "grid.yaml", tmp_path / "bench", log=lambda m: None)
+    rows = {r["model"]: r for r in result["rows"]}
+    assert all(v["status"] == "done" for v in result["cells"].values()) and rows["cot-long"]["arm"] == "cot"
+    assert sorted(rows[m]["val_best"] for m in ("cot-short", "cot-long")) == [False, True]
+    cell_cost = json.loads((tmp_path / "bench" / "planted" / "cot-long" / "seed0" / "cost.json").read_text())
+    assert rows["cot-long"]["train_seconds"] == pytest.approx(cell_cost["pipeline"]["seconds"])
+    assert rows["cot-long"]["train_seconds"] > cell_cost["train"]["train_seconds"]  # grounding + rationales counted

@@ -37,8 +37,10 @@ def seed_interval(values: Sequence[float]) -> dict[str, float]:
 
 
 def _cost(cost: dict[str, Any]) -> tuple[float | None, float | None]:
-    """``(training seconds, inference latency per user in seconds)`` of one ``cost.json``."""
-    train = (cost.get("train") or {}).get("train_seconds")
+    """``(training seconds, inference latency per user in seconds)`` of one ``cost.json``. Training is the whole
+    pipeline where the run has one (a cot run: grounding + rationale acquisition + reasoning SFT), else the run's own."""
+    pipeline = (cost.get("pipeline") or {}).get("seconds")
+    train = pipeline if pipeline is not None else (cost.get("train") or {}).get("train_seconds")
     latency = (cost.get("inference") or {}).get("latency_per_user_s")
     return train, latency
 
@@ -130,7 +132,7 @@ def write_table(rows: Sequence[dict[str, Any]], out: Path) -> dict[str, Path]:
     """``table.md``, ``table.csv`` and ``table.json`` in ``out``."""
     refs = list(dict.fromkeys(ref for r in rows for ref in r.get("paired", {})))
     header = ["dataset", "model", "seeds", "users", *METRICS, f"val {VALIDATION}",
-              *[f"{short} - {ref} (paired)" for ref in refs for short in PAIRED], "train s", "latency/user ms"]
+              *[f"{short} - {ref} (paired)" for ref in refs for short in PAIRED], "train s (pipeline)", "latency/user ms"]
     lines = [_line(r, refs) for r in rows]
     paths = {"md": out / "table.md", "csv": out / "table.csv", "json": out / "table.json"}
     note = ("\n\n`*` the validation-best variant of its arm (highest mean validation NDCG@10 over seeds; chosen "
