@@ -175,3 +175,18 @@ def test_a_cell_made_under_another_config_is_refused(setup, tmp_path):
     grid.write_text(yaml.safe_dump(edited))
     with pytest.raises(ConfigError, match="eval.max_users"):
         run_grid(grid, out, log=lambda m: None)
+
+
+def test_cot_grid_shares_the_arms_grid_budget():
+    """cot-scientific.yaml's direct and pause cells are scientific.yaml's (same shared overrides), and its cot
+    configurations are named variants of the cot arm."""
+    from pathlib import Path
+
+    from pauserec.bench.grid import load_grid
+
+    grids = Path(__file__).parents[1] / "benchmarks" / "grids"
+    arms, cot = load_grid(grids / "scientific.yaml"), load_grid(grids / "cot-scientific.yaml")
+    assert cot.set == arms.set and cot.seeds == arms.seeds and cot.datasets == arms.datasets
+    assert cot.models["direct"] == arms.models["direct"] and cot.models["pause"] == arms.models["pause"]
+    variants = {name: spec for name, spec in cot.models.items() if name.startswith("cot-")}
+    assert len(variants) >= 2 and all(spec.arm == "cot" for spec in variants.values())
