@@ -65,6 +65,14 @@ def test_tiny_grid_end_to_end_then_resume(setup, tmp_path, monkeypatch):
     assert max(pauses, key=lambda r: r["val_ndcg@10"])["val_best"]
     table = (out / "table.md").read_text()
     assert "pause-k1" in table and "N@10 - direct (paired)" in table
+    # ratios to an LLM reference, as the paper quotes pause / cot
+    ratio = rows["pause-k1"]["ratios"]["direct"]
+    assert ratio["ndcg@10"] == pytest.approx(rows["pause-k1"]["metrics"]["ndcg@10"]["mean"]
+                                             / rows["direct"]["metrics"]["ndcg@10"]["mean"])
+    assert ratio["latency_per_user_s"] == pytest.approx(rows["pause-k1"]["latency_per_user_s"]
+                                                        / rows["direct"]["latency_per_user_s"])
+    assert "popularity" not in rows["pause-k1"]["ratios"]  # ratios are to LLM references only
+    assert "Ratios to direct" in table and "Ratios to popularity" not in table
     # every seed was decoded on the same users (eval.subset_seed fixed by the grid)
     users = [[json.loads(x)["user"] for x in (out / "planted" / "direct" / f"seed{s}" / "predictions.jsonl")
               .read_text().splitlines()] for s in (0, 1)]

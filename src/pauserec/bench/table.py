@@ -19,7 +19,7 @@ import numpy as np
 from ..eval.compare import excludes_history, paired_difference, per_user_values
 from ..io import read_json, write_json, write_text
 from ..report import fmt_difference, fmt_metric, markdown_table, save_figure
-from .grid import Cell
+from .grid import LLM_ARMS, Cell
 
 METRICS = ("recall@5", "recall@10", "ndcg@5", "ndcg@10")
 
@@ -79,7 +79,28 @@ def summarize(cells: Sequence[Cell], out: Path, references: Sequence[str] | None
                              for ref in references if ref != model and (dataset, ref) in groups}
         rows.append(row)
     mark_validation_best(rows)
+    add_ratios(rows, references)
     return rows
+
+
+RATIOS = {"ndcg@10": "NDCG@10", "train_seconds": "training time (pipeline)", "latency_per_user_s": "latency per user"}
+
+
+def add_ratios(rows: list[dict[str, Any]], references: Sequence[str]) -> None:
+    """``ratios[ref]`` for each reference that is an LLM arm: this row's mean NDCG@10, training time and latency
+    divided by the reference's (the paper quotes pause / cot this way); None where the reference's is 0 or unknown."""
+    by_key = {(r["dataset"], r["model"]): r for r in rows if "metrics" in r and r["arm"] in LLM_ARMS}
+    for r in rows:
+        if "metrics" not in r:
+            continue
+        r["ratios"] = {}
+        for ref in references:
+            other = by_key.get((r["dataset"], ref))
+            if other is None or other is r:
+                continue
+            value = lambda row, key: row["metrics"][key]["mean"] if key in METRICS else row.get(key)  # noqa: E731
+            r["ratios"][ref] = {key: (value(r, key) / value(other, key) if value(r, key) is not None
+                                      and value(other, key) else None) for key in RATIOS}
 
 
 def mark_validation_best(rows: list[dict[str, Any]]) -> None:
@@ -139,7 +160,7 @@ def write_table(rows: Sequence[dict[str, Any]], out: Path) -> dict[str, Path]:
             "without test data)." if any(r.get("val_best") for r in rows) else "")
     write_text(paths["md"], "Mean [95% t-interval over seeds]; paired differences vs " + (", ".join(refs) or "-")
                + " on the same users (per-user metric averaged over the seeds both have, bootstrap over users)."
-               + note + "\n\n" + markdown_table(header, lines))
+               + note + "\n\n" + markdown_table(header, lines) + _ratio_tables(rows))
     buf = io.StringIO()
     csv.writer(buf).writerows([header, *lines])
     write_text(paths["csv"], buf.getvalue())
@@ -148,6 +169,17 @@ def write_table(rows: Sequence[dict[str, Any]], out: Path) -> dict[str, Path]:
 
 
 PAIRED = {"R@10": "recall@10", "N@10": "ndcg@10"}  # the paired differences shown, per reference
+
+
+def _ratio_tables(rows: Sequence[dict[str, Any]]) -> str:
+    """One Markdown table per LLM reference: each row's ratios to it."""
+    refs = dict.fromkeys(ref for r in rows for ref in r.get("ratios", {}))
+    text = ""
+    for ref in refs:
+        lines = [[r["model"], *("-" if r["ratios"][ref][k] is None else f"{r['ratios'][ref][k]:.3f}" for k in RATIOS)]
+                 for r in rows if ref in r.get("ratios", {})]
+        text += f"\n\nRatios to {ref} (model / {ref}, means over seeds):\n\n" + markdown_table(["model", *RATIOS.values()], lines)
+    return text
 
 
 def _line(r: dict[str, Any], refs: Sequence[str]) -> list[str]:
