@@ -13,40 +13,15 @@ from __future__ import annotations
 
 import argparse
 import statistics
-import time
 from typing import Any
 
 import torch
-from common import write_result
+from common import load_recipe, step_times, write_result
 
-from pauserec import pipeline
-from pauserec.arms import make_arm
-from pauserec.config import build_config
-from pauserec.model.params import apply_trainable_policy
-from pauserec.precision import bf16_enabled
-from pauserec.prompt import PromptBuilder
 from pauserec.report import markdown_table
 from pauserec.runs import environment
-from pauserec.train.batches import sid_softmax
 from pauserec.train.packing import tree_loss
-from pauserec.train.run import load_model, training_data
 from pauserec.train.trainer import SeededSampler
-
-
-def timed_steps(model, batches, softmax, bf16: bool) -> tuple[list[float], float]:
-    """Seconds of each forward + backward + AdamW step, and the first step's loss."""
-    opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-5, fused=True)
-    times, first = [], float("nan")
-    for i, batch in enumerate(batches):
-        t0 = time.perf_counter()
-        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
-            loss, _ = tree_loss(model, batch, softmax)
-        loss.backward()
-        opt.step()
-        opt.zero_grad(set_to_none=True)
-        times.append(time.perf_counter() - t0)
-        first = loss.item() if i == 0 else first
-    return times, first
 
 
 def main() -> None:
@@ -58,27 +33,17 @@ def main() -> None:
     ap.add_argument("--name", default="bench-compile")
     args = ap.parse_args()
 
-    cfg = build_config(overrides=args.set)
-    dataset = pipeline.load_dataset(args.data)
-    catalog = pipeline.load_catalog(args.data, dataset)
-    split = pipeline.load_split(dataset, cfg)
-    arm = make_arm(cfg.arm)
-    model, tok, new_ids, level_ids = load_model(cfg, dataset, catalog, arm.new_tokens())
-    arm.bind(tok)
-    prompts = PromptBuilder(tok, catalog, dataset, cfg.model.system_prompt, cfg.arm.show_titles)
-    model = apply_trainable_policy(model, cfg.model.trainable, new_ids, cfg.model).train()
-    train_set, collate = training_data(cfg, split.train, prompts, arm, tok.pad_token_id)
-    order = SeededSampler(len(train_set), cfg.seed).order(0)
-    b = cfg.train.batch_size
-    batches = [collate([train_set[j] for j in order[i * b:(i + 1) * b]]) for i in range(args.warmup + args.steps)]
-    softmax = sid_softmax(cfg.train.loss, level_ids, len(tok), catalog.trie)
-    bf16 = bf16_enabled(cfg.train.bf16)
+    r = load_recipe(args.data, args.set)
+    model, b, bf16 = r.model, r.cfg.train.batch_size, r.bf16
+    order = SeededSampler(len(r.units), r.cfg.seed).order(0)
+    batches = [r.collate([r.units[j] for j in order[i * b:(i + 1) * b]]) for i in range(args.warmup + args.steps)]
 
     init = {k: v.clone() for k, v in model.state_dict().items()}
-    eager, eager_loss = timed_steps(model, batches, softmax, bf16)
+    loss = lambda m, batch: tree_loss(m, batch, r.softmax)[0]  # noqa: E731
+    eager, eager_loss = step_times(model, batches, loss, bf16, fused=True)
     model.load_state_dict(init)
-    compiled, compiled_loss = timed_steps(torch.compile(model, dynamic=True), batches, softmax, bf16)
-    record = {"config": cfg.model_dump(mode="json"), "eager": eager, "compiled": compiled, "warmup": args.warmup,
+    compiled, compiled_loss = step_times(torch.compile(model, dynamic=True), batches, loss, bf16, fused=True)
+    record = {"config": r.cfg.model_dump(mode="json"), "eager": eager, "compiled": compiled, "warmup": args.warmup,
               "first_loss": {"eager": eager_loss, "compiled": compiled_loss},
               "batch": {"users": b, "bf16": bf16, "threads": torch.get_num_threads(),
                         "row_widths": [int(x["input_ids"].shape[1]) for x in batches]}}

@@ -18,22 +18,12 @@ from __future__ import annotations
 
 import argparse
 import random
-import time
 
-import torch
-from common import write_result
+from common import load_recipe, step_times, write_result
 
-from pauserec import pipeline
-from pauserec.arms import make_arm
-from pauserec.config import build_config
-from pauserec.model.backbone import load_backbone
-from pauserec.model.vocab import extend_vocabulary, token_ids_by_level
-from pauserec.prompt import PromptBuilder
 from pauserec.report import markdown_table
-from pauserec.train.batches import LevelSoftmax, RightPadCollator, label_window_loss
+from pauserec.train.batches import RightPadCollator, label_window_loss
 from pauserec.train.packing import PrefixTreeCollator, UnitCollator, pack_sequences, tree_loss
-from pauserec.precision import bf16_enabled
-from pauserec.train.run import training_data
 
 
 def main() -> None:
@@ -45,21 +35,11 @@ def main() -> None:
     ap.add_argument("--set", action="append", default=[])
     ap.add_argument("--name", default="bench-packing")
     args = ap.parse_args()
-    cfg = build_config(overrides=args.set)
-    dataset = pipeline.load_dataset(args.data)
-    catalog = pipeline.load_catalog(args.data, dataset)
-    split = pipeline.load_split(dataset, cfg)
-    model, tokenizer = load_backbone(cfg.model.backbone, cfg.cache_dir)
-    arm = make_arm(cfg.arm)
-    extend_vocabulary(model, tokenizer, catalog.all_tokens() + arm.new_tokens(), noise_std=cfg.model.new_row_noise, seed=0)
-    arm.bind(tokenizer)
-    softmax = LevelSoftmax(token_ids_by_level(tokenizer, catalog), len(tokenizer))
-    prompts = PromptBuilder(tokenizer, catalog, dataset, cfg.model.system_prompt, cfg.arm.show_titles)
-    units, _ = training_data(cfg, split.train, prompts, arm, tokenizer.pad_token_id)
+    recipe = load_recipe(args.data, args.set)
+    model, softmax, units, bf16 = recipe.model, recipe.softmax, recipe.units, recipe.bf16
     rng = random.Random(0)
     steps = [[units[rng.randrange(len(units))] for _ in range(args.users)] for _ in range(args.steps + 1)]
-    bf16 = bf16_enabled(cfg.train.bf16)
-    pad = tokenizer.pad_token_id
+    pad = recipe.tokenizer.pad_token_id
 
     def padded(step):
         rows = sorted((r for u in step for r in u), key=lambda r: len(r["input_ids"]))
@@ -89,22 +69,12 @@ def main() -> None:
 
 def timed(model, batches, loss_fn, softmax, bf16: bool) -> dict:
     """Forward + backward + AdamW step per batch; the first is a warm-up and is not timed."""
-    opt = torch.optim.AdamW(model.parameters(), lr=1e-7)
-    model.train()
-    seconds, tokens, positions = 0.0, 0, 0
-    for i, batch in enumerate(batches):
-        t0 = time.perf_counter()
-        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
-            loss, _ = loss_fn(model, batch, softmax)
-        loss.backward()
-        opt.step()
-        opt.zero_grad(set_to_none=True)
-        if i:
-            seconds += time.perf_counter() - t0
-            tokens += int(batch["real_tokens"]) if "real_tokens" in batch else int(batch["attention_mask"].sum())
-            positions += batch["input_ids"].numel()
-    n = len(batches) - 1
-    return {"seconds": seconds, "tokens_per_step": tokens / n, "positions_per_step": positions / n,
+    times, _ = step_times(model, batches, lambda m, b: loss_fn(m, b, softmax)[0], bf16)
+    timed_batches = batches[1:]
+    tokens = sum(int(b["real_tokens"]) if "real_tokens" in b else int(b["attention_mask"].sum()) for b in timed_batches)
+    positions = sum(b["input_ids"].numel() for b in timed_batches)
+    n = len(timed_batches)
+    return {"seconds": sum(times[1:]), "tokens_per_step": tokens / n, "positions_per_step": positions / n,
             "shape": str(tuple(batches[-1]["input_ids"].shape))}
 
 

@@ -19,7 +19,7 @@ import time
 from pathlib import Path
 
 import torch
-from common import write_result
+from common import step_times, write_result
 from transformers.trainer_pt_utils import LengthGroupedSampler
 
 from pauserec import pipeline
@@ -38,21 +38,10 @@ from pauserec.train.trainer import SFTTrainer
 
 def timed_loop(model, batches, loss_fn, bf16: bool) -> dict[str, float]:
     """Forward + backward + AdamW step per batch; the first batch is a warm-up and is not timed."""
-    opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-5)
-    real = padded = 0
-    t0 = 0.0
-    for i, batch in enumerate(batches):
-        if i == 1:
-            t0 = time.perf_counter()
-        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
-            loss = loss_fn(model, batch)
-        loss.backward()
-        opt.step()
-        opt.zero_grad(set_to_none=True)
-        if i >= 1:
-            real += int(batch["attention_mask"].sum())
-            padded += batch["attention_mask"].numel()
-    seconds = time.perf_counter() - t0
+    times, _ = step_times(model, batches, loss_fn, bf16)
+    seconds = sum(times[1:])
+    real = sum(int(b["attention_mask"].sum()) for b in batches[1:])
+    padded = sum(b["attention_mask"].numel() for b in batches[1:])
     return {"seconds": seconds, "steps": len(batches) - 1, "real_tokens": real, "padded_tokens": padded,
             "real_tokens_per_s": real / seconds, "padding_fraction": 1 - real / padded,
             "s_per_step": seconds / (len(batches) - 1)}
@@ -119,7 +108,7 @@ def main() -> None:
 
     with tempfile.TemporaryDirectory() as tmp:
         trainer = SFTTrainer(model=model, args=training_arguments(cfg, Path(tmp)), train_dataset=data,
-                             eval_dataset=[0], data_collator=collate, validate=lambda m: {"recall@10": 0.0},
+                             eval_dataset=[0], data_collator=collate, validate=lambda m: {"recall@10": 0.0, "ndcg@10": 0.0},
                              softmax=softmax)
         trainer.args.save_strategy = "no"
         trainer.args.load_best_model_at_end = False

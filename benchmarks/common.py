@@ -5,8 +5,11 @@ from __future__ import annotations
 import shlex
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+import torch
 
 from pauserec.io import write_json, write_text
 from pauserec.runs import environment
@@ -40,3 +43,61 @@ def write_result(name: str, payload: dict[str, Any], markdown: str, machine: dic
              f"git {record['machine']['git_revision']}  \nDate: {record['date']}\n\n"
     write_text(RESULTS / f"{name}.md", header + markdown)
     return RESULTS / f"{name}.json"
+
+
+def step_times(model, batches, loss_fn, bf16: bool, fused: bool = False) -> tuple[list[float], float]:
+    """One training step per batch: ``loss_fn(model, batch)`` under bf16 autocast when ``bf16``, backward, AdamW
+    (``fused`` as pauserec trains). Returns each step's seconds and the first step's loss."""
+    opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-7, fused=fused)
+    model.train()
+    times, first = [], float("nan")
+    for i, batch in enumerate(batches):
+        t0 = time.perf_counter()
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+            loss = loss_fn(model, batch)
+        loss.backward()
+        opt.step()
+        opt.zero_grad(set_to_none=True)
+        times.append(time.perf_counter() - t0)
+        first = loss.item() if i == 0 else first
+    return times, first
+
+
+@dataclass
+class Recipe:
+    """What ``pauserec train`` builds before its first step: config, model (trainable policy applied), tokenizer, the
+    SID loss normalisation, the training units (one per user chunk) and their collator."""
+
+    cfg: Any
+    model: Any
+    tokenizer: Any
+    softmax: Any
+    units: Any
+    collate: Any
+    bf16: bool
+
+
+def load_recipe(data: str, overrides: list[str]) -> Recipe:
+    """The training setup of ``data`` under ``overrides`` (none: the default recipe), as :func:`pauserec.train.run.train`
+    builds it."""
+    from pauserec import pipeline
+    from pauserec.arms import make_arm
+    from pauserec.config import build_config
+    from pauserec.model.params import apply_trainable_policy
+    from pauserec.precision import bf16_enabled
+    from pauserec.prompt import PromptBuilder
+    from pauserec.train.batches import sid_softmax
+    from pauserec.train.run import load_model, training_data
+
+    cfg = build_config(overrides=overrides)
+    dataset = pipeline.load_dataset(data)
+    catalog = pipeline.load_catalog(data, dataset)
+    split = pipeline.load_split(dataset, cfg)
+    arm = make_arm(cfg.arm)
+    model, tok, new_ids, level_ids = load_model(cfg, dataset, catalog, arm.new_tokens())
+    arm.bind(tok)
+    prompts = PromptBuilder(tok, catalog, dataset, cfg.model.system_prompt, cfg.arm.show_titles)
+    model = apply_trainable_policy(model, cfg.model.trainable, new_ids, cfg.model)
+    units, collate = training_data(cfg, split.train, prompts, arm, tok.pad_token_id)
+    softmax = sid_softmax(cfg.train.loss, level_ids, len(tok), catalog.trie)
+    return Recipe(cfg, model, tok, softmax, units, collate, bf16_enabled(cfg.train.bf16))

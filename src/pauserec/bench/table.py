@@ -96,11 +96,16 @@ def add_ratios(rows: list[dict[str, Any]], references: Sequence[str]) -> None:
         r["ratios"] = {}
         for ref in references:
             other = by_key.get((r["dataset"], ref))
-            if other is None or other is r:
-                continue
-            value = lambda row, key: row["metrics"][key]["mean"] if key in METRICS else row.get(key)  # noqa: E731
-            r["ratios"][ref] = {key: (value(r, key) / value(other, key) if value(r, key) is not None
-                                      and value(other, key) else None) for key in RATIOS}
+            if other is not None and other is not r:
+                r["ratios"][ref] = {key: _ratio(_value(r, key), _value(other, key)) for key in RATIOS}
+
+
+def _value(row: dict[str, Any], key: str) -> float | None:
+    return row["metrics"][key]["mean"] if key in METRICS else row.get(key)
+
+
+def _ratio(a: float | None, b: float | None) -> float | None:
+    return a / b if a is not None and b else None
 
 
 def mark_validation_best(rows: list[dict[str, Any]]) -> None:
