@@ -97,6 +97,21 @@ def test_cells_run_seed_by_seed(setup, tmp_path, monkeypatch):
     assert order == [f"planted/{m}/seed{s}" for s in (0, 1) for m in ("direct", "pause-k1", "pause-k2")]
 
 
+def test_table_only_runs_nothing(setup, tmp_path, monkeypatch):
+    """--table-only: the table of the cells finished so far (here popularity), nothing trained or decoded."""
+    root, data, backbone = setup
+    out = tmp_path / "out"
+    run_grid(write_grid(tmp_path / "pop.yaml", data, backbone, {"popularity": {}}, seeds=[0]), out, log=lambda m: None)
+    calls = []
+    monkeypatch.setattr(bench_cells, "fit", lambda *a, **k: calls.append(a))
+    monkeypatch.setattr(bench_cells, "evaluate", lambda *a, **k: calls.append(a))
+    grid = write_grid(tmp_path / "grid.yaml", data, backbone, {"popularity": {}, "direct": {}}, seeds=[0])
+    result = run_grid(grid, out, log=lambda m: None, run=False)
+    assert calls == [] and result["cells"]["planted/direct/seed0"]["status"] == "pending"
+    rows = {r["model"]: r for r in result["rows"]}
+    assert rows["popularity"]["seeds"] == [0] and rows["direct"]["seeds"] == [] and (out / "table.md").exists()
+
+
 def test_named_variant_runs_its_arm(setup, tmp_path):
     from pauserec.bench import expand, load_grid
 

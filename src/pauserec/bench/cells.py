@@ -94,6 +94,14 @@ def run_cells(cells: Sequence[Cell], out: Path, parallel: int = 1, log: Callable
     return state
 
 
+def cell_states(cells: Sequence[Cell], out: Path) -> dict[str, Any]:
+    """The recorded state of every cell (``done`` where ``metrics.json`` exists, else as last recorded, else
+    ``pending``), without running anything; a cell directory made under another config is refused as in a run."""
+    check_stored_configs(cells, out)
+    recorded = _load_state(out) if out.exists() else {}
+    return {c.id: {"status": "done"} if finished(c, out) else recorded.get(c.id, {"status": "pending"}) for c in cells}
+
+
 def _attempt(cell: Cell, out: Path, state: dict[str, Any], log: Callable[[str], None], fit_too: bool) -> None:
     try:
         if fit_too:
