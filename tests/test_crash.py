@@ -273,3 +273,20 @@ def test_training_that_cannot_fit_on_the_disk_stops_before_its_first_step(setup,
     with pytest.raises(PauseRecError, match=r"GB free on its disk, training needs about .* \(3 checkpoints"):
         train(config(root, backbone), data_dir, tmp_path / "run")
     assert not (tmp_path / "run" / "checkpoints").exists() and not (tmp_path / "run" / "model").exists()
+
+
+def test_clocks_at_a_checkpoint_by_hand(tmp_path):
+    from pauserec.train.trainer import clocks_at
+
+    state = {"global_step": 4, "log_history": [
+        {"step": 2, "eval_train_seconds": 10.0, "eval_val_seconds": 3.0},
+        {"step": 4, "eval_train_seconds": 20.0, "eval_val_seconds": 2.5},
+        {"step": 6, "eval_train_seconds": 99.0, "eval_val_seconds": 9.0}]}  # after the checkpoint: not counted
+    (tmp_path / "old").mkdir()
+    (tmp_path / "old" / "trainer_state.json").write_text(json.dumps(state))
+    assert clocks_at(tmp_path / "old") == (20.0, 25.5)  # no wall logged: the clock plus the validations' seconds
+    state["log_history"][1]["eval_wall_seconds"] = 31.0
+    (tmp_path / "new").mkdir()
+    (tmp_path / "new" / "trainer_state.json").write_text(json.dumps(state))
+    assert clocks_at(tmp_path / "new") == (20.0, 31.0)
+    assert clocks_at(tmp_path / "none") == (0.0, 0.0)

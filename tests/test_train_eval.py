@@ -125,6 +125,10 @@ def test_interrupted_training_resumes_from_last_checkpoint(setup, tmp_path, monk
     clock = [e["eval_train_seconds"] for e in json.loads((tmp_path / "r" / "train_log.json").read_text())
              if "eval_train_seconds" in e]
     assert len(clock) == 3 and clock == sorted(clock) and clock[0] > 0
+    # the cost counts the part before the interruption too: wall time logged at the resumed checkpoint, then more
+    log = json.loads((tmp_path / "r" / "train_log.json").read_text())
+    wall_at_4 = next(e["eval_wall_seconds"] for e in log if e.get("step") == 4 and "eval_wall_seconds" in e)
+    assert cost["train_seconds"] > wall_at_4 > clock[1] and cost["train_clock_seconds"] >= clock[-1]
     assert (tmp_path / "r" / "model" / "config.json").exists()
 
 

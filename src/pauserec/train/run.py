@@ -191,13 +191,14 @@ def fit(cfg: RunConfig, run: RunDir, model, tokenizer, train_set, collator, vali
     checkpoint = last_complete_checkpoint(checkpoints) if resume and checkpoints.is_dir() else None
     reset_peak_memory()
     trainer.train(resume_from_checkpoint=checkpoint)
-    train_seconds = time.perf_counter() - t_start
+    train_seconds = trainer.wall_before + time.perf_counter() - t_start  # a resumed run counts its earlier part
 
     params = count_parameters(trainer.model)
     save_plain_checkpoint(trainer.model, tokenizer, run.path / "model")
     write_json(run.file("train_log.json"), trainer.state.log_history)
     cost = {
         "train_seconds": train_seconds,
+        "train_clock_seconds": trainer.training_seconds(),
         "steps": trainer.state.global_step,
         "train_examples": train_set.n_examples,
         "packing": cfg.train.packing,

@@ -117,6 +117,7 @@ class SFTTrainer(Trainer):
         self._started: float | None = None
         self._validation_seconds = 0.0
         self._clock_before = 0.0  # training seconds spent before a resumed checkpoint
+        self.wall_before = 0.0  # wall seconds (validation included) spent before a resumed checkpoint
         self._parts: torch.Tensor | None = None  # (4,) NLL sum and weight of SID labels, then of the others
 
     def train(self, resume_from_checkpoint=None, *args, **kwargs):
@@ -125,7 +126,8 @@ class SFTTrainer(Trainer):
             resume_from_checkpoint = last_complete_checkpoint(Path(self.args.output_dir))
         elif isinstance(resume_from_checkpoint, str | Path):
             resume_from_checkpoint = last_complete_checkpoint(Path(resume_from_checkpoint).parent)
-        self._clock_before = clock_at(Path(resume_from_checkpoint)) if resume_from_checkpoint else 0.0
+        if resume_from_checkpoint:
+            self._clock_before, self.wall_before = clocks_at(Path(resume_from_checkpoint))
         return super().train(resume_from_checkpoint, *args, **kwargs)
 
     def _save_checkpoint(self, model, trial) -> None:
@@ -194,6 +196,7 @@ class SFTTrainer(Trainer):
             self.model.train(was_training)
             self._validation_seconds += time.perf_counter() - t0
         metrics[f"{metric_key_prefix}_train_seconds"] = train_seconds  # the time-to-quality clock
+        metrics[f"{metric_key_prefix}_wall_seconds"] = self.wall_before + time.perf_counter() - (self._started or t0)
         self.log(metrics)
         self.control = self.callback_handler.on_evaluate(self.args, self.state, self.control, metrics)
         return metrics
@@ -211,16 +214,22 @@ def best_validation(log_history: list[dict], best_step: int | None) -> dict[str,
     return {f"best_val_{name}": entry.get(f"eval_{name}") for name in VALIDATION_METRICS}
 
 
-def clock_at(checkpoint: Path) -> float:
-    """The training clock (``eval_train_seconds``) of the validation at ``checkpoint``'s step: checkpoints are saved
-    right after a validation. 0.0 where the checkpoint's trainer state holds none."""
+def clocks_at(checkpoint: Path) -> tuple[float, float]:
+    """``(training clock, wall seconds)`` logged at the validation of ``checkpoint``'s step (checkpoints are saved
+    right after one): ``eval_train_seconds`` (validation excluded) and ``eval_wall_seconds`` (included; for a
+    checkpoint from before that was logged: the clock plus the validations' decoding seconds). 0.0 where none."""
     try:
         state = json.loads((checkpoint / "trainer_state.json").read_text())
     except (OSError, ValueError):
-        return 0.0
-    clocks = [e["eval_train_seconds"] for e in state.get("log_history", [])
+        return 0.0, 0.0
+    logged = [e for e in state.get("log_history", [])
               if "eval_train_seconds" in e and e.get("step", -1) <= state.get("global_step", -1)]
-    return max(clocks, default=0.0)
+    if not logged:
+        return 0.0, 0.0
+    clock = max(e["eval_train_seconds"] for e in logged)
+    wall = max((e["eval_wall_seconds"] for e in logged if "eval_wall_seconds" in e),
+               default=clock + sum(e.get("eval_val_seconds", 0.0) for e in logged))
+    return clock, wall
 
 
 def _legacy_complete(checkpoint: Path, step: int) -> bool:
