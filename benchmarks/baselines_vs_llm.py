@@ -54,6 +54,7 @@ def main() -> None:
     ap.add_argument("--reference", action="append", help="a model to take paired differences against (repeatable; "
                     "default: popularity and direct)")
     ap.add_argument("--name", required=True)
+    ap.add_argument("--note", default="", help="a paragraph appended to the Markdown (what the numbers do not show)")
     args = ap.parse_args()
     grid = load_grid(args.grid)
     cells = expand(grid, source=args.grid)
@@ -66,11 +67,12 @@ def main() -> None:
     for fig in figures:
         shutil.copyfile(fig, RESULTS / f"{args.name}-{fig.name}")
     state = read_json(args.out / "grid_state.json") if (args.out / "grid_state.json").exists() else {}
-    write_result(args.name, {"grid": args.grid, "grid_state": state, "rows": rows,
+    write_result(args.name, {"grid": args.grid, "grid_state": state, "rows": rows, "note": args.note,
                              "llm_runs": {n: provenance(Path(d)) for n, d in llm.items()}},
                  (args.out / "table.md").read_text() + "\n" + "\n".join(
                      f"- `{n}`: trained by `{p['trained']}` (git {p['trained_at']}), evaluated by `{p['evaluated']}`"
-                     for n, p in ((n, provenance(Path(d))) for n, d in llm.items())) + "\n",
+                     for n, p in ((n, provenance(Path(d))) for n, d in llm.items())) + "\n"
+                 + (f"\n{args.note}\n" if args.note else ""),
                  machine=environment())
 
 
