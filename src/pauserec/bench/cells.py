@@ -6,8 +6,8 @@ decoded (``eval.run_eval.evaluate_run``). With ``parallel > 1`` the fits run in 
 split between them), then LLM evaluations run one at a time in this process so each latency is measured alone.
 
 Cells run seed by seed (every model's seed 0, then every model's seed 1, ...), so a grid stopped part-way has
-compared every model once. A cell with ``metrics.json`` is finished and skipped. A cell that raises is recorded in ``OUT/grid_state.json``
-(``{"cells": {id: {"status": "failed", "error": ...}}}``) and the grid goes on.
+compared every model once. A cell with ``metrics.json`` is finished and skipped. A cell that raises is recorded in
+``OUT/grid_state.json`` (``{"cells": {id: {"status": "failed", "error": ...}}}``) and the grid goes on.
 """
 
 from __future__ import annotations

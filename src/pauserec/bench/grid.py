@@ -14,8 +14,8 @@ A grid file (YAML)::
       cot-short: {arm: cot, set: {arm.max_rationale_tokens: 32}}   # a named variant of an arm
 
 Variants of one arm (pause's K values, named variants) are compared on validation in the table, which marks the
-validation-best one (:func:`.table.mark_validation_best`). Every cell's config is built (and so validated) before anything runs: an unknown model, arm or key is one line
-naming it. All seeds of a grid evaluate the same users: ``eval.subset_seed`` is 0 unless the file sets it.
+validation-best one (:func:`.table.mark_validation_best`). Every cell's config is built (and so validated) before
+anything runs: an unknown model, arm or key is one line naming it. All seeds of a grid evaluate the same users: ``eval.subset_seed`` is 0 unless the file sets it.
 """
 
 from __future__ import annotations

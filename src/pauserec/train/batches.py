@@ -100,7 +100,7 @@ class LevelSoftmax:
         ``where`` (the labels' places in the batch) is read by :class:`TrieSoftmax` only."""
         level = self.level_of.to(targets.device)[targets]
         full = torch.nn.functional.cross_entropy(logits, targets, reduction="none")
-        is_sid = level >= 0
+        is_sid = level >= 0  # as is_sid(targets), with the levels kept
         if not bool(is_sid.any()):
             return full
         cols = self.columns.to(targets.device)[level[is_sid]]  # (n_sid, C_max)
@@ -108,6 +108,10 @@ class LevelSoftmax:
         sub = logits[is_sid].gather(1, cols.clamp(min=0)).masked_fill(~allowed, float("-inf"))
         restricted = torch.nn.functional.cross_entropy(sub, self.code_of.to(targets.device)[targets[is_sid]], reduction="none")
         return full.masked_scatter(is_sid, restricted)
+
+    def is_sid(self, targets: torch.Tensor) -> torch.Tensor:
+        """``(N,)`` bool: which label ids are SID tokens."""
+        return self.level_of.to(targets.device)[targets] >= 0
 
     def _prefix_allows(self, level: torch.Tensor, is_sid: torch.Tensor, where: LabelSites | None) -> torch.Tensor | bool:
         return True  # every code of the level

@@ -9,6 +9,7 @@ The same machinery (:func:`open_run`, :func:`load_model`, :func:`fit`) trains th
 from __future__ import annotations
 
 import math
+import shutil
 import time
 from pathlib import Path
 from typing import Any
@@ -153,8 +154,6 @@ def check_free_disk(folder: Path, model: torch.nn.Module, cfg: RunConfig) -> Non
     """Refuse to start training whose checkpoints will not fit on the disk: a disk that fills mid-run costs every
     step since the last checkpoint, and the checkpoint being written is torn. Counts the checkpoints the run keeps at
     once (``train.save_total_limit`` + the one being written), less those already there, plus the final model."""
-    import shutil
-
     per_checkpoint, weights = checkpoint_bytes(model)
     saves = math.ceil(cfg.train.max_steps / cfg.train.eval_every)
     kept = min(saves, (cfg.train.save_total_limit or saves) + 1)

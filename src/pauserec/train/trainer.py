@@ -171,7 +171,7 @@ class SFTTrainer(Trainer):
     def _add_parts(self, nll: torch.Tensor, target: torch.Tensor, w: torch.Tensor) -> None:
         if self.softmax is None:
             return
-        is_sid = (self.softmax.level_of.to(target.device)[target] >= 0).to(nll.dtype)
+        is_sid = self.softmax.is_sid(target).to(nll.dtype)
         weighted = nll * w
         parts = torch.stack([(weighted * is_sid).sum(), (w * is_sid).sum(),
                              (weighted * (1 - is_sid)).sum(), (w * (1 - is_sid)).sum()])
