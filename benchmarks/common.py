@@ -78,26 +78,15 @@ class Recipe:
 
 
 def load_recipe(data: str, overrides: list[str]) -> Recipe:
-    """The training setup of ``data`` under ``overrides`` (none: the default recipe), as :func:`pauserec.train.run.train`
-    builds it."""
+    """The training setup of ``data`` under ``overrides`` (none: the default recipe), exactly as
+    :func:`pauserec.train.run.train` builds it."""
     from pauserec import pipeline
-    from pauserec.arms import make_arm
     from pauserec.config import build_config
-    from pauserec.model.params import apply_trainable_policy
     from pauserec.precision import bf16_enabled
-    from pauserec.prompt import PromptBuilder
-    from pauserec.train.batches import sid_softmax
-    from pauserec.train.run import load_model, training_data
+    from pauserec.train.run import build_training
 
     cfg = build_config(overrides=overrides)
     dataset = pipeline.load_dataset(data)
     catalog = pipeline.load_catalog(data, dataset)
-    split = pipeline.load_split(dataset, cfg)
-    arm = make_arm(cfg.arm)
-    model, tok, new_ids, level_ids = load_model(cfg, dataset, catalog, arm.new_tokens())
-    arm.bind(tok)
-    prompts = PromptBuilder(tok, catalog, dataset, cfg.model.system_prompt, cfg.arm.show_titles)
-    model = apply_trainable_policy(model, cfg.model.trainable, new_ids, cfg.model)
-    units, collate = training_data(cfg, split.train, prompts, arm, tok.pad_token_id)
-    softmax = sid_softmax(cfg.train.loss, level_ids, len(tok), catalog.trie)
-    return Recipe(cfg, model, tok, softmax, units, collate, bf16_enabled(cfg.train.bf16))
+    s = build_training(cfg, dataset, catalog, pipeline.load_split(dataset, cfg))
+    return Recipe(cfg, s.model, s.tokenizer, s.softmax, s.train_set, s.collator, bf16_enabled(cfg.train.bf16))

@@ -11,6 +11,7 @@ from __future__ import annotations
 import math
 import shutil
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +19,7 @@ import torch
 from transformers import TrainingArguments
 
 from .. import pipeline
-from ..arms import make_arm
+from ..arms import Arm, make_arm
 from ..config import RunConfig
 from ..data.split import training_users_subset
 from ..data.text import item_title
@@ -223,29 +224,52 @@ def fit(cfg: RunConfig, run: RunDir, model, tokenizer, train_set, collator, vali
     return cost
 
 
-def train(cfg: RunConfig, data_dir: str | Path, run_dir: str | Path, resume: bool = False) -> dict[str, Any]:
-    """Train ``cfg.arm`` on the data directory; returns the training cost summary."""
-    t_start = time.perf_counter()
-    run, dataset, catalog, split = open_run(cfg, data_dir, run_dir, resume, kind=f"train:{cfg.arm.name}")
+@dataclass
+class TrainingSetup:
+    """Everything training builds before its first step: the arm (bound to the tokenizer), the model with its
+    trainable policy applied, the prompts, the SID token ids per level (``level_ids[l]``: LongTensor of level
+    ``l``'s token ids), the training examples, their packed dataset and collator, and the SID loss normalisation."""
+
+    arm: Arm
+    model: torch.nn.Module
+    tokenizer: Any
+    prompts: PromptBuilder
+    level_ids: list[torch.Tensor]
+    examples: list
+    train_set: Any
+    collator: Any
+    softmax: Any
+
+
+def build_training(cfg: RunConfig, dataset, catalog, split) -> TrainingSetup:
+    """The training setup of ``cfg`` on a loaded data directory (what ``pauserec train`` and the step-time
+    benchmarks share)."""
     arm = make_arm(cfg.arm)
     model, tokenizer, new_ids, level_ids = load_model(cfg, dataset, catalog, arm.new_tokens())
     arm.bind(tokenizer)
     prompts = PromptBuilder(tokenizer, catalog, dataset, cfg.model.system_prompt, cfg.arm.show_titles)
     model = apply_trainable_policy(model, cfg.model.trainable, new_ids, cfg.model)
-
     examples = training_users_subset(split.train, cfg.train.max_users)
     train_set, collator = training_data(cfg, examples, prompts, arm, tokenizer.pad_token_id)
+    softmax = sid_softmax(cfg.train.loss, level_ids, len(tokenizer), catalog.trie)
+    return TrainingSetup(arm, model, tokenizer, prompts, level_ids, examples, train_set, collator, softmax)
+
+
+def train(cfg: RunConfig, data_dir: str | Path, run_dir: str | Path, resume: bool = False) -> dict[str, Any]:
+    """Train ``cfg.arm`` on the data directory; returns the training cost summary."""
+    t_start = time.perf_counter()
+    run, dataset, catalog, split = open_run(cfg, data_dir, run_dir, resume, kind=f"train:{cfg.arm.name}")
+    s = build_training(cfg, dataset, catalog, split)
     val_examples = select_users(split.valid, cfg.train.val_users, cfg.eval.users_seed(cfg.seed))
     val_exclude = exclusions(dataset, val_examples, "valid", cfg.eval.exclude_history)
 
     def validate(m: torch.nn.Module) -> dict[str, float]:
-        recs = recommend(m, prompts, arm, catalog, level_ids, val_examples, cfg.decode, tokenizer.pad_token_id,
-                         exclude=val_exclude)
+        recs = recommend(m, s.prompts, s.arm, catalog, s.level_ids, val_examples, cfg.decode,
+                         s.tokenizer.pad_token_id, exclude=val_exclude)
         return validation_scores(recs.items, [e.target for e in val_examples], recs.seconds)
 
-    extra = {"train_users": len({e.user for e in examples}), **arm.training_report()}
-    cost = fit(cfg, run, model, tokenizer, train_set, collator, validate,
-               sid_softmax(cfg.train.loss, level_ids, len(tokenizer), catalog.trie), resume, extra)
+    extra = {"train_users": len({e.user for e in s.examples}), **s.arm.training_report()}
+    cost = fit(cfg, run, s.model, s.tokenizer, s.train_set, s.collator, validate, s.softmax, resume, extra)
     cost["total_seconds"] = time.perf_counter() - t_start
     write_json(run.file("train_cost.json"), cost)
     return cost
