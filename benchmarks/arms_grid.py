@@ -1,8 +1,8 @@
 """The arms grid as before, now a thin wrapper over ``pauserec bench``: arms (+ popularity) on one data directory,
 one seed, written as a grid file ``WORK/grid.yaml`` and run by :func:`pauserec.bench.run_grid` (resumable, failures
 recorded, ``--parallel`` trains all arms at once and evaluates them one by one). The table and figures land in
-``WORK``; the committed result ``benchmarks/results/NAME.{json,md}`` holds the table and, for the pause arms, the
-K selected on validation Recall@10 (never test).
+``WORK``; the committed result ``benchmarks/results/NAME.{json,md}`` (:mod:`grid_result`) holds the table and,
+for the pause arms, the K selected on validation NDCG@10 (never test).
 
     .venv/bin/python benchmarks/arms_grid.py runs/foundation/scientific --work runs/grid-scientific \
         --arms direct pause:1 pause:2 pause:4 pause:8 --set train.max_steps=120 --set eval.max_users=500
@@ -13,15 +13,12 @@ Prefer ``pauserec bench GRID.yaml`` (several datasets, seeds and baselines; see 
 from __future__ import annotations
 
 import argparse
-import shutil
 from pathlib import Path
 
 import yaml
-from common import RESULTS, write_result
+from grid_result import commit_grid
 
-from pauserec.bench import run_grid
 from pauserec.config import parse_override
-from pauserec.io import read_json
 from pauserec.runs import environment
 
 
@@ -51,24 +48,8 @@ def main() -> None:
     work.mkdir(parents=True, exist_ok=True)
     grid = work / "grid.yaml"
     grid.write_text(yaml.safe_dump(grid_file(args.data, args.arms, args.set, args.name), sort_keys=False))
-    reference = "direct" if "direct" in args.arms else None
-    result = run_grid(grid, work, parallel=len(args.arms) if args.parallel else 1, reference=reference)
-    pauses = [r for r in result["rows"] if r["model"].startswith("pause-") and r.get("seeds")]
-    best = max(pauses, key=lambda r: _val_recall(work, r), default=None)
-    md = (work / "table.md").read_text()
-    md += f"\nSelected on validation Recall@10: {best['model'] if best else '-'}\n"
-    for png in ("accuracy_vs_latency", "pause_curve"):
-        shutil.copyfile(work / f"{png}.png", RESULTS / f"{args.name}-{png}.png")
-        md += f"\n![{png}]({args.name}-{png}.png)\n"
-    write_result(args.name, {"data": args.data, "overrides": args.set, "selected_pause_arm": best and best["model"],
-                             "rows": result["rows"], "cells": result["cells"]}, md, machine)
-    print(md)
-
-
-def _val_recall(work: Path, row: dict) -> float:
-    """Best validation Recall@10 seen in training (seed 0's ``train_cost.json``)."""
-    path = work / row["dataset"] / row["model"] / "seed0" / "train_cost.json"
-    return read_json(path)["best_val_recall@10"] if path.exists() else -1.0
+    reference = ["direct"] if "direct" in args.arms else None
+    commit_grid(grid, work, args.name, reference, parallel=len(args.arms) if args.parallel else 1, machine=machine)
 
 
 if __name__ == "__main__":
