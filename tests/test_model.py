@@ -460,3 +460,25 @@ def test_sid_init_leaves_a_level_with_one_used_code_alone(tiny_dirs, cache):
     w = model.get_input_embeddings().weight
     torch.testing.assert_close(w[levels[0]], before)
     assert torch.isfinite(w).all()
+
+
+@pytest.mark.parametrize("arch", ["llama", "gemma2"])
+def test_head_logits_match_the_models_own_logits(arch):
+    """The training loss gathers final hidden states and applies the head itself: the logits must be the model's
+    (Gemma-2 also soft-caps its logits), also through a PEFT LoRA wrapper."""
+    from peft import LoraConfig, get_peft_model
+    from transformers import Gemma2Config, Gemma2ForCausalLM, LlamaConfig, LlamaForCausalLM
+
+    from pauserec.model.head import head_logits
+
+    torch.manual_seed(0)
+    dims = dict(vocab_size=40, hidden_size=16, intermediate_size=32, num_hidden_layers=2, num_attention_heads=2,
+                num_key_value_heads=1, head_dim=8)
+    model = (LlamaForCausalLM(LlamaConfig(**dims)) if arch == "llama"
+             else Gemma2ForCausalLM(Gemma2Config(**dims, final_logit_softcapping=2.0)))
+    x = torch.randint(0, 40, (2, 6))
+    for m in (model, get_peft_model(model, LoraConfig(r=2, target_modules=["q_proj"], init_lora_weights=False))):
+        out = m(input_ids=x, output_hidden_states=True)
+        assert torch.allclose(head_logits(m, out.hidden_states[-1]), out.logits, atol=1e-5)
+    if arch == "gemma2":
+        assert out.logits.abs().max() <= 2.0  # the cap is in force, so the test would see a missing one

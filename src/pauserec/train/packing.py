@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 import torch
 
 from ..arms.base import IGNORE
+from ..model.head import head_logits
 from .batches import LabelSites
 
 ROOT = -1  # parent index of a first token
@@ -186,9 +187,11 @@ def tree_nll(model, batch: dict[str, torch.Tensor], softmax=None) -> tuple[torch
     """Per labelled node of prefix-tree rows: ``(nll, target, weight)``, each ``(n,)``; the weight counts the
     sequences that share the node.
 
-    The LM head runs only at the parents of labelled nodes (``logits_to_keep`` = their union over rows).
-    With ``softmax`` (:class:`~pauserec.train.batches.LevelSoftmax` or ``TrieSoftmax``) SID labels are normalised over
-    their level's codes, or over those their SID prefix allows.
+    The LM head runs only at the parents of labelled nodes: the last hidden states are gathered there, ``(n, H)``,
+    before the head, so packed rows whose labels sit in different columns cost ``n`` head rows, not rows x the
+    union of their label columns (on grounding batches 8x fewer; ~20% of a step). The forward still goes through
+    the top-level model (DDP's and PEFT's hooks run). With ``softmax`` (:class:`~pauserec.train.batches.LevelSoftmax`
+    or ``TrieSoftmax``) SID labels are normalised over their level's codes, or over those their SID prefix allows.
     """
     labels = batch["labels"]
     rows, cols = (labels != IGNORE).nonzero(as_tuple=True)
@@ -197,15 +200,15 @@ def tree_nll(model, batch: dict[str, torch.Tensor], softmax=None) -> tuple[torch
     src = batch["parents"][rows, cols]  # (n,) the positions whose logits predict the labels
     if bool((src < 0).any()):
         raise ValueError("a labelled first token has no position to be predicted from")
-    keep = torch.unique(src)  # sorted
     out = model(
         input_ids=batch["input_ids"],
         attention_mask=batch["attention_mask"],
         position_ids=batch["position_ids"],
-        logits_to_keep=keep,
+        logits_to_keep=1,  # the model's own logits are not used: one column is the least it computes
+        output_hidden_states=True,
         use_cache=False,
     )
-    logits = out.logits[rows, torch.searchsorted(keep, src)].float()  # (n, V)
+    logits = head_logits(model, out.hidden_states[-1][rows, src]).float()  # (n, V)
     target = labels[rows, cols]
     if softmax is not None:
         nll = softmax.nll(logits, target, LabelSites(batch["input_ids"], batch["parents"], rows, cols))
