@@ -97,6 +97,23 @@ def test_cells_run_seed_by_seed(setup, tmp_path, monkeypatch):
     assert order == [f"planted/{m}/seed{s}" for s in (0, 1) for m in ("direct", "pause-k1", "pause-k2")]
 
 
+def test_cells_option_runs_only_matching_cells(setup, tmp_path, monkeypatch):
+    """--cells GLOB puts chosen cells first: only they run, the table and state still cover the whole grid, and a
+    pattern that matches nothing is refused before anything runs."""
+    root, data, backbone = setup
+    order = []
+    monkeypatch.setattr(bench_cells, "fit", lambda cell, out, **k: order.append(cell.id))
+    monkeypatch.setattr(bench_cells, "evaluate", lambda *a, **k: None)
+    grid = write_grid(tmp_path / "grid.yaml", data, backbone, {"direct": {}, "pause": {"k": [1, 2]}}, seeds=[0, 1])
+    result = run_grid(grid, tmp_path / "out", log=lambda m: None, only=["*/pause-k2/seed1", "*/direct/*"])
+    assert order == ["planted/direct/seed0", "planted/direct/seed1", "planted/pause-k2/seed1"]
+    assert len(result["cells"]) == 6 and result["cells"]["planted/pause-k1/seed0"]["status"] == "pending"
+    order.clear()
+    with pytest.raises(ConfigError, match="matches no cell"):
+        run_grid(grid, tmp_path / "out", log=lambda m: None, only=["*/pause-k3/*"])
+    assert order == []
+
+
 def test_table_only_runs_nothing(setup, tmp_path, monkeypatch):
     """--table-only: the table of the cells finished so far (here popularity), nothing trained or decoded."""
     root, data, backbone = setup

@@ -275,13 +275,16 @@ def bench(
                                                            "the grid has them).")] = None,
     table_only: Annotated[bool, typer.Option("--table-only", help="Run nothing: write the table and figures of the "
                                              "cells finished so far (e.g. while the grid runs elsewhere).")] = False,
+    cells: Annotated[Optional[list[str]], typer.Option("--cells", help="Run only the cells whose id "
+                                                       "DATASET/MODEL/seedN matches this glob, repeatable (e.g. "
+                                                       "'*/cot-template/seed0'); the table still covers the grid.")] = None,
 ) -> None:
     """Run a declared grid (models x K x datasets x seeds); finished cells are skipped, failed ones recorded."""
     from .bench import run_grid
 
     if parallel < 1:
         raise PauseRecError(f"--parallel must be >= 1, got {parallel}")
-    result = run_grid(grid, out, parallel=parallel, references=reference, run=not table_only,
+    result = run_grid(grid, out, parallel=parallel, references=reference, run=not table_only, only=cells,
                       log=lambda m: console.print(m, highlight=False))
     failed = {k: v["error"] for k, v in result["cells"].items() if v.get("status") == "failed"}
     console.print((out / "table.md").read_text(), highlight=False)

@@ -15,13 +15,27 @@ from .cells import cell_states, run_cells
 from .grid import Cell, expand, load_grid
 from .table import plot_all, summarize, write_table
 
-__all__ = ["Cell", "expand", "load_grid", "run_grid"]
+__all__ = ["Cell", "expand", "load_grid", "run_grid", "select_cells"]
+
+
+def select_cells(cells: Sequence[Cell], patterns: Sequence[str]) -> list[Cell]:
+    """The cells whose id matches one of the glob ``patterns``; a pattern matching none is an error (a typo would
+    otherwise run nothing, silently)."""
+    from fnmatch import fnmatchcase
+
+    from ..errors import ConfigError
+
+    for pattern in patterns:
+        if not any(fnmatchcase(c.id, pattern) for c in cells):
+            raise ConfigError(f"--cells {pattern!r} matches no cell of the grid (cells look like {cells[0].id!r})")
+    return [c for c in cells if any(fnmatchcase(c.id, p) for p in patterns)]
 
 
 def run_grid(grid_path: str | Path, out: str | Path, parallel: int = 1, references: Sequence[str] | None = None,
-              log: Callable[[str], None] = print, run: bool = True) -> dict[str, Any]:
+              log: Callable[[str], None] = print, run: bool = True, only: Sequence[str] | None = None) -> dict[str, Any]:
     """Validate the whole grid, run its unfinished cells (none with ``run=False``: a table of what has finished,
-    e.g. while the grid runs elsewhere), and write the table and figures into ``out``.
+    e.g. while the grid runs elsewhere; only those whose id ``DATASET/MODEL/seedN`` matches a glob of ``only``, e.g.
+    ``*/cot-template/seed0``, to put some cells first), and write the table and figures of the whole grid into ``out``.
 
     Returns ``{"cells": grid state, "rows": table rows, "files": written paths}``.
     """
@@ -32,7 +46,9 @@ def run_grid(grid_path: str | Path, out: str | Path, parallel: int = 1, referenc
         from ..errors import ConfigError
 
         raise ConfigError(f"--reference {unknown[0]!r} is not a model of {grid_path}")
-    state = run_cells(cells, out, parallel, log) if run else cell_states(cells, out)
+    chosen = select_cells(cells, only) if only else cells
+    state = run_cells(chosen, out, parallel, log) if run else {}
+    state = {**cell_states(cells, out), **state}
     rows = summarize(cells, out, references)
     files = {**write_table(rows, out), **{p.stem: p for p in plot_all(rows, out)}}
     return {"cells": state, "rows": rows, "files": {k: str(v) for k, v in files.items()}}
