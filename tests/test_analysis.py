@@ -327,3 +327,15 @@ def test_cli_analyze(acquisition, study, tmp_path):
     assert isinstance(r.exception, PauseRecError) and "no trained model" in str(r.exception)
     r = runner.invoke(app, ["analyze", "wisdom"])
     assert isinstance(r.exception, PauseRecError) and "unknown analysis" in str(r.exception)
+
+
+def test_runs_are_named_by_the_shortest_suffix_that_tells_them_apart(tmp_path):
+    """A grid's cells all end in seed0: the table names them direct/seed0, pause-k1/seed0; one run keeps its name."""
+    from pauserec.analysis.loading import distinct_names
+
+    cells = [tmp_path / "g" / "scientific" / m / "seed0" for m in ("direct", "pause-k1")]
+    assert distinct_names(cells) == ["direct/seed0", "pause-k1/seed0"]
+    assert distinct_names([tmp_path / "runs" / "sci-cot"]) == ["sci-cot"]
+    assert distinct_names([tmp_path / "a" / "base"], taken={"base"}) == ["a/base"]
+    with pytest.raises(PauseRecError, match="same directory"):
+        distinct_names([tmp_path / "x", tmp_path / "y" / ".." / "x"])

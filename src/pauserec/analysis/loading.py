@@ -46,20 +46,29 @@ class StudyData:
 
 
 def model_specs(runs: Sequence[str | Path], base: str | None) -> list[ModelSpec]:
-    """``base`` first (when given), then each run's ``RUN/model``, named after the run directory.
+    """``base`` first (when given), then each run's ``RUN/model``, named after the run directory, or after as many
+    of its last path parts as tell the runs apart (a grid's cells: ``direct/seed0``, ``pause-k1/seed0``).
 
     Raises:
-        PauseRecError: a run has no trained ``model/``, or two runs share a name.
+        PauseRecError: a run has no trained ``model/``, or two runs are the same directory.
     """
-    specs = [ModelSpec(BASE_NAME, base)] if base else []
-    for run in map(Path, runs):
+    runs = [Path(r) for r in runs]
+    for run in runs:
         if not (run / "model" / "config.json").is_file():
             raise PauseRecError(f"{run} has no trained model (no {run / 'model' / 'config.json'}): train it first")
-        specs.append(ModelSpec(run.name, str(run / "model"), run))
-    names = [s.name for s in specs]
-    if len(set(names)) != len(names):
-        raise PauseRecError(f"two models would share a name in the table: {names}; give runs distinct folder names")
-    return specs
+    names = distinct_names(runs, taken={BASE_NAME} if base else set())
+    return ([ModelSpec(BASE_NAME, base)] if base else []) + [
+        ModelSpec(name, str(run / "model"), run) for name, run in zip(names, runs)]
+
+
+def distinct_names(runs: Sequence[Path], taken: set[str] = frozenset()) -> list[str]:
+    """The shortest path suffixes (same depth for all) that name every run differently and none as in ``taken``."""
+    parts = [run.resolve().parts for run in runs]
+    for depth in range(1, max((len(p) for p in parts), default=1) + 1):
+        names = ["/".join(p[-depth:]) for p in parts]
+        if len(set(names)) == len(names) and not taken & set(names):
+            return names
+    raise PauseRecError(f"two runs are the same directory: {[str(r) for r in runs]}")
 
 
 def run_data_dir(run: str | Path) -> Path:
