@@ -37,13 +37,15 @@ def git_revision() -> str | None:
 
 
 def _checkout_revision() -> str | None:
+    # generous timeouts: on a loaded machine (a training beside the tests, memory pressure) `git status` took > 5 s,
+    # and a run would have recorded no revision at all
     try:
         rev = subprocess.run(
-            ["git", "rev-parse", "HEAD"], cwd=SOURCE_ROOT, capture_output=True, text=True, timeout=5, check=True
+            ["git", "rev-parse", "HEAD"], cwd=SOURCE_ROOT, capture_output=True, text=True, timeout=60, check=True
         ).stdout.strip()
         dirty = subprocess.run(
             ["git", "status", "--porcelain", "--untracked-files=no"],
-            cwd=SOURCE_ROOT, capture_output=True, text=True, timeout=5,
+            cwd=SOURCE_ROOT, capture_output=True, text=True, timeout=60,
         ).stdout.strip()
         return rev + ("+dirty" if dirty else "")
     except (OSError, subprocess.SubprocessError):
