@@ -66,6 +66,17 @@ def test_train_then_evaluate(setup, arm):
         assert "inference_pause_tokens: 0" in (root / "k0" / "config.yaml").read_text()
 
 
+def test_gradient_accumulation_logs_the_mean_loss(setup):
+    """With train.grad_accum=2 the logged loss is the mean over the accumulated micro-batches (here all labels are
+    SID tokens, so it equals the SID loss), not their sum: the Trainer divides our per-micro-batch mean."""
+    root, data_dir, backbone = setup
+    cfg = config(backbone, root, "train.max_steps=4", "train.eval_every=4", "train.batch_size=4", "train.grad_accum=2",
+                 "train.logging_steps=1")
+    train(cfg, data_dir, root / "run-accum")
+    losses = [e for e in json.loads((root / "run-accum" / "train_log.json").read_text()) if "loss" in e]
+    assert len(losses) == 4 and all(abs(e["loss"] - e["sid_loss"]) < 0.05 * e["sid_loss"] for e in losses), losses
+
+
 def test_trie_loss_with_history_exclusion_end_to_end(setup):
     """train.loss=trie + decode.score_normalization=trie + eval.exclude_history: learns the planted structure,
     never recommends an item of the user's history, and scores are item log-probabilities (sum of exp <= 1)."""

@@ -101,6 +101,11 @@ class SFTTrainer(Trainer):
     grounding task's text), so an easy rationale cannot hide an SID loss that does not fall.
     """
 
+    # compute_loss returns each micro-batch's mean, not a sum over the accumulated batch's labels: the Trainer must
+    # divide it by the accumulation steps (its default assumes a model-normalised loss and would log, and apply,
+    # grad_accum times the loss)
+    loss_is_scaled_for_ga = False
+
     def __init__(
         self,
         *args,
