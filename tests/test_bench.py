@@ -203,8 +203,9 @@ def test_example_grid_file_is_well_formed():
     assert grid.seeds == [0, 1, 2] and grid.set["eval.max_users"] == 2000 and grid.set["train.max_steps"] * grid.set["train.batch_size"] == 2280 * 8
 
 
-def test_a_cell_made_under_another_config_is_refused(setup, tmp_path):
-    """Editing the grid after a run must not report old cells under the new settings."""
+def test_a_cell_made_under_another_config_is_refused(setup, tmp_path, monkeypatch):
+    """Editing the grid after a run must not report old cells under the new settings, and the refusal comes before
+    anything runs, also when --cells picks other cells (not after hours of training)."""
     root, data, backbone = setup
     grid = write_grid(tmp_path / "grid.yaml", data, backbone, {"popularity": {}}, seeds=(0,))
     out = tmp_path / "out"
@@ -212,9 +213,13 @@ def test_a_cell_made_under_another_config_is_refused(setup, tmp_path):
     run_grid(grid, out, log=lambda m: None)  # unchanged: reused
     edited = yaml.safe_load(grid.read_text())
     edited["set"]["eval.max_users"] = 20
+    edited["models"]["direct"] = {}
     grid.write_text(yaml.safe_dump(edited))
+    fitted = []
+    monkeypatch.setattr(bench_cells, "fit", lambda cell, out, **k: fitted.append(cell.id))
     with pytest.raises(ConfigError, match="eval.max_users"):
-        run_grid(grid, out, log=lambda m: None)
+        run_grid(grid, out, log=lambda m: None, only=["*/direct/*"])
+    assert fitted == []
 
 
 def test_cot_grid_shares_the_arms_grid_budget():

@@ -11,7 +11,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from .cells import cell_states, run_cells
+from .cells import cell_states, check_stored_configs, run_cells
 from .grid import Cell, expand, load_grid
 from .table import plot_all, summarize, write_table
 
@@ -47,6 +47,7 @@ def run_grid(grid_path: str | Path, out: str | Path, parallel: int = 1, referenc
 
         raise ConfigError(f"--reference {unknown[0]!r} is not a model of {grid_path}")
     chosen = select_cells(cells, only) if only else cells
+    check_stored_configs(cells, out)  # every cell, before anything runs: a stale one would be tabulated hours later
     state = run_cells(chosen, out, parallel, log) if run else {}
     state = {**cell_states(cells, out), **state}
     rows = summarize(cells, out, references)

@@ -79,8 +79,8 @@ def evaluate(cell: Cell, out: Path, progress: bool = False) -> None:
 
 
 def run_cells(cells: Sequence[Cell], out: Path, parallel: int = 1, log: Callable[[str], None] = print) -> dict[str, Any]:
-    """Run every unfinished cell; returns the grid state (also written to ``OUT/grid_state.json``)."""
-    check_stored_configs(cells, out)
+    """Run every unfinished cell; returns the grid state (also written to ``OUT/grid_state.json``). The caller
+    checks the stored configs first (:func:`check_stored_configs`)."""
     state = _load_state(out)
     pending = sorted((c for c in cells if not finished(c, out)), key=lambda c: c.seed)  # every model's first seed first
     for c in cells:
@@ -96,8 +96,7 @@ def run_cells(cells: Sequence[Cell], out: Path, parallel: int = 1, log: Callable
 
 def cell_states(cells: Sequence[Cell], out: Path) -> dict[str, Any]:
     """The recorded state of every cell (``done`` where ``metrics.json`` exists, else as last recorded, else
-    ``pending``), without running anything; a cell directory made under another config is refused as in a run."""
-    check_stored_configs(cells, out)
+    ``pending``), without running anything."""
     recorded = _load_state(out) if out.exists() else {}
     return {c.id: {"status": "done"} if finished(c, out) else recorded.get(c.id, {"status": "pending"}) for c in cells}
 

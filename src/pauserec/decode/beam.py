@@ -58,6 +58,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from ..model.head import apply_softcap, logit_softcap
 from ..sid.catalog import PrefixTrie
 
 Normalization = Literal["vocab", "level", "trie"]
@@ -180,7 +181,7 @@ class _Scorer:
             raise ValueError(f"score_normalization must be 'vocab', 'level' or 'trie', got {normalization!r}")
         _check_causal_lm(model)
         self.head = model.get_output_embeddings()
-        self.softcap = getattr(model.config.get_text_config(decoder=True), "final_logit_softcapping", None)
+        self.softcap = logit_softcap(model)
         self.level_ids = level_ids
         self.normalization = normalization
         # only a plain Linear head may be sliced to the level's rows; a wrapped one (LoRA, PEFT modules_to_save...)
@@ -192,9 +193,7 @@ class _Scorer:
             self.level_b = [None if bias is None else bias.index_select(0, ids) for ids in level_ids]
 
     def _cap(self, logits: torch.Tensor) -> torch.Tensor:
-        if self.softcap:
-            logits = torch.tanh(logits / self.softcap) * self.softcap
-        return logits
+        return apply_softcap(logits, self.softcap)
 
     def vocab_logits(self, hidden: torch.Tensor) -> torch.Tensor:
         """``hidden`` (R, H) -> logits over the whole vocabulary (R, V), float32 (for free-text generation)."""

@@ -30,7 +30,6 @@ from ..data.split import Example, training_users_subset
 from ..data.text import item_title, render_item_text
 from ..eval.recommend import recommend_from_prompts
 from ..io import write_json
-from ..model.params import apply_trainable_policy
 from ..prompt import PromptBuilder
 from .batches import sid_softmax
 from .run import fit, load_model, open_run, unit_data
@@ -108,10 +107,9 @@ def ground(cfg: RunConfig, data_dir: str | Path, run_dir: str | Path, resume: bo
     """Train the grounding tasks; the selected model lands in ``RUN/model``. Returns the cost summary."""
     t_start = time.perf_counter()
     run, dataset, catalog, split = open_run(cfg, data_dir, run_dir, resume, kind="ground")
-    model, tokenizer, new_ids, level_ids = load_model(cfg, dataset, catalog, [])
+    model, tokenizer, level_ids = load_model(cfg, dataset, catalog, [])
     prompts = PromptBuilder(tokenizer, catalog, dataset, cfg.model.system_prompt, show_titles=False)
     titled = PromptBuilder(tokenizer, catalog, dataset, cfg.model.system_prompt, show_titles=True)
-    model = apply_trainable_policy(model, cfg.model.trainable, new_ids, cfg.model)
 
     heldout, seen = split_heldout_items(dataset.n_items, cfg.ground.heldout_items)
     tasks = GroundingTasks(cfg, prompts, titled)
