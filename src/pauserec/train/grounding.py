@@ -32,7 +32,7 @@ from ..eval.recommend import recommend_from_prompts
 from ..io import write_json
 from ..prompt import PromptBuilder
 from .batches import sid_softmax
-from .run import fit, load_model, open_run, unit_data
+from .run import fit, load_trainable_model, open_run, unit_data
 from .trainer import VALIDATION_METRICS, validation_scores
 
 ITEM2SID = "Which item is this?\n{text}"
@@ -107,7 +107,7 @@ def ground(cfg: RunConfig, data_dir: str | Path, run_dir: str | Path, resume: bo
     """Train the grounding tasks; the selected model lands in ``RUN/model``. Returns the cost summary."""
     t_start = time.perf_counter()
     run, dataset, catalog, split = open_run(cfg, data_dir, run_dir, resume, kind="ground")
-    model, tokenizer, level_ids = load_model(cfg, dataset, catalog, [])
+    model, tokenizer, level_ids = load_trainable_model(cfg, dataset, catalog, [])
     prompts = PromptBuilder(tokenizer, catalog, dataset, cfg.model.system_prompt, show_titles=False)
     titled = PromptBuilder(tokenizer, catalog, dataset, cfg.model.system_prompt, show_titles=True)
 

@@ -2,7 +2,7 @@
 
 The run directory receives ``checkpoints/`` (Trainer checkpoints, for ``--resume``), ``model/`` (the
 selected weights as a plain HF checkpoint + tokenizer, LoRA merged), ``train_log.json`` and ``train_cost.json``.
-The same machinery (:func:`open_run`, :func:`load_model`, :func:`fit`) trains the SID-grounding stage
+The same machinery (:func:`open_run`, :func:`load_trainable_model`, :func:`fit`) trains the SID-grounding stage
 (:mod:`.grounding`) on its own rows and validation.
 """
 
@@ -127,8 +127,8 @@ def open_run(cfg: RunConfig, data_dir: str | Path, run_dir: str | Path, resume: 
 
 def load_model(cfg: RunConfig, dataset, catalog, extra_tokens: list[str]):
     """Backbone with the catalogue's SID tokens and ``extra_tokens`` added (rows of SID tokens that are new get the
-    configured init; a backbone that already knows them, e.g. a grounded model, keeps its rows) and the trainable
-    policy ``cfg.model.trainable`` applied. Returns ``(model, tokenizer, level_ids)``."""
+    configured init; a backbone that already knows them, e.g. a grounded model, keeps its rows).
+    Returns ``(model, tokenizer, new_ids, level_ids)``; the trainable policy is not applied yet."""
     model, tokenizer = load_backbone(cfg.model.backbone, cfg.cache_dir)
     new_ids = extend_vocabulary(
         model, tokenizer, catalog.all_tokens() + extra_tokens, noise_std=cfg.model.new_row_noise, seed=cfg.seed
@@ -138,8 +138,14 @@ def load_model(cfg: RunConfig, dataset, catalog, extra_tokens: list[str]):
     if cfg.model.sid_init == "title" and sid_rows_are_new:
         titles = [item_title(fields) for fields in dataset.item_fields]
         init_sid_rows_from_text(model, tokenizer, catalog, level_ids, titles, scale=cfg.model.new_row_noise)
-    model = apply_trainable_policy(model, cfg.model.trainable, new_ids, cfg.model)
-    return model, tokenizer, level_ids
+    return model, tokenizer, new_ids, level_ids
+
+
+def load_trainable_model(cfg: RunConfig, dataset, catalog, extra_tokens: list[str]):
+    """:func:`load_model` with the trainable policy ``cfg.model.trainable`` applied (what training and grounding
+    start from). Returns ``(model, tokenizer, level_ids)``."""
+    model, tokenizer, new_ids, level_ids = load_model(cfg, dataset, catalog, extra_tokens)
+    return apply_trainable_policy(model, cfg.model.trainable, new_ids, cfg.model), tokenizer, level_ids
 
 
 def checkpoint_bytes(model: torch.nn.Module) -> tuple[int, int]:
@@ -246,7 +252,7 @@ def build_training(cfg: RunConfig, dataset, catalog, split) -> TrainingSetup:
     """The training setup of ``cfg`` on a loaded data directory (what ``pauserec train`` and the step-time
     benchmarks share)."""
     arm = make_arm(cfg.arm)
-    model, tokenizer, level_ids = load_model(cfg, dataset, catalog, arm.new_tokens())
+    model, tokenizer, level_ids = load_trainable_model(cfg, dataset, catalog, arm.new_tokens())
     arm.bind(tokenizer)
     prompts = PromptBuilder(tokenizer, catalog, dataset, cfg.model.system_prompt, cfg.arm.show_titles)
     examples = training_users_subset(split.train, cfg.train.max_users)
