@@ -1,6 +1,7 @@
 """End to end on a tiny random backbone: train each arm, select on validation, evaluate, resume."""
 
 import json
+import logging
 
 import pytest
 from helpers import make_data_dir, planted_data
@@ -208,12 +209,28 @@ def test_tied_head_reload_warning_is_quiet_but_other_warnings_are_not(caplog):
     assert "lm_head" not in caplog.text and "model.norm.weight" in caplog.text
 
 
+def test_one_list_for_everyone_is_flagged_as_a_collapse(caplog):
+    from pauserec.train.trainer import validation_scores, warn_if_collapsed
+
+    collapsed = validation_scores([[1, 2, 3]] * 19 + [[3, 2, 1]], list(range(20)), seconds=0.0)
+    assert collapsed["distinct_lists"] == pytest.approx(2 / 20)
+    healthy = validation_scores([[i, i + 1] for i in range(20)], list(range(20)), seconds=0.0)
+    assert healthy["distinct_lists"] == 1.0
+    with caplog.at_level(logging.WARNING):
+        warn_if_collapsed(healthy["distinct_lists"], step=100)
+        warn_if_collapsed(collapsed["distinct_lists"], step=120)  # 0.10: at the threshold, not below it
+        assert "not reading the history" not in caplog.text
+        warn_if_collapsed(1 / 20, step=130)
+    assert "step 130: only 5.0% of validation users" in caplog.text
+
+
 def test_validation_scores_and_best_validation_by_hand():
     from pauserec.train.trainer import best_validation, validation_scores
 
     # user 0 hits at rank 2 (gain 1/log2(3)), user 1 misses
     scores = validation_scores([[5, 7, 9], [1, 2, 3]], [7, 4], seconds=1.5)
-    assert scores == pytest.approx({"recall@10": 0.5, "ndcg@10": 0.5 / 1.5849625007211562, "val_seconds": 1.5})
+    assert scores == pytest.approx({"recall@10": 0.5, "ndcg@10": 0.5 / 1.5849625007211562, "distinct_lists": 1.0,
+                                    "val_seconds": 1.5})
     log = [{"loss": 3.0, "step": 10}, {"eval_recall@10": 0.1, "eval_ndcg@10": 0.05, "step": 10},
            {"eval_recall@10": 0.1, "eval_ndcg@10": 0.07, "step": 20}]
     assert best_validation(log, 20) == {"best_val_recall@10": 0.1, "best_val_ndcg@10": 0.07}
