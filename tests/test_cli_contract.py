@@ -121,6 +121,7 @@ def test_metrics_record_n_of_m_users_and_the_rule(tmp_path):
     assert r.exit_code == 0, r.output
     users = json.loads((tmp_path / "pop10" / "metrics.json").read_text())["metrics"]["users"]
     assert (users["count"], users["of"]) == (10, 30) and "eval.max_users=10" in users["subset"]
+    assert users["distinct_lists"] == 1  # popularity: one list for everyone
     assert "10 of 30 test users" in r.output
 
     r = runner.invoke(app, ["eval", str(tmp_path / "all"), "--baseline", "popularity", "--data", str(data),
@@ -132,6 +133,7 @@ def test_metrics_record_n_of_m_users_and_the_rule(tmp_path):
     r = runner.invoke(app, ["compare", str(tmp_path / "pop10"), str(tmp_path / "pop10")], terminal_width=200)
     assert r.exit_code == 0, r.output
     assert "10 of 30 test users" in r.output
+    assert re.search(r"distinct top lists\s*│\s*1\s*│\s*1\s*│", r.output), r.output
 
 
 def test_readme_names_exactly_the_commands_that_take_preset():

@@ -81,6 +81,7 @@ def print_comparison(title: str, named: Sequence[tuple[str, dict[str, Any]]], co
     for m in metrics:
         table.add_row(m, *[fmt_metric(r["metrics"][m]) if m in r["metrics"] else "-" for _, r in named])
     table.add_row("users", *[str(int(r["metrics"].get("users", {}).get("count", 0))) for _, r in named])
+    table.add_row("distinct top lists", *[str(r["metrics"].get("users", {}).get("distinct_lists", "-")) for _, r in named])
     for label, values in _cost_rows([r for _, r in named]):
         table.add_row(label, *values)
     (console or Console()).print(table)

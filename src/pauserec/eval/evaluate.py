@@ -30,9 +30,11 @@ def evaluate_rankings(
     """
     targets = [e.target for e in examples]
     metrics = compute_metrics(ranked, targets, cfg.ks, bootstrap=cfg.bootstrap, seed=seed)
-    # who was evaluated, and whether their own histories were ranked (paired comparisons check both)
-    metrics["users"] = {**metrics["users"], **(users or {}), "exclude_history": cfg.exclude_history}
     top = max(cfg.ks)
+    # who was evaluated, whether their own histories were ranked (paired comparisons check both), and how many
+    # different top lists they got (1 for popularity; a model that ignores the history looks like that too)
+    metrics["users"] = {**metrics["users"], **(users or {}), "exclude_history": cfg.exclude_history,
+                        "distinct_lists": len({tuple(items[:top]) for items in ranked})}
     rows = []
     for i, (ex, items) in enumerate(zip(examples, ranked, strict=True)):
         row: dict[str, Any] = {
