@@ -1,7 +1,8 @@
 """Rationale-quality sensitivity: the test accuracy of ``cot`` runs trained on rationale sets of controlled quality
 (:mod:`.rationale_sets`), with evaluated ``direct`` / ``pause`` runs as horizontal references.
 
-Reads each run's ``metrics.json`` and ``config.yaml`` (``arm.rationales`` names its set); trains nothing.
+Reads each run's ``metrics.json``, ``config.yaml`` (``arm.rationales`` names its set) and ``predictions.jsonl`` (how
+many different rationales the model wrote at test time, and how many different top lists it gave); trains nothing.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import PauseRecError
+from ..io import read_jsonl
 from ..report import fmt_metric, markdown_table
 from ..runs import RunDir
 from .loading import write_outputs
@@ -29,7 +31,20 @@ def _run_row(run: Path, metrics: Sequence[str]) -> dict[str, Any]:
         raise PauseRecError(f"{run}/metrics.json has no {', '.join(missing)} (evaluate with eval.ks including 10)")
     return {"run": str(run), "name": run.name, "arm": cfg.arm.name, "split": result.get("split"),
             "users": int(result["metrics"].get("users", {}).get("count", 0)),
-            "metrics": {m: result["metrics"][m] for m in metrics}, "rationales": cfg.arm.rationales}
+            "metrics": {m: result["metrics"][m] for m in metrics}, "rationales": cfg.arm.rationales,
+            "distinct_rationales": distinct_rationales(rd.file("predictions.jsonl")),
+            "distinct_lists": result["metrics"].get("users", {}).get("distinct_lists")}
+
+
+def distinct_rationales(predictions: Path) -> int | None:
+    """How many different rationales a cot model wrote over its evaluated users (None: no rationales recorded).
+
+    A model that writes one sentence for everyone has learnt the rationales' marginal, not reasoning about the user.
+    """
+    if not predictions.exists():
+        return None
+    texts = {row["rationale"] for row in read_jsonl(predictions) if "rationale" in row}
+    return len(texts) if texts else None
 
 
 def rationale_quality_analysis(runs: Sequence[str | Path], out: str | Path, *, references: Sequence[str | Path] = (),
@@ -58,15 +73,19 @@ def rationale_quality_analysis(runs: Sequence[str | Path], out: str | Path, *, r
 
 def rationale_quality_markdown(table: Mapping[str, Any]) -> str:
     metrics = table["metrics"]
-    header = ["run", "arm", "rationale set", *(f"{m} (95% CI)" for m in metrics), "users"]
+    header = ["run", "arm", "rationale set", *(f"{m} (95% CI)" for m in metrics), "users",
+              "distinct rationales written", "distinct top lists"]
+    shown = lambda v: "-" if v is None else str(v)  # noqa: E731
     rows = [[r["name"], r["arm"], r.get("rationale_set", "-"), *(fmt_metric(r["metrics"][m]) for m in metrics),
-             str(r["users"])] for r in [*table["runs"], *table["references"]]]
+             str(r["users"]), shown(r.get("distinct_rationales")), shown(r.get("distinct_lists"))]
+            for r in [*table["runs"], *table["references"]]]
     return (f"cot accuracy by rationale set ({', '.join(table['splits'])} split); references below the cot runs.\n\n"
             + markdown_table(header, rows))
 
 
 def rationale_quality_figure(table: Mapping[str, Any]):
-    """One panel per metric: each cot run at its rationale set (mean, 95% interval), references as lines + bands."""
+    """One panel per metric: each cot run at its rationale set (mean, 95% interval, labelled with how many different
+    rationales it wrote), references as lines + bands."""
     from matplotlib.figure import Figure
 
     metrics = table["metrics"]
@@ -88,6 +107,9 @@ def rationale_quality_figure(table: Mapping[str, Any]):
                 err = [[mu - lo], [hi - mu]] if np.isfinite(lo) else None
                 ax.errorbar([x], [mu], yerr=err, fmt="o", color="C0", capsize=3,
                             label="cot" if s == 0 and j == 0 else None)
+                if r.get("distinct_rationales") is not None:  # how many different rationales it wrote
+                    ax.annotate(f"{r['distinct_rationales']} written", (x, mu), xytext=(5, 0),
+                                textcoords="offset points", fontsize=6, va="center")
         ax.set_xticks(range(len(sets)), sets, rotation=20, ha="right")
         ax.set_xlim(-0.6, len(sets) - 0.4)
         ax.set_title(f"{'/'.join(table['splits'])} {m} (95% CI)")
