@@ -8,7 +8,7 @@ from typing import Any
 from ..config import EvalConfig
 from ..data.dataset import Dataset
 from ..data.split import Example
-from .metrics import compute_metrics
+from .metrics import compute_metrics, distinct_lists
 
 
 def evaluate_rankings(
@@ -34,7 +34,7 @@ def evaluate_rankings(
     # who was evaluated, whether their own histories were ranked (paired comparisons check both), and how many
     # different top lists they got (1 for popularity; a model that ignores the history looks like that too)
     metrics["users"] = {**metrics["users"], **(users or {}), "exclude_history": cfg.exclude_history,
-                        "distinct_lists": len({tuple(items[:top]) for items in ranked})}
+                        "distinct_lists": distinct_lists(ranked, top)}
     rows = []
     for i, (ex, items) in enumerate(zip(examples, ranked, strict=True)):
         row: dict[str, Any] = {

@@ -13,6 +13,11 @@ import numpy as np
 NOT_FOUND = -1
 
 
+def distinct_lists(ranked: Sequence[Sequence[int]], k: int) -> int:
+    """How many different top-``k`` lists the users got (1: the same list for everyone, as popularity gives)."""
+    return len({tuple(items[:k]) for items in ranked})
+
+
 def target_ranks(ranked: Sequence[Sequence[int]], targets: Sequence[int]) -> np.ndarray:
     """0-based rank of each user's target in its de-duplicated ranked list, or -1 if absent. Shape (n_users,)."""
     ranks = np.full(len(targets), NOT_FOUND, dtype=np.int64)

@@ -21,7 +21,7 @@ from transformers.trainer_pt_utils import get_length_grouped_indices
 
 from ..errors import DivergedError, PauseRecError
 from ..io import write_text
-from ..eval.metrics import compute_metrics
+from ..eval.metrics import compute_metrics, distinct_lists
 from .batches import LevelSoftmax, label_window_nll
 from .packing import tree_nll
 
@@ -216,8 +216,8 @@ def validation_scores(ranked: list[list[int]], targets: list[int], seconds: floa
     """The validation log entry: each of :data:`VALIDATION_METRICS` (mean over users), ``distinct_lists`` (distinct
     top-10 lists / users: 1/users when the model gives everyone the same list) and the decoding time."""
     metrics = compute_metrics(ranked, targets, [10], bootstrap=0)
-    distinct = len({tuple(items[:10]) for items in ranked}) / max(len(ranked), 1)
-    return {**{name: metrics[name]["mean"] for name in VALIDATION_METRICS}, "distinct_lists": distinct,
+    share = distinct_lists(ranked, 10) / max(len(ranked), 1)
+    return {**{name: metrics[name]["mean"] for name in VALIDATION_METRICS}, "distinct_lists": share,
             "val_seconds": seconds}
 
 
