@@ -51,6 +51,19 @@ def test_prepare_sids_eval(prepared):
     assert (root / "pop" / "config.yaml").exists() and (root / "pop" / "predictions.jsonl").exists()
 
 
+def test_runs_of_different_seeds_evaluate_the_same_users_by_default(prepared):
+    """eval.subset_seed is fixed (0), not the run's seed: seeds differ in training, never in who is evaluated."""
+    root, data = prepared
+    users = {}
+    for seed in (1, 2):
+        r = runner.invoke(app, ["eval", str(root / f"pop-seed{seed}"), "--baseline", "popularity", "--data", str(data),
+                                "--set", "eval.bootstrap=0", "--set", "eval.max_users=12", "--set", f"seed={seed}"])
+        assert r.exit_code == 0, r.output
+        lines = (root / f"pop-seed{seed}" / "predictions.jsonl").read_text().splitlines()
+        users[seed] = [json.loads(x)["user"] for x in lines]
+    assert len(users[1]) == 12 and users[1] == users[2]
+
+
 def test_catalog_against_other_data_is_refused(prepared, tmp_path):
     root, data = prepared
     from pauserec import pipeline

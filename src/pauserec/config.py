@@ -252,19 +252,15 @@ class EvalConfig(_Section):
     bootstrap: int = Field(1000, ge=0, description="Bootstrap resamples for 95% intervals (0 = none).")
     split: Literal["valid", "test"] = "test"
     max_users: int | None = Field(None, description="Evaluate only the first N users (a fixed random order); None = all.")
-    subset_seed: int | None = Field(
-        None, description="Seed of the max_users subset; None = the run's seed. Set it (e.g. 0) "
-        "so that runs with different seeds are decoded on the same users and can be compared per user.",
+    subset_seed: int = Field(
+        0, ge=0, description="Seed of the max_users subset (and of the validation users). Fixed, not the run's "
+        "seed, so that runs with different seeds are decoded on the same users and can be compared per user.",
     )
     exclude_history: bool = Field(
         False,
         description="Rank only items outside the user's own history (all of it, not only the shown window), for "
         "every model alike (RecBole's full-sort default; the generative protocols rank the whole catalogue).",
     )
-
-    def users_seed(self, run_seed: int) -> int:
-        """The seed that draws the evaluated users: ``subset_seed``, else the run's seed."""
-        return run_seed if self.subset_seed is None else self.subset_seed
 
 
 class SASRecConfig(_Section):
@@ -317,7 +313,7 @@ class TigerConfig(_Section):
     warmup_steps: int = Field(200, ge=0)
     weight_decay: float = Field(0.01, ge=0.0)
     val_users: int = Field(500, ge=1, description="Fixed validation subset (drawn like the test subset, "
-                           "eval.subset_seed or the run's seed) for model selection; the best epoch's weights are kept.")
+                           "eval.subset_seed) for model selection; the best epoch's weights are kept.")
     select_metric: Literal["recall@10", "ndcg@10"] = Field("recall@10", description="Validation metric of the best epoch.")
     patience: int = Field(4, ge=1, description="Stop after this many epochs without a better validation metric.")
     max_minutes: float | None = Field(

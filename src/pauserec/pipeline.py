@@ -103,7 +103,7 @@ def evaluate_popularity(cfg: RunConfig, data_dir: str | Path, run_dir: str | Pat
     t0 = time.perf_counter()
     model = Popularity(dataset.n_items).fit(dataset)
     t_fit = time.perf_counter()
-    examples, users = user_subset(split.part(cfg.eval.split), cfg.eval.max_users, cfg.eval.users_seed(cfg.seed))
+    examples, users = user_subset(split.part(cfg.eval.split), cfg.eval.max_users, cfg.eval.subset_seed)
     exclude = exclusions(dataset, examples, cfg.eval.split, cfg.eval.exclude_history)
     ranked = model.recommend(examples, max(cfg.eval.ks), exclude)
     t_rank = time.perf_counter()

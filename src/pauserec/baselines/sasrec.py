@@ -140,7 +140,7 @@ def evaluate_sasrec(model, train_cost: dict[str, Any], cfg: RunConfig, data_dir:
     split = pipeline.load_split(dataset, cfg)
     run = RunDir.create(run_dir, cfg, kind="baseline:sasrec", data_dir=str(Path(data_dir).resolve()),
                         dataset_hash=dataset.content_hash(), split_hash=split.content_hash())
-    examples, users = user_subset(split.part(cfg.eval.split), cfg.eval.max_users, cfg.eval.users_seed(cfg.seed))
+    examples, users = user_subset(split.part(cfg.eval.split), cfg.eval.max_users, cfg.eval.subset_seed)
     exclude = exclusions(dataset, examples, cfg.eval.split, cfg.eval.exclude_history)
     reset_peak_memory()
     t0 = time.perf_counter()

@@ -308,7 +308,7 @@ def training_key(cfg: RunConfig, facts: dict[str, str]) -> str:
     """What a trained model depends on: data, split, the TIGER section, the seed, and what model selection saw
     (beam width, history exclusion)."""
     return stable_hash([facts, cfg.split.model_dump(), cfg.baseline.tiger.model_dump(), cfg.seed, cfg.decode.num_beams,
-                        cfg.eval.exclude_history, cfg.eval.users_seed(cfg.seed)])
+                        cfg.eval.exclude_history, cfg.eval.subset_seed])
 
 
 def trained_model(run_path: Path, cfg: RunConfig, dataset: Any, catalog: SIDCatalog, train_examples: Sequence[Example],
@@ -324,7 +324,7 @@ def trained_model(run_path: Path, cfg: RunConfig, dataset: Any, catalog: SIDCata
         return T5ForConditionalGeneration.from_pretrained(model_dir), read_json(record_path)
     torch.manual_seed(cfg.seed)
     model = build_model(TigerVocab(tuple(catalog.level_sizes)), tc)
-    valid = select_users(valid_all, tc.val_users, cfg.eval.users_seed(cfg.seed))  # the same users for every seed
+    valid = select_users(valid_all, tc.val_users, cfg.eval.subset_seed)  # the same users for every seed
     valid_exclude = exclusions(dataset, valid, "valid", cfg.eval.exclude_history)
     record = train(model, train_examples, valid, catalog, tc, cfg.seed, cfg.decode.num_beams, progress, valid_exclude)
     record = {"key": key, "seed": cfg.seed, "val_users": len(valid), **record}
@@ -354,7 +354,7 @@ def run_tiger(cfg: RunConfig, data_dir: str | Path, run_dir: str | Path, progres
     model, record = trained_model(run.path, cfg, dataset, catalog, split.train, split.valid, key, progress)
     train_peak = peak_memory_bytes()
 
-    examples, users = user_subset(split.part(cfg.eval.split), cfg.eval.max_users, cfg.eval.users_seed(cfg.seed))
+    examples, users = user_subset(split.part(cfg.eval.split), cfg.eval.max_users, cfg.eval.subset_seed)
     exclude = exclusions(dataset, examples, cfg.eval.split, cfg.eval.exclude_history)
     reset_peak_memory()
     t0 = time.perf_counter()

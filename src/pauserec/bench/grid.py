@@ -128,13 +128,12 @@ RESERVED = ("seed", "arm.name", "arm.pause_tokens")  # set by the grid itself: s
 
 def _cell(grid: GridSpec, name: str, base: str, spec: ModelSpec, k: int | None, dataset: str, data_dir: str,
           seed: int) -> Cell:
-    shared = {"eval.subset_seed": 0, **grid.set}
     for key in RESERVED:
         if key in grid.set or key in spec.set:
             raise ConfigError(f"{key} is set by the grid (seeds:, the model's name and k:), not by an override "
                               f"(model {name!r})")
     arm = [f"arm.name={base}", *([f"arm.pause_tokens={k}"] if k is not None else [])] if base in LLM_ARMS else []
-    overrides = [f"{key}={_yaml(v)}" for key, v in {**shared, **spec.set}.items()] + arm + [f"seed={seed}"]
+    overrides = [f"{key}={_yaml(v)}" for key, v in {**grid.set, **spec.set}.items()] + arm + [f"seed={seed}"]
     model = name if k is None else f"{name}-k{k}"
     return Cell(model, base, k, dataset, data_dir, seed, tuple(overrides))
 

@@ -44,7 +44,7 @@ def evaluate_run(
     arm.bind(tokenizer)
     model.to(inference_device()).eval()
     prompts = PromptBuilder(tokenizer, catalog, dataset, cfg.model.system_prompt, cfg.arm.show_titles)
-    examples, users = user_subset(split.part(cfg.eval.split), cfg.eval.max_users, cfg.eval.users_seed(cfg.seed))
+    examples, users = user_subset(split.part(cfg.eval.split), cfg.eval.max_users, cfg.eval.subset_seed)
 
     reset_peak_memory()
     with torch.inference_mode():

@@ -266,7 +266,7 @@ def train(cfg: RunConfig, data_dir: str | Path, run_dir: str | Path, resume: boo
     t_start = time.perf_counter()
     run, dataset, catalog, split = open_run(cfg, data_dir, run_dir, resume, kind=f"train:{cfg.arm.name}")
     s = build_training(cfg, dataset, catalog, split)
-    val_examples = select_users(split.valid, cfg.train.val_users, cfg.eval.users_seed(cfg.seed))
+    val_examples = select_users(split.valid, cfg.train.val_users, cfg.eval.subset_seed)
     val_exclude = exclusions(dataset, val_examples, "valid", cfg.eval.exclude_history)
 
     def validate(m: torch.nn.Module) -> dict[str, float]:
