@@ -28,3 +28,12 @@ def test_yaml_roundtrip(tmp_path):
 def test_unknown_preset():
     with pytest.raises(ConfigError, match="no preset"):
         build_config("does-not-exist")
+
+
+def test_old_run_directories_keep_their_users(tmp_path):
+    """A config stored before eval.subset_seed had a fixed default says null, which meant the run's seed."""
+    old = config_to_yaml(build_config(overrides=["seed=2"])).replace("subset_seed: 0", "subset_seed: null")
+    assert "subset_seed: null" in old
+    (tmp_path / "c.yaml").write_text(old)
+    assert config_from_yaml(tmp_path / "c.yaml").eval.subset_seed == 2
+    assert build_config(overrides=["seed=2"]).eval.subset_seed == 0  # new runs: the same users for every seed

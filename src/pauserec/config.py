@@ -351,6 +351,15 @@ class RunConfig(_Section):
     eval: EvalConfig = EvalConfig()
     baseline: BaselineConfig = BaselineConfig()
 
+    @model_validator(mode="before")
+    @classmethod
+    def _old_subset_seed(cls, data: Any) -> Any:
+        """Run directories written before ``eval.subset_seed`` had a fixed default store ``null``, which meant the
+        run's seed: read them with that meaning."""
+        if isinstance(data, dict) and isinstance(data.get("eval"), dict) and data["eval"].get("subset_seed", 0) is None:
+            data = {**data, "eval": {**data["eval"], "subset_seed": data.get("seed", 0)}}
+        return data
+
     @field_validator("cache_dir")
     @classmethod
     def _expand(cls, v: str) -> str:
