@@ -72,6 +72,7 @@ def test_tiny_grid_end_to_end_then_resume(setup, tmp_path, monkeypatch):
     assert ratio["latency_per_user_s"] == pytest.approx(rows["pause-k1"]["latency_per_user_s"]
                                                         / rows["direct"]["latency_per_user_s"])
     assert "popularity" not in rows["pause-k1"]["ratios"]  # ratios are to LLM references only
+    assert "ratios" not in rows["popularity"]  # and of LLM rows only
     assert "Ratios to direct" in table and "Ratios to popularity" not in table
     # every seed was decoded on the same users (eval.subset_seed fixed by the grid)
     users = [[json.loads(x)["user"] for x in (out / "planted" / "direct" / f"seed{s}" / "predictions.jsonl")

@@ -87,11 +87,12 @@ RATIOS = {"ndcg@10": "NDCG@10", "train_seconds": "training time (pipeline)", "la
 
 
 def add_ratios(rows: list[dict[str, Any]], references: Sequence[str]) -> None:
-    """``ratios[ref]`` for each reference that is an LLM arm: this row's mean NDCG@10, training time and latency
-    divided by the reference's (the paper quotes pause / cot this way); None where the reference's is 0 or unknown."""
+    """``ratios[ref]`` of each LLM row for each reference that is an LLM arm: the row's mean NDCG@10, training time and
+    latency divided by the reference's (the paper quotes pause / cot this way); None where the reference's is 0 or
+    unknown. Baselines get none: a popularity count's "training time" over an LLM's says nothing."""
     by_key = {(r["dataset"], r["model"]): r for r in rows if "metrics" in r and r["arm"] in LLM_ARMS}
     for r in rows:
-        if "metrics" not in r:
+        if (r["dataset"], r["model"]) not in by_key:
             continue
         r["ratios"] = {}
         for ref in references:
