@@ -276,3 +276,30 @@ def test_whole_pipeline_ground_rationales_sft_eval(tmp_path):
     cell_cost = json.loads((tmp_path / "bench" / "planted" / "cot-long" / "seed0" / "cost.json").read_text())
     assert rows["cot-long"]["train_seconds"] == pytest.approx(cell_cost["pipeline"]["seconds"])
     assert rows["cot-long"]["train_seconds"] > cell_cost["train"]["train_seconds"]  # grounding + rationales counted
+
+
+def test_local_teacher_never_repeats_an_ngram_when_told(tmp_path, monkeypatch):
+    from transformers.generation.utils import GenerationMixin
+
+    from pauserec.rationale.local import LocalProvider
+
+    path = make_tiny_backbone(tmp_path / "teacher", hidden=32, layers=2)
+    reqs = [RationaleRequest(str(i), ({"title": f"item {i}"},), {"title": "x"}) for i in range(4)]
+    generated: list[list[int]] = []
+    original = GenerationMixin.generate
+
+    def recording(model, **kwargs):
+        ids = original(model, **kwargs)
+        generated.extend(ids[:, kwargs["input_ids"].shape[1] :].tolist())
+        return ids
+
+    monkeypatch.setattr(GenerationMixin, "generate", recording)
+
+    def new_token_ids(no_repeat: int) -> list[list[int]]:
+        generated.clear()
+        LocalProvider(str(path), str(tmp_path / "c"), 16, 0.0, batch_size=4, no_repeat_ngram_size=no_repeat).generate(reqs)
+        return list(generated)
+
+    assert any(len(set(ids)) < len(ids) for ids in new_token_ids(0))  # a random tiny model loops
+    assert all(len(set(ids)) == len(ids) for ids in new_token_ids(1))  # unigrams: no token twice
+    assert LocalProvider(str(path), "c", 4, 0.0, 1, no_repeat_ngram_size=3).settings()["no_repeat_ngram_size"] == 3

@@ -34,7 +34,8 @@ def make_provider(cfg: RunConfig) -> Provider:
     if r.provider == "local":
         from .local import LocalProvider
 
-        return LocalProvider(r.model, cfg.cache_dir, r.max_new_tokens, r.temperature, r.batch_size, seed=cfg.seed)
+        return LocalProvider(r.model, cfg.cache_dir, r.max_new_tokens, r.temperature, r.batch_size, seed=cfg.seed,
+                             no_repeat_ngram_size=r.no_repeat_ngram_size)
     from .openai_compat import OpenAIProvider
 
     return OpenAIProvider(

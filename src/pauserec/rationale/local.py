@@ -14,12 +14,15 @@ from .base import RationaleRequest
 class LocalProvider:
     """Args:
         model: an HF causal-LM directory or ``builtin:smollm2-135m``; cache_dir: where converted models live.
-        max_new_tokens, temperature: decoding (temperature 0 = greedy); batch_size: prompts per ``generate`` call.
+        max_new_tokens, temperature: decoding (temperature 0 = greedy); batch_size: prompts per ``generate`` call;
+        no_repeat_ngram_size: no n-gram of this many tokens twice in a rationale (0 = off).
     """
 
-    def __init__(self, model: str, cache_dir: str, max_new_tokens: int, temperature: float, batch_size: int, seed: int = 0):
+    def __init__(self, model: str, cache_dir: str, max_new_tokens: int, temperature: float, batch_size: int, seed: int = 0,
+                 no_repeat_ngram_size: int = 0):
         self.model_name, self.cache_dir = model, cache_dir
         self.max_new_tokens, self.temperature, self.batch_size, self.seed = max_new_tokens, temperature, batch_size, seed
+        self.no_repeat_ngram_size = no_repeat_ngram_size
 
     def settings(self) -> dict[str, Any]:
         return {
@@ -27,6 +30,7 @@ class LocalProvider:
             "model": self.model_name,
             "max_new_tokens": self.max_new_tokens,
             "temperature": self.temperature,
+            "no_repeat_ngram_size": self.no_repeat_ngram_size,
             "seed": self.seed if self.temperature > 0 else None,
         }
 
@@ -46,6 +50,7 @@ class LocalProvider:
             max_new_tokens=self.max_new_tokens,
             do_sample=self.temperature > 0,
             temperature=self.temperature if self.temperature > 0 else None,
+            no_repeat_ngram_size=self.no_repeat_ngram_size or None,
             pad_token_id=tok.pad_token_id,
             eos_token_id=tok.eos_token_id,
         )
