@@ -23,6 +23,12 @@ class LocalProvider:
         self.model_name, self.cache_dir = model, cache_dir
         self.max_new_tokens, self.temperature, self.batch_size, self.seed = max_new_tokens, temperature, batch_size, seed
         self.no_repeat_ngram_size = no_repeat_ngram_size
+        self._loaded = None  # (model, tokenizer), loaded on the first call and kept: acquisition calls per chunk
+
+    def _teacher(self):
+        if self._loaded is None:
+            self._loaded = _load_teacher(self.model_name, self.cache_dir)
+        return self._loaded
 
     def settings(self) -> dict[str, Any]:
         return {
@@ -37,13 +43,7 @@ class LocalProvider:
     def generate(self, requests: Sequence[RationaleRequest], progress: bool = False) -> list[str]:
         from transformers import GenerationConfig
 
-        from ..model.backbone import inference_device, load_backbone
-        from ..precision import bf16_enabled
-
-        dtype = torch.bfloat16 if bf16_enabled("auto") else torch.float32  # half the bytes per decoding step
-        model, tok = load_backbone(self.model_name, self.cache_dir, dtype=dtype)
-        model.to(inference_device()).eval()
-        tok.padding_side = "left"
+        model, tok = self._teacher()
         prompts = [tok.apply_chat_template(r.messages(), tokenize=False, add_generation_prompt=True) for r in requests]
         order = sorted(range(len(prompts)), key=lambda i: -len(prompts[i]))
         gen = GenerationConfig(
@@ -71,6 +71,17 @@ class LocalProvider:
         if bar is not None:
             bar.close()
         return out
+
+
+def _load_teacher(model_name: str, cache_dir: str):
+    from ..model.backbone import inference_device, load_backbone
+    from ..precision import bf16_enabled
+
+    dtype = torch.bfloat16 if bf16_enabled("auto") else torch.float32  # half the bytes per decoding step
+    model, tok = load_backbone(model_name, cache_dir, dtype=dtype)
+    model.to(inference_device()).eval()
+    tok.padding_side = "left"
+    return model, tok
 
 
 def _bar(total: int, progress: bool):
