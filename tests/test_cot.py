@@ -303,3 +303,16 @@ def test_local_teacher_never_repeats_an_ngram_when_told(tmp_path, monkeypatch):
     assert any(len(set(ids)) < len(ids) for ids in new_token_ids(0))  # a random tiny model loops
     assert all(len(set(ids)) == len(ids) for ids in new_token_ids(1))  # unigrams: no token twice
     assert LocalProvider(str(path), "c", 4, 0.0, 1, no_repeat_ngram_size=3).settings()["no_repeat_ngram_size"] == 3
+
+
+def test_local_teacher_is_loaded_once_per_provider(tmp_path, monkeypatch):
+    from pauserec.rationale import local
+
+    path = make_tiny_backbone(tmp_path / "teacher", hidden=32, layers=2)
+    loads = []
+    real_load = local._load_teacher
+    monkeypatch.setattr(local, "_load_teacher", lambda *a: loads.append(a) or real_load(*a))
+    teacher = local.LocalProvider(str(path), str(tmp_path / "c"), 4, 0.0, batch_size=2)
+    reqs = [RationaleRequest(str(i), ({"title": f"item {i}"},), {"title": "x"}) for i in range(3)]
+    assert teacher.generate(reqs) == teacher.generate(reqs)  # acquisition calls once per chunk of requests
+    assert len(loads) == 1

@@ -19,7 +19,7 @@ class LocalProvider:
     """
 
     def __init__(self, model: str, cache_dir: str, max_new_tokens: int, temperature: float, batch_size: int, seed: int = 0,
-                 no_repeat_ngram_size: int = 0):
+                 no_repeat_ngram_size: int = 3):
         self.model_name, self.cache_dir = model, cache_dir
         self.max_new_tokens, self.temperature, self.batch_size, self.seed = max_new_tokens, temperature, batch_size, seed
         self.no_repeat_ngram_size = no_repeat_ngram_size
