@@ -236,3 +236,19 @@ def test_cot_grid_shares_the_arms_grid_budget():
     assert cot.models["direct"] == arms.models["direct"] and cot.models["pause"] == arms.models["pause"]
     variants = {name: spec for name, spec in cot.models.items() if name.startswith("cot-")}
     assert len(variants) >= 2 and all(spec.arm == "cot" for spec in variants.values())
+
+
+def test_validation_best_variant_is_chosen_on_the_seeds_all_variants_share():
+    """K=1 over three seeds (one strong, two weak) against K=2 run on seed 0 only: on seed 0, the one seed both have,
+    K=1 is better (0.034 > 0.030), although K=2's single value beats K=1's three-seed mean (0.030 > 0.0247)."""
+    from pauserec.bench.table import mark_validation_best
+
+    def row(model, arm, by_seed):
+        return {"dataset": "d", "model": model, "arm": arm, "val_ndcg@10": sum(by_seed.values()) / len(by_seed),
+                "val_ndcg@10_by_seed": by_seed}
+
+    rows = [row("pause-k1", "pause", {0: 0.034, 1: 0.020, 2: 0.020}), row("pause-k2", "pause", {"0": 0.030}),
+            row("cot-a", "cot", {0: 0.02}), row("cot-b", "cot", {1: 0.03})]  # "0": seed keys as read back from JSON
+    mark_validation_best(rows)
+    assert [r["val_best"] for r in rows] == [True, False, False, True]
+    assert rows[0]["val_best_seeds"] == [0] and rows[2]["val_best_seeds"] is None  # cot: no shared seed, own means

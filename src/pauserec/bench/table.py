@@ -56,7 +56,8 @@ def default_references(models: Sequence[str]) -> list[str]:
 def summarize(cells: Sequence[Cell], out: Path, references: Sequence[str] | None = None) -> list[dict[str, Any]]:
     """One row per (dataset, model) over its finished seeds. ``paired[ref]``: the difference vs each reference model
     (default :func:`default_references`) from per-user metrics averaged over the seeds both have. ``val_best``: True
-    on the variant of its arm with the highest mean validation NDCG@10, where an arm has several (e.g. pause K)."""
+    on the variant of its arm with the highest mean validation NDCG@10 over the seeds its variants share, where an arm
+    has several (e.g. pause K)."""
     groups: dict[tuple[str, str], list[Cell]] = {}
     for c in cells:
         groups.setdefault((c.dataset, c.model), []).append(c)
@@ -74,7 +75,9 @@ def summarize(cells: Sequence[Cell], out: Path, references: Sequence[str] | None
             costs = [_cost(e["cost"]) for e in evals]
             row["train_seconds"] = _mean([c[0] for c in costs])
             row["latency_per_user_s"] = _mean([c[1] for c in costs])
-            row[f"val_{VALIDATION}"] = _mean([(e["cost"].get("train") or {}).get(f"best_val_{VALIDATION}") for e in evals])
+            val = {c.seed: (e["cost"].get("train") or {}).get(f"best_val_{VALIDATION}") for c, e in zip(done, evals)}
+            row[f"val_{VALIDATION}_by_seed"] = {s: v for s, v in val.items() if v is not None}
+            row[f"val_{VALIDATION}"] = _mean(list(val.values()))
             row["paired"] = {ref: _paired(groups.get((dataset, ref), []), done, out)
                              for ref in references if ref != model and (dataset, ref) in groups}
         rows.append(row)
@@ -111,17 +114,24 @@ def _ratio(a: float | None, b: float | None) -> float | None:
 
 def mark_validation_best(rows: list[dict[str, Any]]) -> None:
     """Per dataset and arm with two or more validated variants, ``val_best`` True on the one with the highest mean
-    validation score (the first listed on a tie), False on the others."""
+    validation score (the first listed on a tie), False on the others. The means are taken over the seeds every
+    variant of the arm has (``val_best_seeds``), so a variant run on one lucky seed does not beat one averaged over
+    three; where the variants share no seed, over each one's own seeds."""
     key = f"val_{VALIDATION}"
     families: dict[tuple[str, str], list[dict[str, Any]]] = {}
     for r in rows:
         if r.get(key) is not None:
             families.setdefault((r["dataset"], r["arm"]), []).append(r)
     for family in families.values():
-        if len(family) > 1:
-            best = max(family, key=lambda r: r[key])
-            for r in family:
-                r["val_best"] = r is best
+        if len(family) < 2:
+            continue
+        by_seed = [{int(s): v for s, v in r[f"{key}_by_seed"].items()} for r in family]
+        shared = sorted(set.intersection(*(set(v) for v in by_seed)))
+        scores = [_mean([v[s] for s in shared]) if shared else r[key] for r, v in zip(family, by_seed)]
+        best = max(range(len(family)), key=lambda i: scores[i])
+        for i, r in enumerate(family):
+            r["val_best"] = i == best
+            r["val_best_seeds"] = shared or None
 
 
 def _read_cost(cell: Cell, out: Path) -> dict[str, Any]:
@@ -162,8 +172,8 @@ def write_table(rows: Sequence[dict[str, Any]], out: Path) -> dict[str, Path]:
               *[f"{short} - {ref} (paired)" for ref in refs for short in PAIRED], "train s (pipeline)", "latency/user ms"]
     lines = [_line(r, refs) for r in rows]
     paths = {"md": out / "table.md", "csv": out / "table.csv", "json": out / "table.json"}
-    note = ("\n\n`*` the validation-best variant of its arm (highest mean validation NDCG@10 over seeds; chosen "
-            "without test data)." if any(r.get("val_best") for r in rows) else "")
+    note = ("\n\n`*` the validation-best variant of its arm (highest mean validation NDCG@10 over the seeds all its "
+            "variants have; chosen without test data)." if any(r.get("val_best") for r in rows) else "")
     write_text(paths["md"], "Mean [95% t-interval over seeds]; paired differences vs " + (", ".join(refs) or "-")
                + " on the same users (per-user metric averaged over the seeds both have, bootstrap over users)."
                + note + "\n\n" + markdown_table(header, lines) + _ratio_tables(rows))
