@@ -48,6 +48,8 @@ def test_tiny_grid_end_to_end_then_resume(setup, tmp_path, monkeypatch):
     out = tmp_path / "out"
     result = run_grid(grid, out, log=lambda m: None)
     assert all(v["status"] == "done" for v in result["cells"].values()) and len(result["cells"]) == 10
+    trained = [d for d in out.glob("planted/*/seed*") if (d / "model").is_dir()]
+    assert len(trained) == 6 and not any((d / "checkpoints").exists() for d in trained)  # model/ kept, checkpoints dropped
     for name in ("table.md", "table.csv", "table.json", "accuracy_vs_latency.png", "accuracy_vs_train_cost.png",
                  "pause_curve.png"):
         assert (out / name).stat().st_size > 0, name

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import multiprocessing
 import os
+import shutil
 import traceback
 from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor
@@ -58,16 +59,20 @@ def _changed_keys(a: dict[str, Any], b: dict[str, Any], prefix: str = "") -> lis
 
 
 def fit(cell: Cell, out: Path, progress: bool = False) -> None:
-    """Train an LLM cell (resuming), or run a baseline cell whole."""
+    """Train an LLM cell (resuming), or run a baseline cell whole. A trained cell keeps its selected ``model/`` and
+    drops its Trainer ``checkpoints/``: they exist to resume an interrupted training, and a grid of 135M-parameter
+    cells would otherwise keep ~3 GB per cell (two checkpoints with optimiser state)."""
     from ..baselines import BASELINES
 
     run_dir = cell.run_dir(out)
     if cell.kind == "baseline":
         BASELINES[cell.base](cell.config(), cell.data_dir, run_dir, progress=progress)
-    elif not (run_dir / "model").exists():
+        return
+    if not (run_dir / "model").exists():
         from ..train.run import train
 
         train(cell.config(), cell.data_dir, run_dir, resume=(run_dir / "checkpoints").exists())
+    shutil.rmtree(run_dir / "checkpoints", ignore_errors=True)
 
 
 def evaluate(cell: Cell, out: Path, progress: bool = False) -> None:
