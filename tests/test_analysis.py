@@ -281,10 +281,10 @@ def test_derived_sets_keep_format_and_examples(acquisition, tmp_path):
         derive_rationales(tmp_path / "nothing", tmp_path / "x", "empty")
 
 
-def _evaluated_run(path, arm, rationales, ndcg, recall, written=()):
+def _evaluated_run(path, arm, rationales, ndcg, recall, written=(), overrides=()):
     """A run directory as `pauserec eval` leaves it, as far as the analysis reads it (config.yaml, metrics.json,
     predictions.jsonl with the rationales ``written``, one user each)."""
-    overrides = [f"arm.name={arm}"] + ([f"arm.rationales={rationales}"] if rationales else [])
+    overrides = [f"arm.name={arm}", *overrides] + ([f"arm.rationales={rationales}"] if rationales else [])
     path.mkdir(parents=True)
     (path / "config.yaml").write_text(config_to_yaml(build_config(overrides=overrides)))
     metric = lambda m: {"mean": m, "ci_low": m - 0.01, "ci_high": m + 0.01}  # noqa: E731
@@ -300,17 +300,21 @@ def test_rationale_quality_figure_and_table(acquisition, tmp_path):
     empty = tmp_path / "rat-empty"
     derive_rationales(acquisition, empty, "empty")
     runs = [_evaluated_run(tmp_path / "cot-template", "cot", acquisition, 0.05, 0.08, written=["a b", "c", "a b"]),
-            _evaluated_run(tmp_path / "cot-empty", "cot", empty, 0.03, 0.06, written=["", ""])]
+            _evaluated_run(tmp_path / "cot-empty", "cot", empty, 0.03, 0.06, written=["", ""]),
+            _evaluated_run(tmp_path / "cot-empty-lr", "cot", empty, 0.02, 0.05, written=[""], overrides=["train.lr=0.01"])]
     refs = [_evaluated_run(tmp_path / "direct", "direct", None, 0.04, 0.07),
             _evaluated_run(tmp_path / "pause", "pause", None, 0.06, 0.09)]
     table = rationale_quality_analysis(runs, tmp_path / "out", references=refs)
-    assert [r["rationale_set"] for r in table["runs"]] == ["template", "empty(template)"]
+    assert [r["rationale_set"] for r in table["runs"]] == ["template", "empty(template)", "empty(template)"]
+    default_lr = build_config().train.lr  # the cot runs differ in train.lr beyond their rationales: that is the setting
+    assert [r["setting"] for r in table["runs"]] == [f"train.lr={default_lr}"] * 2 + ["train.lr=0.01"]
     assert [r["arm"] for r in table["references"]] == ["direct", "pause"]
     assert table["runs"][1]["metrics"]["ndcg@10"]["mean"] == 0.03
-    assert [r["distinct_rationales"] for r in [*table["runs"], *table["references"]]] == [2, 1, None, None]
+    assert [r["distinct_rationales"] for r in [*table["runs"], *table["references"]]] == [2, 1, 1, None, None]
     md = (tmp_path / "out" / "rationale-quality.md").read_text()
     assert "empty(template)" in md and "0.0900" in md
-    assert "| cot-template | cot | template | 0.0500 [0.0400, 0.0600] | 0.0800 [0.0700, 0.0900] | 100 | 2 | 97 |" in md
+    assert (f"| cot-template | cot | template | train.lr={default_lr} | 0.0500 [0.0400, 0.0600] | 0.0800 [0.0700, 0.0900] "
+            "| 100 | 2 | 97 |") in md
     assert (tmp_path / "out" / "rationale-quality.png").read_bytes()[:4] == b"\x89PNG"
     with pytest.raises(PauseRecError, match="direct run"):
         rationale_quality_analysis([refs[0]], tmp_path / "out2")

@@ -8,6 +8,7 @@ A run is described by one :class:`RunConfig`. It is built from defaults, an opti
 from __future__ import annotations
 
 import os
+from collections.abc import Collection, Sequence
 from pathlib import Path
 from typing import Any, Literal
 
@@ -439,6 +440,15 @@ def _flatten(tree: dict[str, Any], prefix: str = "") -> list[tuple[str, Any]]:
         else:
             out.append((f"{prefix}{k}", v))
     return out
+
+
+def differing_settings(configs: Sequence[BaseModel], ignore: Collection[str] = ()) -> list[dict[str, Any]]:
+    """Per config, the dotted keys on which the configs do not all agree (``ignore`` left out), with its values: what
+    tells runs apart, e.g. ``[{"train.lr": 0.001}, {"train.lr": 0.0005}]``."""
+    flat = [dict(_flatten(c.model_dump(mode="json"))) for c in configs]
+    keys = sorted({k for f in flat for k in f} - set(ignore))
+    differ = [k for k in keys if len({repr(f.get(k)) for f in flat}) > 1]
+    return [{k: f.get(k) for k in differ} for f in flat]
 
 
 def config_to_yaml(cfg: BaseModel) -> str:

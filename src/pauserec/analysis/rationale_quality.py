@@ -13,6 +13,7 @@ from typing import Any
 
 import numpy as np
 
+from ..config import differing_settings
 from ..errors import PauseRecError
 from ..io import read_jsonl
 from ..report import fmt_metric, markdown_table
@@ -21,6 +22,7 @@ from .loading import write_outputs
 from .rationale_sets import rationale_set_label
 
 METRICS = ("ndcg@10", "recall@10")
+SAME_SETTING = ("arm.rationales", "cache_dir")  # keys that do not make two cot runs a different setting
 
 
 def _run_row(run: Path, metrics: Sequence[str]) -> dict[str, Any]:
@@ -61,6 +63,9 @@ def rationale_quality_analysis(runs: Sequence[str | Path], out: str | Path, *, r
             raise PauseRecError(f"{run} is a {row['arm']} run: rationale-quality reads cot runs (pass direct/pause "
                                 "runs as --reference)")
         rows.append({**row, "rationale_set": rationale_set_label(row["rationales"])})
+    settings = differing_settings([RunDir(Path(r["run"])).config() for r in rows], ignore=SAME_SETTING)
+    for row, setting in zip(rows, settings):
+        row["setting"] = ", ".join(f"{k}={v}" for k, v in setting.items() if v is not None)  # None: unset
     refs = [_run_row(Path(r), metrics) for r in references]
     splits = {r["split"] for r in [*rows, *refs]}
     table = {"analysis": "rationale-quality", "metrics": list(metrics), "splits": sorted(map(str, splits)),
@@ -73,10 +78,11 @@ def rationale_quality_analysis(runs: Sequence[str | Path], out: str | Path, *, r
 
 def rationale_quality_markdown(table: Mapping[str, Any]) -> str:
     metrics = table["metrics"]
-    header = ["run", "arm", "rationale set", *(f"{m} (95% CI)" for m in metrics), "users",
+    header = ["run", "arm", "rationale set", "setting", *(f"{m} (95% CI)" for m in metrics), "users",
               "distinct rationales written", "distinct top lists"]
     shown = lambda v: "-" if v is None else str(v)  # noqa: E731
-    rows = [[r["name"], r["arm"], r.get("rationale_set", "-"), *(fmt_metric(r["metrics"][m]) for m in metrics),
+    rows = [[r["name"], r["arm"], r.get("rationale_set", "-"), r.get("setting") or "-",
+             *(fmt_metric(r["metrics"][m]) for m in metrics),
              str(r["users"]), shown(r.get("distinct_rationales")), shown(r.get("distinct_lists"))]
             for r in [*table["runs"], *table["references"]]]
     return (f"cot accuracy by rationale set ({', '.join(table['splits'])} split); references below the cot runs.\n\n"
@@ -85,12 +91,15 @@ def rationale_quality_markdown(table: Mapping[str, Any]) -> str:
 
 def rationale_quality_figure(table: Mapping[str, Any]):
     """One panel per metric: each cot run at its rationale set (mean, 95% interval, labelled with how many different
-    rationales it wrote), references as lines + bands."""
+    rationales it wrote; one colour per setting where the cot runs differ in more than their rationales), references
+    as lines + bands."""
     from matplotlib.figure import Figure
 
     metrics = table["metrics"]
     sets = list(dict.fromkeys(r["rationale_set"] for r in table["runs"]))
-    fig = Figure(figsize=(max(3.5, 1.1 * len(sets) + 1.5) * len(metrics), 3.6), layout="constrained")
+    settings = list(dict.fromkeys(r.get("setting", "") for r in table["runs"]))
+    colour = {s: f"C{len(table['references']) + 1 + i}" if len(settings) > 1 else "C0" for i, s in enumerate(settings)}
+    fig = Figure(figsize=(max(3.5, 1.1 * len(sets) + 1.5) * len(metrics), 4.2), layout="constrained")
     axes = fig.subplots(1, len(metrics), squeeze=False)[0]
     for ax, m in zip(axes, metrics):
         for k, ref in enumerate(table["references"]):
@@ -99,20 +108,24 @@ def rationale_quality_figure(table: Mapping[str, Any]):
             ax.axhline(mu, color=color, linestyle="--", linewidth=1.2, label=f"{ref['arm']} ({ref['name']})")
             if np.isfinite(lo) and np.isfinite(hi):
                 ax.axhspan(lo, hi, color=color, alpha=0.12)
+        labelled = set()
         for s, name in enumerate(sets):
             same = [r for r in table["runs"] if r["rationale_set"] == name]
             for j, r in enumerate(same):
                 x = s + (j - (len(same) - 1) / 2) * 0.12
                 mu, lo, hi = (r["metrics"][m][q] for q in ("mean", "ci_low", "ci_high"))
                 err = [[mu - lo], [hi - mu]] if np.isfinite(lo) else None
-                ax.errorbar([x], [mu], yerr=err, fmt="o", color="C0", capsize=3,
-                            label="cot" if s == 0 and j == 0 else None)
+                setting = r.get("setting", "")
+                label = None if setting in labelled else ("cot, " + setting if setting else "cot")
+                labelled.add(setting)
+                ax.errorbar([x], [mu], yerr=err, fmt="o", color=colour[setting], capsize=3, label=label)
                 if r.get("distinct_rationales") is not None:  # how many different rationales it wrote
                     ax.annotate(f"{r['distinct_rationales']} written", (x, mu), xytext=(5, 0),
                                 textcoords="offset points", fontsize=6, va="center")
         ax.set_xticks(range(len(sets)), sets, rotation=20, ha="right")
         ax.set_xlim(-0.6, len(sets) - 0.4)
         ax.set_title(f"{'/'.join(table['splits'])} {m} (95% CI)")
-        ax.legend(loc="best", fontsize=7)
+    handles, labels = axes[0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="outside lower center", ncols=3, fontsize=7)  # below the panels, never on a point
     fig.suptitle("cot accuracy by rationale quality", fontsize=10)
     return fig
