@@ -249,8 +249,28 @@ def test_validation_best_variant_is_chosen_on_the_seeds_all_variants_share():
         return {"dataset": "d", "model": model, "arm": arm, "val_ndcg@10": sum(by_seed.values()) / len(by_seed),
                 "val_ndcg@10_by_seed": by_seed}
 
-    rows = [row("pause-k1", "pause", {0: 0.034, 1: 0.020, 2: 0.020}), row("pause-k2", "pause", {"0": 0.030}),
-            row("cot-a", "cot", {0: 0.02}), row("cot-b", "cot", {1: 0.03})]  # "0": seed keys as read back from JSON
+    rows = [row("pause-k1", "pause", {0: 0.034, 1: 0.020, 2: 0.020}), row("pause-k2", "pause", {0: 0.030}),
+            row("cot-a", "cot", {0: 0.02}), row("cot-b", "cot", {1: 0.03})]
     mark_validation_best(rows)
     assert [r["val_best"] for r in rows] == [True, False, False, True]
     assert rows[0]["val_best_seeds"] == [0] and rows[2]["val_best_seeds"] is None  # cot: no shared seed, own means
+
+
+def test_a_cell_made_under_another_config_is_refused_naming_the_keys(setup, tmp_path):
+    from pauserec.bench import expand, load_grid
+    from pauserec.bench.cells import check_stored_configs
+    from pauserec.config import config_to_yaml
+    from pauserec.errors import ConfigError
+
+    root, data, backbone = setup
+    cell = expand(load_grid(write_grid(tmp_path / "grid.yaml", data, backbone, {"direct": {}}, seeds=(0,))))[0]
+    run_dir = cell.run_dir(tmp_path / "out")
+    run_dir.mkdir(parents=True)
+    stored = cell.config().model_copy(deep=True)
+    stored.cache_dir = str(tmp_path / "elsewhere")  # another machine's cache: not a different config
+    (run_dir / "config.yaml").write_text(config_to_yaml(stored))
+    check_stored_configs([cell], tmp_path / "out")
+    stored.train.lr = cell.config().train.lr * 2
+    (run_dir / "config.yaml").write_text(config_to_yaml(stored))
+    with pytest.raises(ConfigError, match=r"another config \(train\.lr differ\)"):
+        check_stored_configs([cell], tmp_path / "out")

@@ -34,28 +34,17 @@ def finished(cell: Cell, out: Path) -> bool:
 def check_stored_configs(cells: Sequence[Cell], out: Path) -> None:
     """Refuse to reuse a cell directory made under another config (the grid file changed since): its numbers would
     be reported under the new settings. ``cache_dir`` may differ (another machine)."""
+    from ..config import differing_settings
     from ..errors import ConfigError
     from ..runs import RunDir
 
     for cell in cells:
         if not (cell.run_dir(out) / "config.yaml").exists():
             continue
-        stored = RunDir(cell.run_dir(out)).config().model_dump(exclude={"cache_dir"})
-        wanted = cell.config().model_dump(exclude={"cache_dir"})
-        if stored != wanted:
-            changed = sorted(_changed_keys(stored, wanted))
+        changed = list(differing_settings([RunDir(cell.run_dir(out)).config(), cell.config()], ignore=("cache_dir",))[0])
+        if changed:
             raise ConfigError(f"{cell.run_dir(out)} was run with another config ({', '.join(changed[:5])} differ): "
                               "remove that cell's directory or use another --out")
-
-
-def _changed_keys(a: dict[str, Any], b: dict[str, Any], prefix: str = "") -> list[str]:
-    keys = []
-    for k in a.keys() | b.keys():
-        if isinstance(a.get(k), dict) and isinstance(b.get(k), dict):
-            keys += _changed_keys(a[k], b[k], f"{prefix}{k}.")
-        elif a.get(k) != b.get(k):
-            keys.append(f"{prefix}{k}")
-    return keys
 
 
 def fit(cell: Cell, out: Path, progress: bool = False) -> None:

@@ -125,7 +125,7 @@ def mark_validation_best(rows: list[dict[str, Any]]) -> None:
     for family in families.values():
         if len(family) < 2:
             continue
-        by_seed = [{int(s): v for s, v in r[f"{key}_by_seed"].items()} for r in family]
+        by_seed = [r[f"{key}_by_seed"] for r in family]
         shared = sorted(set.intersection(*(set(v) for v in by_seed)))
         scores = [_mean([v[s] for s in shared]) if shared else r[key] for r, v in zip(family, by_seed)]
         best = max(range(len(family)), key=lambda i: scores[i])
