@@ -274,3 +274,42 @@ def test_a_cell_made_under_another_config_is_refused_naming_the_keys(setup, tmp_
     (run_dir / "config.yaml").write_text(config_to_yaml(stored))
     with pytest.raises(ConfigError, match=r"another config \(train\.lr differ\)"):
         check_stored_configs([cell], tmp_path / "out")
+
+
+def test_results_folder_carries_a_grid_to_another_machine_without_weights(setup, tmp_path, monkeypatch):
+    """--results: finished cells are saved without weights as they finish; a fresh grid folder restores them and
+    runs nothing, with the same table; a half-saved cell is not taken as finished; a changed grid is refused."""
+    import gzip
+
+    root, data, backbone = setup
+    grid = write_grid(tmp_path / "grid.yaml", data, backbone, {"popularity": {}, "direct": {}}, seeds=(0,))
+    results = tmp_path / "results"
+    first = run_grid(grid, tmp_path / "out", results=results, log=lambda m: None)
+    saved = results / "planted" / "direct" / "seed0"
+    assert sorted(p.name for p in saved.iterdir()) == ["config.yaml", "cost.json", "env.json", "metrics.json",
+                                                       "predictions.jsonl.gz"]  # no model/, no checkpoints
+    assert gzip.decompress((saved / "predictions.jsonl.gz").read_bytes()) == (
+        tmp_path / "out" / "planted" / "direct" / "seed0" / "predictions.jsonl").read_bytes()
+    before = (saved / "predictions.jsonl.gz").read_bytes()
+    (saved / "metrics.json").write_text((saved / "metrics.json").read_text() + " ")  # differs: saved again
+    run_grid(grid, tmp_path / "out", results=results, run=False, log=lambda m: None)
+    assert (saved / "predictions.jsonl.gz").read_bytes() == before  # byte-stable: git sees no change
+
+    calls = []
+    monkeypatch.setattr(bench_cells, "fit", lambda *a, **k: calls.append(a))
+    monkeypatch.setattr(bench_cells, "evaluate", lambda *a, **k: calls.append(a))
+    second = run_grid(grid, tmp_path / "elsewhere", results=results, log=lambda m: None)
+    assert calls == [] and all(v["status"] == "done" for v in second["cells"].values())
+    strip = lambda rows: json.dumps(rows, sort_keys=True, default=str)  # noqa: E731
+    assert strip(second["rows"]) == strip(first["rows"])  # same metrics, costs and paired intervals
+
+    (results / "planted" / "popularity" / "seed0" / "metrics.json").unlink()  # a copy cut short before its marker
+    third = run_grid(grid, tmp_path / "third", results=results, run=False, log=lambda m: None)
+    assert third["cells"]["planted/popularity/seed0"]["status"] == "pending"
+    assert third["cells"]["planted/direct/seed0"]["status"] == "done"
+
+    changed = write_grid(tmp_path / "grid.yaml", data, backbone,
+                         {"popularity": {}, "direct": {"set": {"train.lr": 1e-2}}}, seeds=(0,))
+    with pytest.raises(ConfigError, match="results.*another config"):
+        run_grid(changed, tmp_path / "fourth", results=results, run=False, log=lambda m: None)
+    assert not (tmp_path / "fourth" / "planted" / "direct").exists()  # refused before restoring anything

@@ -278,13 +278,18 @@ def bench(
     cells: Annotated[Optional[list[str]], typer.Option("--cells", help="Run only the cells whose id "
                                                        "DATASET/MODEL/seedN matches this glob, repeatable (e.g. "
                                                        "'*/cot-template/seed0'); the table still covers the grid.")] = None,
+    results: Annotated[Optional[Path], typer.Option("--results", help="A folder keeping each finished cell's results "
+                                                    "(config, metrics, cost, predictions; no weights): cells finished "
+                                                    "there are restored and not run again, cells finished here are "
+                                                    "saved into it. Commit it to continue a grid on another machine "
+                                                    "or session.")] = None,
 ) -> None:
     """Run a declared grid (models x K x datasets x seeds); finished cells are skipped, failed ones recorded."""
     from .bench import run_grid
 
     if parallel < 1:
         raise PauseRecError(f"--parallel must be >= 1, got {parallel}")
-    result = run_grid(grid, out, parallel=parallel, references=reference, run=not table_only, only=cells,
+    result = run_grid(grid, out, parallel=parallel, references=reference, run=not table_only, only=cells, results=results,
                       log=lambda m: console.print(m, highlight=False))
     failed = {k: v["error"] for k, v in result["cells"].items() if v.get("status") == "failed"}
     console.print((out / "table.md").read_text(), highlight=False)

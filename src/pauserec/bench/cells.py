@@ -72,9 +72,10 @@ def evaluate(cell: Cell, out: Path, progress: bool = False) -> None:
         evaluate_run(cell.run_dir(out), cell.config(), progress=progress)
 
 
-def run_cells(cells: Sequence[Cell], out: Path, parallel: int = 1, log: Callable[[str], None] = print) -> dict[str, Any]:
-    """Run every unfinished cell; returns the grid state (also written to ``OUT/grid_state.json``). The caller
-    checks the stored configs first (:func:`check_stored_configs`)."""
+def run_cells(cells: Sequence[Cell], out: Path, parallel: int = 1, log: Callable[[str], None] = print,
+              on_done: Callable[[Cell], Any] | None = None) -> dict[str, Any]:
+    """Run every unfinished cell, calling ``on_done(cell)`` as each finishes; returns the grid state (also written
+    to ``OUT/grid_state.json``). The caller checks the stored configs first (:func:`check_stored_configs`)."""
     state = _load_state(out)
     pending = sorted((c for c in cells if not finished(c, out)), key=lambda c: c.seed)  # every model's first seed first
     for c in cells:
@@ -83,7 +84,7 @@ def run_cells(cells: Sequence[Cell], out: Path, parallel: int = 1, log: Callable
     fit_failed = _fit_in_processes(pending, out, parallel, state, log) if parallel > 1 else set()
     for cell in pending:
         if cell.id not in fit_failed:
-            _attempt(cell, out, state, log, fit_too=parallel <= 1)
+            _attempt(cell, out, state, log, fit_too=parallel <= 1, on_done=on_done)
     _save_state(out, state)
     return state
 
@@ -95,13 +96,16 @@ def cell_states(cells: Sequence[Cell], out: Path) -> dict[str, Any]:
     return {c.id: {"status": "done"} if finished(c, out) else recorded.get(c.id, {"status": "pending"}) for c in cells}
 
 
-def _attempt(cell: Cell, out: Path, state: dict[str, Any], log: Callable[[str], None], fit_too: bool) -> None:
+def _attempt(cell: Cell, out: Path, state: dict[str, Any], log: Callable[[str], None], fit_too: bool,
+             on_done: Callable[[Cell], Any] | None) -> None:
     try:
         if fit_too:
             fit(cell, out)
         evaluate(cell, out)
         state[cell.id] = {"status": "done"}
         log(f"done   {cell.id}")
+        if on_done:
+            on_done(cell)
     except Exception as e:  # noqa: BLE001 - a failed cell is recorded, the grid goes on
         _record_failure(cell, e, state, log)
     _save_state(out, state)
