@@ -7,10 +7,14 @@ part of a recipe. For each recipe the result gives the first validation point at
 time, the ratio of those times against a baseline recipe (``--baseline``, default the first), the curve (PNG), and the selected
 checkpoint's test metrics on one fixed test subset with the paired difference against the baseline.
 With ``--seeds``, every recipe but the baseline trains once per seed (seed 0 in ``WORK/NAME``, seed S in
-``WORK/NAME-sS``, all on the baseline's validation and test users) and a second table summarises each recipe over
-its seeds: the crossing of every seed, the crossing of the seed-averaged curve, test metrics with a t-interval over
-seeds, and the paired difference with each user's metric averaged over the seeds.
-Finished runs are reused, so an interrupted benchmark resumes.
+``WORK/NAME-sS``, all on the baseline's validation and test users), the baseline once per ``--baseline-seeds``
+(default 0 only), and a second table summarises each recipe over its seeds: the crossing of every seed, the crossing
+of the seed-averaged curve, test metrics with a t-interval over seeds, and the paired difference with each user's
+metric averaged over the recipe's seeds and over the baseline's. Ratios divide by the crossing of the baseline's
+seed-averaged curve (its only curve when it ran once).
+Finished runs are reused, so an interrupted benchmark resumes; a run directory that holds ``metrics.json`` counts
+as finished without its weights, so an archive of the light files (config, logs, costs, metrics, predictions; see
+``time_to_quality_side_by_side.sh``) carries a long comparison across machines.
 
     .venv/bin/python benchmarks/time_to_quality.py runs/foundation/scientific --work runs/ttq \\
         --recipe committed "train.packing=none train.batch_size=64 train.lr=1e-3 train.max_steps=300 train.warmup_ratio=0.17 model.sid_init=noise train.eval_every=50" \\
@@ -21,6 +25,7 @@ Finished runs are reused, so an interrupted benchmark resumes.
 from __future__ import annotations
 
 import argparse
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -95,6 +100,8 @@ def main() -> None:
     ap.add_argument("--threshold", type=float, default=0.080)
     ap.add_argument("--seeds", type=int, nargs="+", default=[0],
                     help="train every recipe but the baseline once per seed (seed 0 keeps the recipe's name)")
+    ap.add_argument("--baseline-seeds", type=int, nargs="+", default=[0],
+                    help="the baseline's seeds: one run of a slow baseline is one draw of its crossing time too")
     ap.add_argument("--name", default="time-to-quality")
     args = ap.parse_args()
     machine = environment()
@@ -103,15 +110,15 @@ def main() -> None:
     if args.baseline and args.baseline not in [n for n, _ in args.recipe]:
         raise SystemExit(f"--baseline {args.baseline} is not one of the recipes")
     base = args.baseline or args.recipe[0][0]
-    groups = seeded_runs(args.recipe, base, args.seeds)
+    groups = seeded_runs(args.recipe, base, args.seeds, args.baseline_seeds)
     runs = {run: overrides for group in groups.values() for run, overrides in group.items()}
     rows, curves = {}, {}
     for name, overrides in runs.items():
         cfg = build_config(overrides=[*args.set, *overrides.split()])
         run_dir = work / name
-        if not (run_dir / "model").exists():
-            train(cfg, args.data, run_dir, resume=(run_dir / "checkpoints").exists())
-        if not (run_dir / "metrics.json").exists():
+        if not (run_dir / "metrics.json").exists():  # an evaluated run is reused, with or without its weights
+            if not (run_dir / "model").exists():
+                train(cfg, args.data, run_dir, resume=(run_dir / "checkpoints").exists())
             evaluate_run(run_dir, cfg)
         curves[name] = validation_curve(run_dir)
         rows[name] = {"overrides": overrides, "git_revision": RunDir(run_dir).env()["git_revision"],
@@ -122,23 +129,26 @@ def main() -> None:
     diffs = compare_runs(work / base, [work / n for n in others], ks=(5, 10))
     for n in others:
         rows[n]["paired_vs_baseline"] = diffs[str(work / n)]
-    seeds = {name: seed_summary(work, base, list(group), rows, args.threshold)
-             for name, group in groups.items() if name != base} if len(args.seeds) > 1 else {}
+    seeded = len(args.seeds) > 1 or len(args.baseline_seeds) > 1
+    seeds = {name: seed_summary(work, list(group), list(groups[base]), rows, args.threshold)
+             for name, group in groups.items() if name != base or len(group) > 1} if seeded else {}
     md = report(rows, base, args.threshold)
     if seeds:
-        md += "\n" + seeds_report(seeds, base, args.threshold)
+        md += "\n" + seeds_report(seeds, base, len(groups[base]), args.threshold)
     figure = plot_curves(curves, groups, args.threshold, RESULTS / f"{args.name}.png")
     md += f"\n![{args.name}]({figure.name})\n"
     write_result(args.name, {"data": args.data, "shared_overrides": args.set, "threshold": args.threshold,
-                             "baseline": base, "seeds": args.seeds, "recipes": rows, "over_seeds": seeds}, md, machine)
+                             "baseline": base, "seeds": args.seeds, "baseline_seeds": args.baseline_seeds, "recipes": rows, "over_seeds": seeds}, md, machine)
     print(md)
 
 
-def seeded_runs(recipes: list[list[str]], base: str, seeds: list[int]) -> dict[str, dict[str, str]]:
-    """``{recipe: {run name: overrides}}``: the baseline once, every other recipe once per seed (seed 0 under the
-    recipe's own name). ``eval.subset_seed`` is fixed, so every run validates and tests on the baseline's users."""
+def seeded_runs(recipes: list[list[str]], base: str, seeds: Sequence[int],
+                base_seeds: Sequence[int] = (0,)) -> dict[str, dict[str, str]]:
+    """``{recipe: {run name: overrides}}``: the baseline once per ``base_seeds``, every other recipe once per seed
+    (seed 0 under the recipe's own name). ``eval.subset_seed`` is fixed, so every run validates and tests on the
+    baseline's users."""
     return {name: {(name if seed == 0 else f"{name}-s{seed}"): (overrides if seed == 0 else f"{overrides} seed={seed}")
-                   for seed in ([0] if name == base else seeds)}
+                   for seed in (base_seeds if name == base else seeds)}
             for name, overrides in recipes}
 
 
@@ -150,14 +160,18 @@ def mean_curve(curves: list[list[dict[str, float]]]) -> list[dict[str, float]]:
             for s in steps]
 
 
-def seed_summary(work: Path, base: str, names: list[str], rows: dict, threshold: float) -> dict:
-    """One recipe over its seeds: crossings, the seed-mean curve's crossing, test metrics and the paired difference
-    against ``base`` with each user's metric averaged over the seeds (``compare_runs`` has already checked that
-    every run was decoded on ``base``'s users)."""
+def seed_summary(work: Path, names: list[str], base_names: list[str], rows: dict, threshold: float) -> dict:
+    """One recipe over its seeds (``names``): crossings, the seed-mean curve's crossing, test metrics and the paired
+    difference against the baseline's seeds (``base_names``) with each user's metric averaged over each side's seeds
+    (``compare_runs`` has already checked that every run was decoded on the same users); none for the baseline
+    itself."""
     curve = mean_curve([rows[n]["curve"] for n in names])
-    _, ref = per_user_values(work / base, ks=(10,))
-    mine = [per_user_values(work / n, ks=(10,))[1] for n in names]
-    base_hit = rows[base]["first_at_threshold"]
+    base_hit = first_reaching(mean_curve([rows[n]["curve"] for n in base_names]), threshold)
+    paired = None
+    if names != base_names:
+        ref = seed_mean_per_user(work, base_names)
+        mine = seed_mean_per_user(work, names)
+        paired = {m: paired_difference(ref[m], mine[m]) for m in ("recall@10", "ndcg@10")}
     return {
         "runs": names,
         "base_seconds": base_hit["train_seconds"] if base_hit else None,
@@ -165,13 +179,18 @@ def seed_summary(work: Path, base: str, names: list[str], rows: dict, threshold:
         "mean_curve": curve,
         "mean_curve_crossing": first_reaching(curve, threshold),
         "test": {m: seed_interval([rows[n]["metrics"][m]["mean"] for n in names]) for m in ("recall@10", "ndcg@10")},
-        "paired_vs_baseline": {m: paired_difference(ref[m], np.mean([v[m] for v in mine], axis=0))
-                               for m in ("recall@10", "ndcg@10")},
+        "paired_vs_baseline": paired,
     }
 
 
-def seeds_report(seeds: dict, base: str, threshold: float) -> str:
-    """The over-seeds table: one row per recipe."""
+def seed_mean_per_user(work: Path, names: list[str]) -> dict[str, np.ndarray]:
+    """``{metric: (n_users,)}``: each test user's Recall/NDCG@10 averaged over the runs ``names``."""
+    values = [per_user_values(work / n, ks=(10,))[1] for n in names]
+    return {m: np.mean([v[m] for v in values], axis=0) for m in ("recall@10", "ndcg@10")}
+
+
+def seeds_report(seeds: dict, base: str, base_runs: int, threshold: float) -> str:
+    """The over-seeds table: one row per recipe (the baseline's where it ran more than once)."""
     header = ["recipe", "seeds", f"train s to val R@10 >= {threshold:.3f}, per seed", "ratio vs " + base + ", per seed",
               "seed-mean curve: first >= threshold (train s)", "ratio vs " + base, "test R@10 (t-interval over seeds)",
               "test N@10", "R@10 vs " + base + " (paired, seed-mean per user)", "N@10 vs " + base + " (paired)"]
@@ -187,10 +206,12 @@ def seeds_report(seeds: dict, base: str, threshold: float) -> str:
              if s["mean_curve_crossing"] else "never"),
             f"{s['mean_curve_crossing']['train_seconds'] / base_s:.3f}" if s["mean_curve_crossing"] and base_s else "-",
             fmt_metric(s["test"]["recall@10"]), fmt_metric(s["test"]["ndcg@10"]),
-            fmt_difference(s["paired_vs_baseline"]["recall@10"]), fmt_difference(s["paired_vs_baseline"]["ndcg@10"]),
+            *([fmt_difference(s["paired_vs_baseline"][m]) for m in ("recall@10", "ndcg@10")]
+              if s["paired_vs_baseline"] else ["-", "-"]),
         ])
-    return "Over seeds (every seed on the same validation and test users as " + base + ", which ran once):\n\n" + \
-        markdown_table(header, table)
+    return (f"Over seeds (every seed on the same validation and test users; {base} ran {base_runs} "
+            f"time{'s' if base_runs > 1 else ''}, and ratios divide by the crossing of its "
+            f"{'seed-mean ' if base_runs > 1 else ''}curve):\n\n") + markdown_table(header, table)
 
 
 def report(rows: dict, base: str, threshold: float) -> str:

@@ -4,6 +4,7 @@ rotting silently when the package they call changes."""
 from __future__ import annotations
 
 import importlib.util
+import json
 import sys
 from pathlib import Path
 from types import ModuleType
@@ -40,3 +41,32 @@ def test_time_to_quality_trains_the_baseline_once_and_every_other_recipe_once_pe
                               "new-s2": "train.batch_size=8 seed=2"}}
     for overrides in groups["new"].values():  # every override must be one the config accepts
         ttq.build_config(overrides=overrides.split())
+    seeded_base = ttq.seeded_runs([["committed", "train.lr=1e-3"]], "committed", [0], base_seeds=[0, 1])
+    assert seeded_base == {"committed": {"committed": "train.lr=1e-3", "committed-s1": "train.lr=1e-3 seed=1"}}
+
+
+def _run(work: Path, name: str, hits: list[bool], crossing: list[float]) -> dict:
+    """A run directory whose predictions rank each user's target first (hit) or not at all, and its table row with a
+    validation curve at steps 50 and 100 whose Recall@10 is ``crossing``."""
+    (work / name).mkdir(parents=True)
+    rows = [{"user": str(u), "target": "t", "items": ["t"] if hit else ["x"]} for u, hit in enumerate(hits)]
+    (work / name / "predictions.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    curve = [{"step": s, "train_seconds": float(s), "recall@10": r} for s, r in zip((50, 100), crossing)]
+    hit_rate = {"mean": sum(hits) / len(hits)}
+    return {"curve": curve, "first_at_threshold": next((p for p in curve if p["recall@10"] >= 0.08), None),
+            "metrics": {"recall@10": hit_rate, "ndcg@10": hit_rate}}
+
+
+def test_time_to_quality_averages_each_users_metric_over_the_seeds_of_both_sides(tmp_path: Path) -> None:
+    ttq = load(BENCHMARKS / "time_to_quality.py")
+    rows = {"base": _run(tmp_path, "base", [True, False, False, False], [0.05, 0.09]),
+            "base-s1": _run(tmp_path, "base-s1", [True, True, False, False], [0.09, 0.09]),
+            "new": _run(tmp_path, "new", [True, True, True, False], [0.09, 0.10]),
+            "new-s1": _run(tmp_path, "new-s1", [True, True, False, False], [0.05, 0.09])}
+    new = ttq.seed_summary(tmp_path, ["new", "new-s1"], ["base", "base-s1"], rows, threshold=0.08)
+    # per user: base (1, .5, 0, 0), new (1, 1, .5, 0): +0.25 on average
+    assert new["paired_vs_baseline"]["recall@10"]["mean"] == pytest.approx(0.25)
+    # the baseline's seed-mean curve (0.07, 0.09) first reaches 0.08 at step 100; so does new's (0.07, 0.095)
+    assert new["base_seconds"] == 100.0 and new["mean_curve_crossing"]["step"] == 100
+    assert [h["step"] for h in new["crossings"].values()] == [50, 100]
+    assert ttq.seed_summary(tmp_path, ["base", "base-s1"], ["base", "base-s1"], rows, 0.08)["paired_vs_baseline"] is None
