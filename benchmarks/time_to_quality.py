@@ -125,6 +125,7 @@ def main() -> None:
                       "curve": curves[name], "loss_curve": loss_curve(run_dir),
                       "first_at_threshold": first_reaching(curves[name], args.threshold),
                       **RunDir(run_dir).evaluation()}
+    check_same_foundation(work, list(runs))
     others = [n for n in runs if n != base]
     diffs = compare_runs(work / base, [work / n for n in others], ks=(5, 10))
     for n in others:
@@ -140,6 +141,15 @@ def main() -> None:
     write_result(args.name, {"data": args.data, "shared_overrides": args.set, "threshold": args.threshold,
                              "baseline": base, "seeds": args.seeds, "baseline_seeds": args.baseline_seeds, "recipes": rows, "over_seeds": seeds}, md, machine)
     print(md)
+
+
+def check_same_foundation(work: Path, names: list[str]) -> None:
+    """Every run trained on the same dataset and SID catalogue (``env.json``): runs archived on one machine and
+    reused on another are only comparable if both built the same foundation."""
+    found = {n: tuple(RunDir(work / n).env().get(k) for k in ("dataset_hash", "catalog_hash")) for n in names}
+    if len(set(found.values())) > 1:
+        raise SystemExit("the runs were trained on different foundations (dataset_hash, catalog_hash): "
+                         + ", ".join(f"{n} {h}" for n, h in found.items()))
 
 
 def seeded_runs(recipes: list[list[str]], base: str, seeds: Sequence[int],

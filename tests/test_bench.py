@@ -276,6 +276,26 @@ def test_a_cell_made_under_another_config_is_refused_naming_the_keys(setup, tmp_
         check_stored_configs([cell], tmp_path / "out")
 
 
+def test_a_cell_trained_on_another_sid_catalogue_is_refused(setup, tmp_path):
+    """A cell restored from another machine's --results must have been trained on the SIDs its data directory holds."""
+    from pauserec.bench import expand, load_grid
+    from pauserec.bench.cells import check_stored_foundation, foundation_hashes
+    from pauserec.errors import ConfigError
+
+    root, data, backbone = setup
+    cell = expand(load_grid(write_grid(tmp_path / "grid.yaml", data, backbone, {"direct": {}}, seeds=(0,))))[0]
+    run_dir = cell.run_dir(tmp_path / "out")
+    run_dir.mkdir(parents=True)
+    hashes = foundation_hashes(data)
+    assert set(hashes) == {"dataset_hash", "catalog_hash"}
+    (run_dir / "env.json").write_text(json.dumps({**hashes, "torch": "2.13.0"}))
+    check_stored_foundation([cell], tmp_path / "out")
+    (run_dir / "env.json").write_text(json.dumps({**hashes, "catalog_hash": "0" * 16}))
+    with pytest.raises(ConfigError, match="another SID catalogue"):
+        check_stored_foundation([cell], tmp_path / "out")
+    assert foundation_hashes(tmp_path / "not-prepared-here") == {}
+
+
 def test_results_folder_carries_a_grid_to_another_machine_without_weights(setup, tmp_path, monkeypatch):
     """--results: finished cells are saved without weights as they finish; a fresh grid folder restores them and
     runs nothing, with the same table; a half-saved cell is not taken as finished; a changed grid is refused."""

@@ -70,3 +70,13 @@ def test_time_to_quality_averages_each_users_metric_over_the_seeds_of_both_sides
     assert new["base_seconds"] == 100.0 and new["mean_curve_crossing"]["step"] == 100
     assert [h["step"] for h in new["crossings"].values()] == [50, 100]
     assert ttq.seed_summary(tmp_path, ["base", "base-s1"], ["base", "base-s1"], rows, 0.08)["paired_vs_baseline"] is None
+
+
+def test_time_to_quality_refuses_runs_trained_on_different_foundations(tmp_path: Path) -> None:
+    ttq = load(BENCHMARKS / "time_to_quality.py")
+    for name, catalog in (("a", "c1"), ("b", "c1"), ("c", "c2")):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "env.json").write_text(json.dumps({"dataset_hash": "d", "catalog_hash": catalog}))
+    ttq.check_same_foundation(tmp_path, ["a", "b"])
+    with pytest.raises(SystemExit, match="different foundations"):
+        ttq.check_same_foundation(tmp_path, ["a", "b", "c"])

@@ -12,7 +12,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from .cells import cell_states, check_stored_configs, run_cells
+from .cells import cell_states, check_stored_configs, check_stored_foundation, run_cells
 from .grid import Cell, expand, load_grid
 from .results import restore_results, save_results
 from .table import plot_all, summarize, write_table
@@ -54,9 +54,11 @@ def run_grid(grid_path: str | Path, out: str | Path, parallel: int = 1, referenc
     chosen = select_cells(cells, only) if only else cells
     if results:
         check_stored_configs(cells, Path(results))
+        check_stored_foundation(cells, Path(results))
         if restored := restore_results(cells, out, Path(results)):
             log(f"restored {len(restored)} finished cells from {results}")
     check_stored_configs(cells, out)  # every cell, before anything runs: a stale one would be tabulated hours later
+    check_stored_foundation(cells, out)
     keep = (lambda cell: save_results([cell], out, Path(results))) if results else None  # as each finishes
     state = run_cells(chosen, out, parallel, log, on_done=keep) if run else {}
     if results and (saved := save_results(cells, out, Path(results))):  # also cells finished before, or elsewhere

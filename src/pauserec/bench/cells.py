@@ -47,6 +47,43 @@ def check_stored_configs(cells: Sequence[Cell], out: Path) -> None:
                               "remove that cell's directory or use another --out")
 
 
+def check_stored_foundation(cells: Sequence[Cell], out: Path) -> None:
+    """Refuse to reuse a cell trained on another dataset or SID catalogue than its data directory holds now
+    (``dataset_hash`` / ``catalog_hash`` in the cell's ``env.json``). Cells saved with ``--results`` on one machine
+    and restored on another are only comparable if both built the same foundation: a catalogue rebuilt elsewhere
+    (RQ-KMeans in floating point on another CPU) may assign other codes, and the grid would mix two problems."""
+    from ..errors import ConfigError
+
+    current: dict[str, dict[str, str]] = {}
+    for cell in cells:
+        env_path = cell.run_dir(out) / "env.json"
+        if not env_path.exists():
+            continue
+        if cell.data_dir not in current:
+            current[cell.data_dir] = foundation_hashes(cell.data_dir)
+        stored = read_json(env_path)
+        for key, now in current[cell.data_dir].items():
+            if key in stored and stored[key] != now:
+                what = "SID catalogue" if key == "catalog_hash" else "dataset"
+                raise ConfigError(f"{cell.run_dir(out)} was trained on another {what} ({key} {stored[key]}) than "
+                                  f"{cell.data_dir} holds now ({now}): rebuild the same foundation, or remove that "
+                                  "cell / use another --out or --results")
+
+
+def foundation_hashes(data_dir: str | Path) -> dict[str, str]:
+    """``{"dataset_hash", "catalog_hash"}`` of a prepared data directory (no ``catalog_hash`` before ``sids``,
+    nothing where it is not prepared here: a table recomputed from committed results alone)."""
+    from .. import pipeline
+
+    if not (Path(data_dir) / "dataset.json").exists():
+        return {}
+    dataset = pipeline.load_dataset(data_dir)
+    hashes = {"dataset_hash": dataset.content_hash()}
+    if (Path(data_dir) / "sids.json").exists():
+        hashes["catalog_hash"] = pipeline.load_catalog(data_dir, dataset).content_hash()
+    return hashes
+
+
 def fit(cell: Cell, out: Path, progress: bool = False) -> None:
     """Train an LLM cell (resuming), or run a baseline cell whole. A trained cell keeps its selected ``model/`` and
     drops its Trainer ``checkpoints/``: they exist to resume an interrupted training, and a grid of 135M-parameter
