@@ -32,6 +32,7 @@ import numpy as np
 
 from common import RESULTS, write_result
 
+from pauserec.bench.cells import foundation_hashes
 from pauserec.bench.table import seed_interval
 from pauserec.config import build_config
 from pauserec.eval.compare import compare_runs, paired_difference, per_user_values
@@ -112,6 +113,7 @@ def main() -> None:
     base = args.baseline or args.recipe[0][0]
     groups = seeded_runs(args.recipe, base, args.seeds, args.baseline_seeds)
     runs = {run: overrides for group in groups.values() for run, overrides in group.items()}
+    check_foundation(work, list(runs), args.data)  # before hours of training next to a stale archive
     rows, curves = {}, {}
     for name, overrides in runs.items():
         cfg = build_config(overrides=[*args.set, *overrides.split()])
@@ -125,7 +127,6 @@ def main() -> None:
                       "curve": curves[name], "loss_curve": loss_curve(run_dir),
                       "first_at_threshold": first_reaching(curves[name], args.threshold),
                       **RunDir(run_dir).evaluation()}
-    check_same_foundation(work, list(runs))
     others = [n for n in runs if n != base]
     diffs = compare_runs(work / base, [work / n for n in others], ks=(5, 10))
     for n in others:
@@ -139,17 +140,22 @@ def main() -> None:
     figure = plot_curves(curves, groups, args.threshold, RESULTS / f"{args.name}.png")
     md += f"\n![{args.name}]({figure.name})\n"
     write_result(args.name, {"data": args.data, "shared_overrides": args.set, "threshold": args.threshold,
-                             "baseline": base, "seeds": args.seeds, "baseline_seeds": args.baseline_seeds, "recipes": rows, "over_seeds": seeds}, md, machine)
+                             "baseline": base, "seeds": args.seeds, "baseline_seeds": args.baseline_seeds,
+                             "recipes": rows, "over_seeds": seeds}, md, machine)
     print(md)
 
 
-def check_same_foundation(work: Path, names: list[str]) -> None:
-    """Every run trained on the same dataset and SID catalogue (``env.json``): runs archived on one machine and
-    reused on another are only comparable if both built the same foundation."""
-    found = {n: tuple(RunDir(work / n).env().get(k) for k in ("dataset_hash", "catalog_hash")) for n in names}
-    if len(set(found.values())) > 1:
-        raise SystemExit("the runs were trained on different foundations (dataset_hash, catalog_hash): "
-                         + ", ".join(f"{n} {h}" for n, h in found.items()))
+def check_foundation(work: Path, names: list[str], data: str) -> None:
+    """Every existing run trained on the dataset and SID catalogue ``data`` holds now (``env.json`` hashes): runs
+    archived on one machine and reused on another are only comparable if both built the same foundation."""
+    now = foundation_hashes(data)
+    for name in names:
+        if (work / name / "env.json").exists():
+            env = RunDir(work / name).env()
+            stale = [k for k, v in now.items() if env.get(k, v) != v]
+            if stale:
+                raise SystemExit(f"{work / name} was trained on another foundation than {data} holds now "
+                                 f"({', '.join(f'{k} {env[k]} vs {now[k]}' for k in stale)})")
 
 
 def seeded_runs(recipes: list[list[str]], base: str, seeds: Sequence[int],

@@ -72,11 +72,12 @@ def test_time_to_quality_averages_each_users_metric_over_the_seeds_of_both_sides
     assert ttq.seed_summary(tmp_path, ["base", "base-s1"], ["base", "base-s1"], rows, 0.08)["paired_vs_baseline"] is None
 
 
-def test_time_to_quality_refuses_runs_trained_on_different_foundations(tmp_path: Path) -> None:
+def test_time_to_quality_refuses_runs_trained_on_another_foundation(tmp_path: Path, monkeypatch) -> None:
     ttq = load(BENCHMARKS / "time_to_quality.py")
-    for name, catalog in (("a", "c1"), ("b", "c1"), ("c", "c2")):
+    monkeypatch.setattr(ttq, "foundation_hashes", lambda data: {"dataset_hash": "d", "catalog_hash": "c1"})
+    for name, catalog in (("a", "c1"), ("b", "c2")):
         (tmp_path / name).mkdir()
         (tmp_path / name / "env.json").write_text(json.dumps({"dataset_hash": "d", "catalog_hash": catalog}))
-    ttq.check_same_foundation(tmp_path, ["a", "b"])
-    with pytest.raises(SystemExit, match="different foundations"):
-        ttq.check_same_foundation(tmp_path, ["a", "b", "c"])
+    ttq.check_foundation(tmp_path, ["a", "not-trained-yet"], "data")
+    with pytest.raises(SystemExit, match="another foundation.*catalog_hash c2 vs c1"):
+        ttq.check_foundation(tmp_path, ["a", "b"], "data")
