@@ -11,7 +11,9 @@ With ``--seeds``, every recipe but the baseline trains once per seed (seed 0 in 
 (default 0 only), and a second table summarises each recipe over its seeds: the crossing of every seed, the crossing
 of the seed-averaged curve, test metrics with a t-interval over seeds, and the paired difference with each user's
 metric averaged over the recipe's seeds and over the baseline's. Ratios divide by the crossing of the baseline's
-seed-averaged curve (its only curve when it ran once).
+seed-averaged curve (its only curve when it ran once); where that curve never reaches the threshold, the crossing is
+later than the baseline's whole training clock and the ratios are upper bounds (``< x``). A threshold-free column
+times each seed-averaged curve to the best value of the baseline's.
 Finished runs are reused, so an interrupted benchmark resumes; a run directory that holds ``metrics.json`` counts
 as finished without its weights, so an archive of the light files (config, logs, costs, metrics, predictions; see
 ``time_to_quality_side_by_side.sh``) carries a long comparison across machines.
@@ -182,7 +184,9 @@ def seed_summary(work: Path, names: list[str], base_names: list[str], rows: dict
     (``compare_runs`` has already checked that every run was decoded on the same users); none for the baseline
     itself."""
     curve = mean_curve([rows[n]["curve"] for n in names])
-    base_hit = first_reaching(mean_curve([rows[n]["curve"] for n in base_names]), threshold)
+    base_curve = mean_curve([rows[n]["curve"] for n in base_names])
+    base_hit = first_reaching(base_curve, threshold)
+    base_best = max(base_curve, key=lambda p: p["recall@10"])  # the first of equal maxima
     paired = None
     if names != base_names:
         ref = seed_mean_per_user(work, base_names)
@@ -191,9 +195,14 @@ def seed_summary(work: Path, names: list[str], base_names: list[str], rows: dict
     return {
         "runs": names,
         "base_seconds": base_hit["train_seconds"] if base_hit else None,
+        # where the baseline never gets there, its time is beyond its whole training clock: ratios become bounds
+        "base_seconds_at_least": base_hit["train_seconds"] if base_hit else base_curve[-1]["train_seconds"],
         "crossings": {n: rows[n]["first_at_threshold"] for n in names},
         "mean_curve": curve,
         "mean_curve_crossing": first_reaching(curve, threshold),
+        # a threshold-free reading: the time to the baseline's own best (seed-mean) validation value, and its ratio
+        "baseline_best": base_best,
+        "to_baseline_best": first_reaching(curve, base_best["recall@10"]),
         "test": {m: seed_interval([rows[n]["metrics"][m]["mean"] for n in names]) for m in ("recall@10", "ndcg@10")},
         "paired_vs_baseline": paired,
     }
@@ -208,26 +217,49 @@ def seed_mean_per_user(work: Path, names: list[str]) -> dict[str, np.ndarray]:
 def seeds_report(seeds: dict, base: str, base_runs: int, threshold: float) -> str:
     """The over-seeds table: one row per recipe (the baseline's where it ran more than once)."""
     header = ["recipe", "seeds", f"train s to val R@10 >= {threshold:.3f}, per seed", "ratio vs " + base + ", per seed",
-              "seed-mean curve: first >= threshold (train s)", "ratio vs " + base, "test R@10 (t-interval over seeds)",
+              "seed-mean curve: first >= threshold (train s)", "ratio vs " + base,
+              f"seed-mean curve: first >= {base}'s best (train s, ratio)", "test R@10 (t-interval over seeds)",
               "test N@10", "R@10 vs " + base + " (paired, seed-mean per user)", "N@10 vs " + base + " (paired)"]
     table = []
     for name, s in seeds.items():
         hits = list(s["crossings"].values())
         base_s = s["base_seconds"]
+        at_least = s["base_seconds_at_least"]
         table.append([
             name, str(len(s["runs"])),
             ", ".join(f"{h['train_seconds']:.0f}" if h else "never" for h in hits),
-            ", ".join(f"{h['train_seconds'] / base_s:.3f}" if h and base_s else "-" for h in hits),
+            ", ".join(ratio_text(h and h["train_seconds"], base_s, at_least) for h in hits),
             (f"step {s['mean_curve_crossing']['step']} ({s['mean_curve_crossing']['train_seconds']:.0f})"
              if s["mean_curve_crossing"] else "never"),
-            f"{s['mean_curve_crossing']['train_seconds'] / base_s:.3f}" if s["mean_curve_crossing"] and base_s else "-",
+            ratio_text(s["mean_curve_crossing"] and s["mean_curve_crossing"]["train_seconds"], base_s, at_least),
+            to_best_text(s["to_baseline_best"], s["baseline_best"]),
             fmt_metric(s["test"]["recall@10"]), fmt_metric(s["test"]["ndcg@10"]),
             *([fmt_difference(s["paired_vs_baseline"][m]) for m in ("recall@10", "ndcg@10")]
               if s["paired_vs_baseline"] else ["-", "-"]),
         ])
     return (f"Over seeds (every seed on the same validation and test users; {base} ran {base_runs} "
             f"time{'s' if base_runs > 1 else ''}, and ratios divide by the crossing of its "
-            f"{'seed-mean ' if base_runs > 1 else ''}curve):\n\n") + markdown_table(header, table)
+            f"{'seed-mean ' if base_runs > 1 else ''}curve; `< x` where that curve never reached the threshold: "
+            "its crossing is then later than its whole training clock, which x divides by; the threshold-free "
+            f"column times each curve to {base}'s best seed-mean validation Recall@10):\n\n") \
+        + markdown_table(header, table)
+
+
+def to_best_text(hit: dict | None, base_best: dict) -> str:
+    """``"step 450 (464 s, 0.269)"``: where a seed-mean curve first reaches the baseline's best seed-mean validation
+    Recall@10 (``base_best``, reached at its ``train_seconds``), and the ratio of the two times."""
+    if hit is None:
+        return f"never (best {base_best['recall@10']:.4f})"
+    ratio = hit["train_seconds"] / base_best["train_seconds"]
+    return f"step {hit['step']} ({hit['train_seconds']:.0f} s, {ratio:.3f})"
+
+
+def ratio_text(seconds: float | None, base_seconds: float | None, base_at_least: float) -> str:
+    """A crossing time over the baseline's: ``"0.390"``; ``"< 0.340"`` where the baseline never crossed within its
+    training clock ``base_at_least`` (seconds), so only an upper bound is known; ``"-"`` where this run never crossed."""
+    if seconds is None:
+        return "-"
+    return f"{seconds / base_seconds:.3f}" if base_seconds else f"< {seconds / base_at_least:.3f}"
 
 
 def report(rows: dict, base: str, threshold: float) -> str:
@@ -240,13 +272,13 @@ def report(rows: dict, base: str, threshold: float) -> str:
         hit, tr = r["first_at_threshold"], r["cost"]["train"]
         clock = r["curve"][-1]["train_seconds"]  # the training clock at the last validation (train_seconds has them)
         selected = int(tr["best_checkpoint"].rsplit("-", 1)[1])
-        ratio = hit["train_seconds"] / base_hit["train_seconds"] if hit and base_hit else None
         paired = r.get("paired_vs_baseline")
         table.append([
             name, f"`{r['overrides']}`",
             f"step {hit['step']} ({hit['recall@10']:.3f})" if hit else "never",
             f"{hit['train_seconds']:.0f}" if hit else "-",
-            f"{ratio:.3f}" if ratio is not None else "-",
+            ratio_text(hit and hit["train_seconds"], base_hit and base_hit["train_seconds"],
+                       rows[base]["curve"][-1]["train_seconds"]),
             str(tr["steps"]), f"{clock:.0f}",
             f"{tr['examples_seen'] / clock:.1f}",
             f"{selected} ({tr['best_val_recall@10']:.4f})",

@@ -72,6 +72,21 @@ def test_time_to_quality_averages_each_users_metric_over_the_seeds_of_both_sides
     assert ttq.seed_summary(tmp_path, ["base", "base-s1"], ["base", "base-s1"], rows, 0.08)["paired_vs_baseline"] is None
 
 
+def test_time_to_quality_bounds_the_ratio_where_the_baseline_never_reaches_the_threshold(tmp_path: Path) -> None:
+    ttq = load(BENCHMARKS / "time_to_quality.py")
+    rows = {"base": _run(tmp_path, "base", [True, False], [0.05, 0.09]),
+            "base-s1": _run(tmp_path, "base-s1", [False, False], [0.05, 0.06]),  # mean curve (0.05, 0.075): never
+            "new": _run(tmp_path, "new", [True, True], [0.09, 0.10])}
+    new = ttq.seed_summary(tmp_path, ["new"], ["base", "base-s1"], rows, threshold=0.08)
+    assert new["base_seconds"] is None and new["base_seconds_at_least"] == 100.0  # its whole clock, step 100
+    table = ttq.seeds_report({"new": new}, "base", 2, 0.08)
+    assert "| < 0.500 |" in table  # new crossed at 50 s, the baseline not within its 100 s
+    # threshold-free: the baseline's best seed-mean value is 0.075 at 100 s; new's curve has 0.09 at 50 s
+    assert new["baseline_best"]["step"] == 100 and new["to_baseline_best"]["step"] == 50
+    assert "step 50 (50 s, 0.500)" in table
+    assert ttq.ratio_text(None, None, 100.0) == "-" and ttq.ratio_text(30.0, 60.0, 100.0) == "0.500"
+
+
 def test_time_to_quality_refuses_runs_trained_on_another_foundation(tmp_path: Path, monkeypatch) -> None:
     ttq = load(BENCHMARKS / "time_to_quality.py")
     monkeypatch.setattr(ttq, "foundation_hashes", lambda data: {"dataset_hash": "d", "catalog_hash": "c1"})
