@@ -195,8 +195,7 @@ def seed_summary(work: Path, names: list[str], base_names: list[str], rows: dict
     return {
         "runs": names,
         "base_seconds": base_hit["train_seconds"] if base_hit else None,
-        # where the baseline never gets there, its time is beyond its whole training clock: ratios become bounds
-        "base_seconds_at_least": base_hit["train_seconds"] if base_hit else base_curve[-1]["train_seconds"],
+        "base_clock": base_curve[-1]["train_seconds"],  # where base_seconds is None, the crossing is later than this
         "crossings": {n: rows[n]["first_at_threshold"] for n in names},
         "mean_curve": curve,
         "mean_curve_crossing": first_reaching(curve, threshold),
@@ -224,14 +223,14 @@ def seeds_report(seeds: dict, base: str, base_runs: int, threshold: float) -> st
     for name, s in seeds.items():
         hits = list(s["crossings"].values())
         base_s = s["base_seconds"]
-        at_least = s["base_seconds_at_least"]
+        base_clock = s["base_clock"]
         table.append([
             name, str(len(s["runs"])),
             ", ".join(f"{h['train_seconds']:.0f}" if h else "never" for h in hits),
-            ", ".join(ratio_text(h and h["train_seconds"], base_s, at_least) for h in hits),
+            ", ".join(ratio_text(h and h["train_seconds"], base_s, base_clock) for h in hits),
             (f"step {s['mean_curve_crossing']['step']} ({s['mean_curve_crossing']['train_seconds']:.0f})"
              if s["mean_curve_crossing"] else "never"),
-            ratio_text(s["mean_curve_crossing"] and s["mean_curve_crossing"]["train_seconds"], base_s, at_least),
+            ratio_text(s["mean_curve_crossing"] and s["mean_curve_crossing"]["train_seconds"], base_s, base_clock),
             to_best_text(s["to_baseline_best"], s["baseline_best"]),
             fmt_metric(s["test"]["recall@10"]), fmt_metric(s["test"]["ndcg@10"]),
             *([fmt_difference(s["paired_vs_baseline"][m]) for m in ("recall@10", "ndcg@10")]
@@ -254,12 +253,13 @@ def to_best_text(hit: dict | None, base_best: dict) -> str:
     return f"step {hit['step']} ({hit['train_seconds']:.0f} s, {ratio:.3f})"
 
 
-def ratio_text(seconds: float | None, base_seconds: float | None, base_at_least: float) -> str:
+def ratio_text(seconds: float | None, base_seconds: float | None, base_clock: float) -> str:
     """A crossing time over the baseline's: ``"0.390"``; ``"< 0.340"`` where the baseline never crossed within its
-    training clock ``base_at_least`` (seconds), so only an upper bound is known; ``"-"`` where this run never crossed."""
+    whole training clock ``base_clock`` (seconds), so only an upper bound is known; ``"-"`` where this run never
+    crossed."""
     if seconds is None:
         return "-"
-    return f"{seconds / base_seconds:.3f}" if base_seconds else f"< {seconds / base_at_least:.3f}"
+    return f"{seconds / base_seconds:.3f}" if base_seconds else f"< {seconds / base_clock:.3f}"
 
 
 def report(rows: dict, base: str, threshold: float) -> str:

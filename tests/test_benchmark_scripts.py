@@ -78,7 +78,7 @@ def test_time_to_quality_bounds_the_ratio_where_the_baseline_never_reaches_the_t
             "base-s1": _run(tmp_path, "base-s1", [False, False], [0.05, 0.06]),  # mean curve (0.05, 0.075): never
             "new": _run(tmp_path, "new", [True, True], [0.09, 0.10])}
     new = ttq.seed_summary(tmp_path, ["new"], ["base", "base-s1"], rows, threshold=0.08)
-    assert new["base_seconds"] is None and new["base_seconds_at_least"] == 100.0  # its whole clock, step 100
+    assert new["base_seconds"] is None and new["base_clock"] == 100.0  # its whole clock, step 100
     table = ttq.seeds_report({"new": new}, "base", 2, 0.08)
     assert "| < 0.500 |" in table  # new crossed at 50 s, the baseline not within its 100 s
     # threshold-free: the baseline's best seed-mean value is 0.075 at 100 s; new's curve has 0.09 at 50 s
