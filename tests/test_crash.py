@@ -275,8 +275,8 @@ def test_training_that_cannot_fit_on_the_disk_stops_before_its_first_step(setup,
     assert not (tmp_path / "run" / "checkpoints").exists() and not (tmp_path / "run" / "model").exists()
 
 
-def test_clocks_at_a_checkpoint_by_hand(tmp_path):
-    from pauserec.train.trainer import clocks_at
+def test_progress_at_a_checkpoint_by_hand(tmp_path):
+    from pauserec.train.trainer import Progress, progress_at
 
     state = {"global_step": 4, "log_history": [
         {"step": 2, "eval_train_seconds": 10.0, "eval_val_seconds": 3.0},
@@ -284,9 +284,11 @@ def test_clocks_at_a_checkpoint_by_hand(tmp_path):
         {"step": 6, "eval_train_seconds": 99.0, "eval_val_seconds": 9.0}]}  # after the checkpoint: not counted
     (tmp_path / "old").mkdir()
     (tmp_path / "old" / "trainer_state.json").write_text(json.dumps(state))
-    assert clocks_at(tmp_path / "old") == (20.0, 25.5)  # no wall logged: the clock plus the validations' seconds
-    state["log_history"][1]["eval_wall_seconds"] = 31.0
+    # no wall logged: the clock plus the validations' seconds; no counts logged: they start at the checkpoint
+    assert progress_at(tmp_path / "old") == Progress(20.0, 25.5, 0, 0, 0, counted_from_step=4)
+    state["log_history"][1].update(eval_wall_seconds=31.0, eval_real_tokens=700, eval_padded_tokens=800,
+                                   eval_examples_seen=60)
     (tmp_path / "new").mkdir()
     (tmp_path / "new" / "trainer_state.json").write_text(json.dumps(state))
-    assert clocks_at(tmp_path / "new") == (20.0, 31.0)
-    assert clocks_at(tmp_path / "none") == (0.0, 0.0)
+    assert progress_at(tmp_path / "new") == Progress(20.0, 31.0, 700, 800, 60, counted_from_step=0)
+    assert progress_at(tmp_path / "none") == Progress()

@@ -142,6 +142,10 @@ def test_interrupted_training_resumes_from_last_checkpoint(setup, tmp_path, monk
     wall_at_4 = next(e["eval_wall_seconds"] for e in log if e.get("step") == 4 and "eval_wall_seconds" in e)
     assert cost["train_seconds"] > wall_at_4 > clock[1] and cost["train_clock_seconds"] >= clock[-1]
     assert (tmp_path / "r" / "model" / "config.json").exists()
+    # and the tokens and examples of all 6 steps, as many as an uninterrupted run of the same seed trains on
+    whole = train(cfg, data_dir, tmp_path / "whole")
+    counts = ("examples_seen", "real_tokens", "padded_tokens")
+    assert [cost[c] for c in counts] == [whole[c] for c in counts] and cost["counts_from_step"] == 0
 
 
 def test_time_cap_stops_validates_and_saves(setup, tmp_path):

@@ -224,6 +224,7 @@ def fit(cfg: RunConfig, run: RunDir, model, tokenizer, train_set, collator, vali
         "bf16": trainer.args.bf16,
         "device": str(trainer.args.device),
         "resumed_from": checkpoint,
+        "counts_from_step": trainer.counted_from_step,  # > 0: resumed from a checkpoint without logged counts
         "stopped_by_time_cap": bool(time_cap and time_cap.fired),
         **(extra_cost or {}),
     }

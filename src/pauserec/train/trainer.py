@@ -13,6 +13,7 @@ import re
 import shutil
 import time
 from collections.abc import Callable
+from typing import NamedTuple
 from pathlib import Path
 
 import torch
@@ -127,6 +128,7 @@ class SFTTrainer(Trainer):
         self._validation_seconds = 0.0
         self._clock_before = 0.0  # training seconds spent before a resumed checkpoint
         self.wall_before = 0.0  # wall seconds (validation included) spent before a resumed checkpoint
+        self.counted_from_step = 0  # the step the token and example counts start at (> 0: resumed, not logged)
         self._parts: torch.Tensor | None = None  # (4,) NLL sum and weight of SID labels, then of the others
 
     def train(self, resume_from_checkpoint=None, *args, **kwargs):
@@ -136,8 +138,15 @@ class SFTTrainer(Trainer):
         elif isinstance(resume_from_checkpoint, str | Path):
             resume_from_checkpoint = last_complete_checkpoint(Path(resume_from_checkpoint).parent)
         if resume_from_checkpoint:
-            self._clock_before, self.wall_before = clocks_at(Path(resume_from_checkpoint))
+            self._restore_progress(progress_at(Path(resume_from_checkpoint)))
         return super().train(resume_from_checkpoint, *args, **kwargs)
+
+    def _restore_progress(self, before: Progress) -> None:
+        """Go on from a checkpoint's clocks and counts, so a resumed run's cost covers the whole run."""
+        self._clock_before, self.wall_before = before.clock, before.wall
+        self.real_tokens, self.padded_tokens = before.real_tokens, before.padded_tokens
+        self.examples_seen = before.examples_seen
+        self.counted_from_step = before.counted_from_step
 
     def _save_checkpoint(self, model, trial) -> None:
         """Hugging Face writes a checkpoint in place, file by file; the marker written last says it is whole."""
@@ -207,6 +216,8 @@ class SFTTrainer(Trainer):
         warn_if_collapsed(metrics.get(f"{metric_key_prefix}_distinct_lists"), self.state.global_step)
         metrics[f"{metric_key_prefix}_train_seconds"] = train_seconds  # the time-to-quality clock
         metrics[f"{metric_key_prefix}_wall_seconds"] = self.wall_before + time.perf_counter() - (self._started or t0)
+        for counter in PROGRESS_COUNTS:  # logged with the clocks, so a resumed run restores them from its checkpoint
+            metrics[f"{metric_key_prefix}_{counter}"] = getattr(self, counter)
         self.log(metrics)
         self.control = self.callback_handler.on_evaluate(self.args, self.state, self.control, metrics)
         return metrics
@@ -236,22 +247,41 @@ def best_validation(log_history: list[dict], best_step: int | None) -> dict[str,
     return {f"best_val_{name}": entry.get(f"eval_{name}") for name in VALIDATION_METRICS}
 
 
-def clocks_at(checkpoint: Path) -> tuple[float, float]:
-    """``(training clock, wall seconds)`` logged at the validation of ``checkpoint``'s step (checkpoints are saved
-    right after one): ``eval_train_seconds`` (validation excluded) and ``eval_wall_seconds`` (included; for a
-    checkpoint from before that was logged: the clock plus the validations' decoding seconds). 0.0 where none."""
+PROGRESS_COUNTS = ("real_tokens", "padded_tokens", "examples_seen")
+
+
+class Progress(NamedTuple):
+    """How far a run had got at a checkpoint: ``clock`` (training seconds, validation excluded), ``wall`` (seconds,
+    validation included), the :data:`PROGRESS_COUNTS`, and ``counted_from_step``: 0, or the checkpoint's step where
+    it predates logged counts (the resumed run then counts from there)."""
+
+    clock: float = 0.0
+    wall: float = 0.0
+    real_tokens: int = 0
+    padded_tokens: int = 0
+    examples_seen: int = 0
+    counted_from_step: int = 0
+
+
+def progress_at(checkpoint: Path) -> Progress:
+    """The :class:`Progress` logged at the validation of ``checkpoint``'s step (checkpoints are saved right after
+    one): ``eval_train_seconds``, ``eval_wall_seconds`` (for a checkpoint from before that was logged: the clock plus
+    the validations' decoding seconds) and ``eval_<count>``. All zero where nothing was logged."""
     try:
         state = json.loads((checkpoint / "trainer_state.json").read_text())
     except (OSError, ValueError):
-        return 0.0, 0.0
-    logged = [e for e in state.get("log_history", [])
-              if "eval_train_seconds" in e and e.get("step", -1) <= state.get("global_step", -1)]
+        return Progress()
+    step = state.get("global_step", -1)
+    logged = [e for e in state.get("log_history", []) if "eval_train_seconds" in e and e.get("step", -1) <= step]
     if not logged:
-        return 0.0, 0.0
+        return Progress()
     clock = max(e["eval_train_seconds"] for e in logged)
     wall = max((e["eval_wall_seconds"] for e in logged if "eval_wall_seconds" in e),
                default=clock + sum(e.get("eval_val_seconds", 0.0) for e in logged))
-    return clock, wall
+    last = max(logged, key=lambda e: e.get("step", -1))
+    if not all(f"eval_{c}" in last for c in PROGRESS_COUNTS):
+        return Progress(clock, wall, counted_from_step=step)
+    return Progress(clock, wall, *(int(last[f"eval_{c}"]) for c in PROGRESS_COUNTS))
 
 
 def _legacy_complete(checkpoint: Path, step: int) -> bool:
