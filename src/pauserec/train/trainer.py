@@ -13,8 +13,8 @@ import re
 import shutil
 import time
 from collections.abc import Callable
-from typing import NamedTuple
 from pathlib import Path
+from typing import NamedTuple
 
 import torch
 from transformers import Trainer, TrainerCallback
@@ -266,7 +266,7 @@ class Progress(NamedTuple):
 def progress_at(checkpoint: Path) -> Progress:
     """The :class:`Progress` logged at the validation of ``checkpoint``'s step (checkpoints are saved right after
     one): ``eval_train_seconds``, ``eval_wall_seconds`` (for a checkpoint from before that was logged: the clock plus
-    the validations' decoding seconds) and ``eval_<count>``. All zero where nothing was logged."""
+    the validations' decoding seconds) and ``eval_<count>``. All zero where nothing was logged (counted from the checkpoint's step)."""
     try:
         state = json.loads((checkpoint / "trainer_state.json").read_text())
     except (OSError, ValueError):
@@ -274,7 +274,7 @@ def progress_at(checkpoint: Path) -> Progress:
     step = state.get("global_step", -1)
     logged = [e for e in state.get("log_history", []) if "eval_train_seconds" in e and e.get("step", -1) <= step]
     if not logged:
-        return Progress()
+        return Progress(counted_from_step=max(step, 0))
     clock = max(e["eval_train_seconds"] for e in logged)
     wall = max((e["eval_wall_seconds"] for e in logged if "eval_wall_seconds" in e),
                default=clock + sum(e.get("eval_val_seconds", 0.0) for e in logged))
