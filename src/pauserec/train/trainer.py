@@ -266,7 +266,8 @@ class Progress(NamedTuple):
 def progress_at(checkpoint: Path) -> Progress:
     """The :class:`Progress` logged at the validation of ``checkpoint``'s step (checkpoints are saved right after
     one): ``eval_train_seconds``, ``eval_wall_seconds`` (for a checkpoint from before that was logged: the clock plus
-    the validations' decoding seconds) and ``eval_<count>``. All zero where nothing was logged (counted from the checkpoint's step)."""
+    the validations' decoding seconds) and ``eval_<count>``. Where nothing was logged: zeros, counted from the
+    checkpoint's step."""
     try:
         state = json.loads((checkpoint / "trainer_state.json").read_text())
     except (OSError, ValueError):
