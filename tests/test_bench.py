@@ -333,3 +333,21 @@ def test_results_folder_carries_a_grid_to_another_machine_without_weights(setup,
     with pytest.raises(ConfigError, match="results.*another config"):
         run_grid(changed, tmp_path / "fourth", results=results, run=False, log=lambda m: None)
     assert not (tmp_path / "fourth" / "planted" / "direct").exists()  # refused before restoring anything
+
+
+def test_ratios_use_the_seeds_both_rows_have():
+    """A part-way grid: direct has seeds 0 and 1, pause-k1 only seed 0; the ratio sets seed 0 against seed 0."""
+    from pauserec.bench.table import add_ratios
+
+    def row(model, arm, by_seed):
+        return {"dataset": "d", "model": model, "arm": arm, "metrics": {}, "by_seed": {
+            s: {"ndcg@10": n, "train_seconds": t, "latency_per_user_s": l} for s, (n, t, l) in by_seed.items()}}
+
+    direct = row("direct", "direct", {0: (0.10, 100.0, 0.2), 1: (0.30, 300.0, 0.4)})
+    pause = row("pause-k1", "pause", {0: (0.12, 150.0, 0.3)})
+    alone = row("pause-k2", "pause", {2: (0.5, 1.0, 1.0)})
+    add_ratios([direct, pause, alone], ["direct"])
+    ratio = pause["ratios"]["direct"]
+    assert ratio.pop("seeds") == [0]
+    assert ratio == pytest.approx({"ndcg@10": 1.2, "train_seconds": 1.5, "latency_per_user_s": 1.5})
+    assert alone["ratios"] == {} and direct["ratios"] == {}  # no shared seed; no ratio to itself

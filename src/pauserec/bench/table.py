@@ -78,6 +78,8 @@ def summarize(cells: Sequence[Cell], out: Path, references: Sequence[str] | None
             val = {c.seed: (e["cost"].get("train") or {}).get(f"best_val_{VALIDATION}") for c, e in zip(done, evals)}
             row[f"val_{VALIDATION}_by_seed"] = {s: v for s, v in val.items() if v is not None}
             row[f"val_{VALIDATION}"] = _mean(list(val.values()))
+            row["by_seed"] = {c.seed: {"ndcg@10": e["metrics"]["ndcg@10"]["mean"], "train_seconds": cost[0],
+                                       "latency_per_user_s": cost[1]} for c, e, cost in zip(done, evals, costs)}
             row["paired"] = {ref: _paired(groups.get((dataset, ref), []), done, out)
                              for ref in references if ref != model and (dataset, ref) in groups}
         rows.append(row)
@@ -90,9 +92,10 @@ RATIOS = {"ndcg@10": "NDCG@10", "train_seconds": "training time (pipeline)", "la
 
 
 def add_ratios(rows: list[dict[str, Any]], references: Sequence[str]) -> None:
-    """``ratios[ref]`` of each LLM row for each reference that is an LLM arm: the row's mean NDCG@10, training time and
-    latency divided by the reference's (the paper quotes pause / cot this way); None where the reference's is 0 or
-    unknown. Baselines get none: a popularity count's "training time" over an LLM's says nothing."""
+    """``ratios[ref]`` of each LLM row for each reference that is an LLM arm: the row's NDCG@10, training time and
+    latency divided by the reference's (the paper quotes pause / cot this way), both means over the seeds the two
+    share (``seeds``; a part-way grid would otherwise set one seed against another); None where the reference's is 0
+    or unknown. Baselines get none: a popularity count's "training time" over an LLM's says nothing."""
     by_key = {(r["dataset"], r["model"]): r for r in rows if "metrics" in r and r["arm"] in LLM_ARMS}
     for r in rows:
         if (r["dataset"], r["model"]) not in by_key:
@@ -100,12 +103,10 @@ def add_ratios(rows: list[dict[str, Any]], references: Sequence[str]) -> None:
         r["ratios"] = {}
         for ref in references:
             other = by_key.get((r["dataset"], ref))
-            if other is not None and other is not r:
-                r["ratios"][ref] = {key: _ratio(_value(r, key), _value(other, key)) for key in RATIOS}
-
-
-def _value(row: dict[str, Any], key: str) -> float | None:
-    return row["metrics"][key]["mean"] if key in METRICS else row.get(key)
+            seeds = sorted(set(r["by_seed"]) & set(other["by_seed"])) if other is not None and other is not r else []
+            if seeds:
+                mean = lambda row, key: _mean([row["by_seed"][s][key] for s in seeds])  # noqa: E731
+                r["ratios"][ref] = {key: _ratio(mean(r, key), mean(other, key)) for key in RATIOS} | {"seeds": seeds}
 
 
 def _ratio(a: float | None, b: float | None) -> float | None:
@@ -192,9 +193,11 @@ def _ratio_tables(rows: Sequence[dict[str, Any]]) -> str:
     refs = dict.fromkeys(ref for r in rows for ref in r.get("ratios", {}))
     text = ""
     for ref in refs:
-        lines = [[r["model"], *("-" if r["ratios"][ref][k] is None else f"{r['ratios'][ref][k]:.3f}" for k in RATIOS)]
+        lines = [[r["model"], ",".join(map(str, r["ratios"][ref]["seeds"])),
+                  *("-" if r["ratios"][ref][k] is None else f"{r['ratios'][ref][k]:.3f}" for k in RATIOS)]
                  for r in rows if ref in r.get("ratios", {})]
-        text += f"\n\nRatios to {ref} (model / {ref}, means over seeds):\n\n" + markdown_table(["model", *RATIOS.values()], lines)
+        text += (f"\n\nRatios to {ref} (model / {ref}, each a mean over the seeds both have):\n\n"
+                 + markdown_table(["model", "seeds", *RATIOS.values()], lines))
     return text
 
 
