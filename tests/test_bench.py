@@ -247,7 +247,7 @@ def test_validation_best_variant_is_chosen_on_the_seeds_all_variants_share():
 
     def row(model, arm, by_seed):
         return {"dataset": "d", "model": model, "arm": arm, "val_ndcg@10": sum(by_seed.values()) / len(by_seed),
-                "val_ndcg@10_by_seed": by_seed}
+                "by_seed": {s: {"val_ndcg@10": v} for s, v in by_seed.items()}}
 
     rows = [row("pause-k1", "pause", {0: 0.034, 1: 0.020, 2: 0.020}), row("pause-k2", "pause", {0: 0.030}),
             row("cot-a", "cot", {0: 0.02}), row("cot-b", "cot", {1: 0.03})]

@@ -75,11 +75,11 @@ def summarize(cells: Sequence[Cell], out: Path, references: Sequence[str] | None
             costs = [_cost(e["cost"]) for e in evals]
             row["train_seconds"] = _mean([c[0] for c in costs])
             row["latency_per_user_s"] = _mean([c[1] for c in costs])
-            val = {c.seed: (e["cost"].get("train") or {}).get(f"best_val_{VALIDATION}") for c, e in zip(done, evals)}
-            row[f"val_{VALIDATION}_by_seed"] = {s: v for s, v in val.items() if v is not None}
-            row[f"val_{VALIDATION}"] = _mean(list(val.values()))
-            row["by_seed"] = {c.seed: {"ndcg@10": e["metrics"]["ndcg@10"]["mean"], "train_seconds": cost[0],
-                                       "latency_per_user_s": cost[1]} for c, e, cost in zip(done, evals, costs)}
+            row["by_seed"] = {c.seed: {"ndcg@10": e["metrics"]["ndcg@10"]["mean"],
+                                       f"val_{VALIDATION}": (e["cost"].get("train") or {}).get(f"best_val_{VALIDATION}"),
+                                       "train_seconds": cost[0], "latency_per_user_s": cost[1]}
+                              for c, e, cost in zip(done, evals, costs)}
+            row[f"val_{VALIDATION}"] = _mean([s[f"val_{VALIDATION}"] for s in row["by_seed"].values()])
             row["paired"] = {ref: _paired(groups.get((dataset, ref), []), done, out)
                              for ref in references if ref != model and (dataset, ref) in groups}
         rows.append(row)
@@ -126,7 +126,7 @@ def mark_validation_best(rows: list[dict[str, Any]]) -> None:
     for family in families.values():
         if len(family) < 2:
             continue
-        by_seed = [r[f"{key}_by_seed"] for r in family]
+        by_seed = [{s: v[key] for s, v in r["by_seed"].items() if v[key] is not None} for r in family]
         shared = sorted(set.intersection(*(set(v) for v in by_seed)))
         scores = [_mean([v[s] for s in shared]) if shared else r[key] for r, v in zip(family, by_seed)]
         best = max(range(len(family)), key=lambda i: scores[i])
