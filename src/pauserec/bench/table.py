@@ -46,6 +46,15 @@ def _cost(cost: dict[str, Any]) -> tuple[float | None, float | None]:
 
 
 VALIDATION = "ndcg@10"  # what picks an arm's variant (pause K, a cot configuration): never a test metric
+SEED_MEANS = ("train_seconds", "latency_per_user_s", f"val_{VALIDATION}")  # a row's means of its seeds' records
+
+
+def _seed_record(evaluation: dict[str, Any]) -> dict[str, float | None]:
+    """What one seed contributes to its row: test NDCG@10, validation score, training seconds, latency per user."""
+    train, latency = _cost(evaluation["cost"])
+    val = (evaluation["cost"].get("train") or {}).get(f"best_val_{VALIDATION}")
+    return {"ndcg@10": evaluation["metrics"]["ndcg@10"]["mean"], f"val_{VALIDATION}": val,
+            "train_seconds": train, "latency_per_user_s": latency}
 
 
 def default_references(models: Sequence[str]) -> list[str]:
@@ -72,14 +81,9 @@ def summarize(cells: Sequence[Cell], out: Path, references: Sequence[str] | None
             evals = [{**read_json(c.run_dir(out) / "metrics.json"), "cost": _read_cost(c, out)} for c in done]
             row["metrics"] = {m: seed_interval([e["metrics"][m]["mean"] for e in evals]) for m in METRICS}
             row["users"] = int(evals[0]["metrics"]["users"]["count"])
-            costs = [_cost(e["cost"]) for e in evals]
-            row["train_seconds"] = _mean([c[0] for c in costs])
-            row["latency_per_user_s"] = _mean([c[1] for c in costs])
-            row["by_seed"] = {c.seed: {"ndcg@10": e["metrics"]["ndcg@10"]["mean"],
-                                       f"val_{VALIDATION}": (e["cost"].get("train") or {}).get(f"best_val_{VALIDATION}"),
-                                       "train_seconds": cost[0], "latency_per_user_s": cost[1]}
-                              for c, e, cost in zip(done, evals, costs)}
-            row[f"val_{VALIDATION}"] = _mean([s[f"val_{VALIDATION}"] for s in row["by_seed"].values()])
+            row["by_seed"] = {c.seed: _seed_record(e) for c, e in zip(done, evals)}
+            for key in SEED_MEANS:
+                row[key] = _mean([s[key] for s in row["by_seed"].values()])
             row["paired"] = {ref: _paired(groups.get((dataset, ref), []), done, out)
                              for ref in references if ref != model and (dataset, ref) in groups}
         rows.append(row)
