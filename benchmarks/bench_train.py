@@ -1,17 +1,29 @@
-"""Training-loop benchmark, side by side in one run on the same model and examples:
+"""Training step time against the machine's limit, side by side in one run on the same packed batches.
 
-* ``naive``   random batches, padded to the longest, LM head over every position (``model(labels=...)``);
-* ``bare``    a hand-written loop over the *same* length-grouped batches and loss as ours (forward, backward, AdamW);
-* ``ours``    the Hugging Face Trainer path pauserec trains with (``SFTTrainer``), on those batches.
+Configurations, each in its own process (the allocator setting is process-wide), in alternating rounds so that a
+drifting machine slows all of them alike:
 
-Reports real (non-padding) tokens/s, padding fraction, the Trainer's overhead vs the bare loop, and peak memory.
+* ``hf-bare``   the plain Hugging Face model, a hand-written loop: forward over the packed rows (tree mask, depth
+                positions), full-vocabulary cross-entropy at the labelled nodes, backward, fused AdamW;
+* ``before``    the pauserec trainer (``SFTTrainer``) as it was: ``train.vocab_rows=all``, ``train.cpu_allocator=system``;
+* ``allocator`` ``before`` with ``train.cpu_allocator=reuse`` only;
+* ``now``       the pauserec trainer with the default recipe (both levers).
 
-    .venv/bin/python benchmarks/bench_train.py --data runs/foundation/scientific --steps 12
+The floor: the machine's bf16 matmul rate at the model's shapes, measured here, times the step's matmul work
+(6 x non-embedding parameters per real token, plus the head over the SID codes at the labelled nodes), plus the
+optimizer's memory traffic (fused AdamW reads parameter, gradient and two moments and writes three: 28 bytes per
+trainable fp32 parameter) at the measured copy bandwidth. Every configuration's seconds per step are reported as a
+multiple of that floor and of ``hf-bare``; the per-step losses of ``before`` and ``now`` are compared (same
+batches, same order: they must agree within bf16 tolerance).
+
+    .venv/bin/python benchmarks/bench_train.py runs/data/sci --warmup 3 --steps 10 --rounds 2
 """
 
 from __future__ import annotations
 
 import argparse
+import json
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -19,128 +31,201 @@ import time
 from pathlib import Path
 
 import torch
-from common import step_times, write_result
-from transformers.trainer_pt_utils import LengthGroupedSampler
+from common import load_recipe, write_result
 
-from pauserec import pipeline
-from pauserec.arms import make_arm
-from pauserec.config import build_config
-from pauserec.eval.cost import peak_memory_bytes
-from pauserec.model.backbone import load_backbone
-from pauserec.model.vocab import extend_vocabulary, token_ids_by_level
-from pauserec.prompt import PromptBuilder
 from pauserec.report import markdown_table
-from pauserec.train.batches import RightPadCollator, SFTDataset, label_window_loss, sid_softmax
-from pauserec.precision import bf16_enabled
-from pauserec.train.run import training_arguments
-from pauserec.train.trainer import SFTTrainer
+from pauserec.runs import environment
+
+CONFIGS = {
+    "hf-bare": ["train.vocab_rows=all", "train.cpu_allocator=system"],
+    "before": ["train.vocab_rows=all", "train.cpu_allocator=system"],
+    "allocator": ["train.vocab_rows=all", "train.cpu_allocator=reuse"],
+    "now": [],
+}
 
 
-def timed_loop(model, batches, loss_fn, bf16: bool) -> dict[str, float]:
-    """Forward + backward + AdamW step per batch; the first batch is a warm-up and is not timed."""
-    times, _ = step_times(model, batches, loss_fn, bf16)
-    seconds = sum(times[1:])
-    real = sum(int(b["attention_mask"].sum()) for b in batches[1:])
-    padded = sum(b["attention_mask"].numel() for b in batches[1:])
-    return {"seconds": seconds, "steps": len(batches) - 1, "real_tokens": real, "padded_tokens": padded,
-            "real_tokens_per_s": real / seconds, "padding_fraction": 1 - real / padded,
-            "s_per_step": seconds / (len(batches) - 1)}
+def matmul_rate(m: int, k: int, n: int, dtype: torch.dtype, seconds: float = 1.0) -> float:
+    """FLOP/s of ``(m, k) @ (k, n)`` in ``dtype``, best of repeated timings over about ``seconds``."""
+    a, b = torch.randn(m, k, dtype=dtype), torch.randn(k, n, dtype=dtype)
+    for _ in range(3):
+        a @ b
+    best, t_end = float("inf"), time.perf_counter() + seconds
+    while time.perf_counter() < t_end:
+        t0 = time.perf_counter()
+        a @ b
+        best = min(best, time.perf_counter() - t0)
+    return 2 * m * k * n / best
 
 
-def full_head_loss(model, batch):
-    return model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"], labels=batch["labels"]).loss
+def copy_bandwidth(mib: int = 256) -> float:
+    """Bytes/s of a large fp32 ``copy_`` (read + write counted), best of 5."""
+    src = torch.randn(mib * 2**18)
+    dst = torch.empty_like(src)
+    dst.copy_(src)
+    best = min(_timed(lambda: dst.copy_(src)) for _ in range(5))
+    return 2 * src.numel() * 4 / best
 
 
-def memory_probe(cfg, batch_size: int, length: int, bf16: bool) -> None:
-    """One full fine-tuning step (forward, backward, AdamW) on a ``batch_size x length`` batch; prints peak bytes."""
-    model, tok = load_backbone(cfg.model.backbone, cfg.cache_dir)
-    ids = torch.randint(0, model.config.vocab_size, (batch_size, length), generator=torch.Generator().manual_seed(0))
-    batch = {"input_ids": ids, "attention_mask": torch.ones_like(ids), "labels": ids.clone()}
-    timed_loop(model, [batch, batch], full_head_loss, bf16)
-    print(peak_memory_bytes())
+def _timed(fn) -> float:
+    t0 = time.perf_counter()
+    fn()
+    return time.perf_counter() - t0
+
+
+def machine_limits(hidden: int, intermediate: int) -> dict[str, float]:
+    """bf16 / fp32 matmul rates at the model's shapes (256 tokens) and a square 2048 one, and copy bandwidth."""
+    shapes = {"tokens x hidden @ hidden x mlp": (256, hidden, intermediate),
+              "tokens x hidden @ hidden x hidden": (256, hidden, hidden), "2048^3": (2048, 2048, 2048)}
+    rates = {f"{dt} {name}": matmul_rate(*s, dtype=getattr(torch, dt)) for dt in ("bfloat16", "float32")
+             for name, s in shapes.items()}
+    model_shapes = [v for k, v in rates.items() if k.startswith("bfloat16") and "2048" not in k]
+    return {"matmul_flops": rates, "bf16_model_shapes_flops": statistics.mean(model_shapes),
+            "copy_bytes_per_s": copy_bandwidth()}
+
+
+def child(args) -> None:
+    """One configuration: warm-up + timed steps; prints one JSON line (per-step seconds, losses, tokens)."""
+    n = args.warmup + args.steps
+    r = load_recipe(args.data, [f"train.max_steps={n}", f"train.eval_every={10**6}", "train.logging_steps=1",
+                                *CONFIGS[args.child], *args.set])
+    from pauserec.train.packing import tree_nll
+    from pauserec.train.trainer import SeededSampler
+
+    b = r.cfg.train.batch_size
+    order = SeededSampler(len(r.units), r.cfg.seed).order(0)
+    batches = [r.collate([r.units[j] for j in order[i * b:(i + 1) * b]]) for i in range(n)]
+    tokens = [int(x["real_tokens"]) for x in batches]
+    if args.child == "hf-bare":
+        seconds, losses = bare_loop(r.model, batches, r.bf16, tree_nll)
+    else:
+        seconds, losses = trainer_loop(r, n)
+    print(json.dumps({"seconds": seconds, "losses": losses, "tokens": tokens,
+                      "labelled": [int((x["labels"] != -100).sum()) for x in batches],
+                      "trainable": sum(p.numel() for p in r.model.parameters() if p.requires_grad),
+                      "non_embedding": sum(p.numel() for name, p in r.model.named_parameters() if "embed" not in name
+                                           and "lm_head" not in name and "trained_rows" not in name),
+                      "hidden": r.model.config.hidden_size, "intermediate": r.model.config.intermediate_size,
+                      "codes": int(r.softmax.codes().numel())}))
+
+
+def bare_loop(model, batches, bf16: bool, tree_nll) -> tuple[list[float], list[float]]:
+    """Forward (full-vocabulary head at the labelled nodes), backward, fused AdamW, per batch."""
+    opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-7, fused=True)
+    model.train()
+    seconds, losses = [], []
+    for batch in batches:
+        t0 = time.perf_counter()
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+            nll, _, w = tree_nll(model, batch, None)
+            loss = (nll * w).sum() / w.sum()
+        loss.backward()
+        opt.step()
+        opt.zero_grad(set_to_none=True)
+        seconds.append(time.perf_counter() - t0)
+        losses.append(loss.item())
+    return seconds, losses
+
+
+def trainer_loop(r, n: int) -> tuple[list[float], list[float]]:
+    """The real ``SFTTrainer`` (no validation, no checkpoints) for ``n`` steps; per-step seconds and logged losses."""
+    from transformers import TrainerCallback
+
+    from pauserec.train.cpu_memory import freed_memory_kept
+    from pauserec.train.run import training_arguments
+    from pauserec.train.trainer import SFTTrainer
+
+    marks: list[float] = []
+
+    class Mark(TrainerCallback):
+        def on_step_begin(self, a, state, control, **kw):
+            marks.append(time.perf_counter())
+
+        def on_step_end(self, a, state, control, **kw):
+            marks.append(time.perf_counter())
+
+    with tempfile.TemporaryDirectory() as tmp:
+        targs = training_arguments(r.cfg, Path(tmp))
+        targs.save_strategy, targs.eval_strategy, targs.load_best_model_at_end = "no", "no", False
+        targs.disable_tqdm = True
+        trainer = SFTTrainer(model=r.model, args=targs, train_dataset=r.units, eval_dataset=[0],
+                             data_collator=r.collate, validate=lambda m: {}, softmax=r.softmax, callbacks=[Mark()])
+        with freed_memory_kept(r.cfg.train.cpu_allocator == "reuse"):
+            trainer.train()
+    # step i runs from its begin mark to the next step's begin (the Trainer's own per-step work included)
+    begins = marks[0::2] + [marks[-1]]
+    seconds = [t1 - t0 for t0, t1 in zip(begins[:-1], begins[1:])]
+    losses = [e["loss"] for e in trainer.state.log_history if "loss" in e]
+    return seconds, losses
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--data", help="data directory with sids.json (required)")
-    ap.add_argument("--steps", type=int, default=12)
-    ap.add_argument("--batch-size", type=int, default=8)
-    ap.add_argument("--set", action="append", default=[])
+    ap.add_argument("data", help="prepared data directory (dataset.json + sids.json)")
+    ap.add_argument("--warmup", type=int, default=3)
+    ap.add_argument("--steps", type=int, default=10)
+    ap.add_argument("--rounds", type=int, default=2)
+    ap.add_argument("--configs", nargs="+", default=list(CONFIGS), choices=list(CONFIGS))
+    ap.add_argument("--set", action="append", default=[], help="config overrides for every configuration")
     ap.add_argument("--name", default="bench-train")
-    ap.add_argument("--memory-probe", type=int, nargs=2, metavar=("BATCH", "LENGTH"), help=argparse.SUPPRESS)
+    ap.add_argument("--child", choices=list(CONFIGS), help=argparse.SUPPRESS)
     args = ap.parse_args()
-    if args.memory_probe:
-        cfg = build_config(overrides=args.set)
-        return memory_probe(cfg, *args.memory_probe, bf16_enabled(cfg.train.bf16))
-    if not args.data:
-        ap.error("--data is required")
+    if args.child:
+        return child(args)
+    machine = environment()
+    runs: dict[str, list[dict]] = {c: [] for c in args.configs}
+    for _ in range(args.rounds):
+        for c in args.configs:
+            cmd = [sys.executable, __file__, str(Path(args.data).resolve()), "--child", c, "--warmup", str(args.warmup),
+                   "--steps", str(args.steps), *sum([["--set", o] for o in args.set], [])]
+            out = subprocess.run(cmd, capture_output=True, text=True, cwd=Path(__file__).parent)
+            if out.returncode:
+                sys.exit(f"{c} failed:\n{out.stderr[-3000:]}")
+            runs[c].append(json.loads(out.stdout.strip().splitlines()[-1]))
+            print(c, f"{statistics.median(runs[c][-1]['seconds'][args.warmup:]):.3f} s/step", flush=True)
+    first = next(iter(runs.values()))[0]
+    limits = machine_limits(first["hidden"], first["intermediate"])
+    report(args, runs, limits, machine)
 
-    cfg = build_config(overrides=["train.packing=none", f"train.batch_size={args.batch_size}", f"train.max_steps={args.steps + 1}",
-                                  f"train.eval_every={10**6}", *args.set])
-    dataset = pipeline.load_dataset(args.data)
-    catalog = pipeline.load_catalog(args.data, dataset)
-    split = pipeline.load_split(dataset, cfg)
-    model, tok = load_backbone(cfg.model.backbone, cfg.cache_dir)
-    arm = make_arm(cfg.arm)
-    extend_vocabulary(model, tok, catalog.all_tokens() + arm.new_tokens(), noise_std=cfg.model.new_row_noise)
-    arm.bind(tok)
-    prompts = PromptBuilder(tok, catalog, dataset, cfg.model.system_prompt, cfg.arm.show_titles)
-    n = (args.steps + 1) * args.batch_size
-    g = torch.Generator().manual_seed(0)
-    pool = [split.train[i] for i in torch.randperm(len(split.train), generator=g)[: 50 * n].tolist()]
-    data = SFTDataset(pool, prompts, arm)
-    collate = RightPadCollator(tok.pad_token_id)
-    bf16 = bf16_enabled(cfg.train.bf16)
 
-    # the same length-grouped order the Trainer uses
-    order = list(LengthGroupedSampler(args.batch_size, dataset=data, generator=torch.Generator().manual_seed(cfg.seed)))
-    grouped = [collate([data[j] for j in order[i : i + args.batch_size]]) for i in range(0, n, args.batch_size)]
-    naive = [collate([data[j] for j in range(i, i + args.batch_size)]) for i in range(0, n, args.batch_size)]
+def step_floor(run: dict, limits: dict, warmup: int) -> float:
+    """Seconds per step at the machine's limit for the timed steps of ``run`` (mean over them)."""
+    tokens = statistics.mean(run["tokens"][warmup:])
+    labelled = statistics.mean(run["labelled"][warmup:])
+    flops = 6 * run["non_embedding"] * tokens + 6 * run["hidden"] * run["codes"] * labelled
+    return flops / limits["bf16_model_shapes_flops"] + 28 * run["trainable"] / limits["copy_bytes_per_s"]
 
-    results = {}
-    init = {k: v.clone() for k, v in model.state_dict().items()}
-    model.train()
-    results["naive"] = timed_loop(model, naive, full_head_loss, bf16)
-    model.load_state_dict(init)
-    softmax = sid_softmax(cfg.train.loss, token_ids_by_level(tok, catalog), len(tok), catalog.trie)
-    results["bare"] = timed_loop(model, grouped, lambda m, b: label_window_loss(m, b, softmax)[0], bf16)
-    model.load_state_dict(init)
 
-    with tempfile.TemporaryDirectory() as tmp:
-        trainer = SFTTrainer(model=model, args=training_arguments(cfg, Path(tmp)), train_dataset=data,
-                             eval_dataset=[0], data_collator=collate, validate=lambda m: {"recall@10": 0.0, "ndcg@10": 0.0},
-                             softmax=softmax)
-        trainer.args.save_strategy = "no"
-        trainer.args.load_best_model_at_end = False
-        trainer.args.disable_tqdm = True
-        marks = []
-
-        from transformers import TrainerCallback
-
-        class Mark(TrainerCallback):
-            def on_step_end(self, a, state, control, **kw):
-                marks.append((time.perf_counter(), trainer.real_tokens, trainer.padded_tokens))
-
-        trainer.add_callback(Mark())
-        trainer.train()
-    (t1, r1, p1), (t2, r2, p2) = marks[0], marks[-1]
-    results["ours"] = {"seconds": t2 - t1, "steps": len(marks) - 1, "real_tokens": r2 - r1, "padded_tokens": p2 - p1,
-                       "real_tokens_per_s": (r2 - r1) / (t2 - t1), "padding_fraction": 1 - (r2 - r1) / (p2 - p1),
-                       "s_per_step": (t2 - t1) / (len(marks) - 1)}
-    probe = subprocess.run([sys.executable, __file__, "--memory-probe", "8", "128", *sum([["--set", o] for o in args.set], [])],
-                           capture_output=True, text=True, check=True)
-    overhead = results["bare"]["real_tokens_per_s"] / results["ours"]["real_tokens_per_s"] - 1
-    summary = {"trainer_overhead_vs_bare": overhead,
-               "speedup_vs_naive": results["ours"]["real_tokens_per_s"] / results["naive"]["real_tokens_per_s"],
-               "peak_memory_gb": peak_memory_bytes() / 1e9,
-               "peak_memory_gb_full_step_8x128": int(probe.stdout.strip().splitlines()[-1]) / 1e9, "bf16": bf16, "batch_size": args.batch_size,
-               "mean_tokens_per_example": data.n_tokens() / len(data)}
-    header = ["loop", "s/step", "real tokens/s", "padding"]
-    rows = [[k, f"{v['s_per_step']:.2f}", f"{v['real_tokens_per_s']:.0f}", f"{v['padding_fraction']:.1%}"]
-            for k, v in results.items()]
-    md = markdown_table(header, rows) + "\n" + markdown_table(list(summary), [[f"{v:.3f}" if isinstance(v, float) else str(v) for v in summary.values()]])
-    write_result(args.name, {"config": cfg.model_dump(mode="json"), "loops": results, "summary": summary}, md)
+def report(args, runs: dict[str, list[dict]], limits: dict, machine: dict) -> None:
+    w = args.warmup
+    per_step = {c: statistics.median([s for r in rs for s in r["seconds"][w:]]) for c, rs in runs.items()}
+    floors = {c: step_floor(rs[0], limits, w) for c, rs in runs.items()}
+    bare = per_step.get("hf-bare")
+    rows = []
+    for c, s in per_step.items():
+        tokens = statistics.mean(runs[c][0]["tokens"][w:])
+        rows.append([c, f"{s:.3f}", f"{tokens / s:.0f}", f"{s / floors[c]:.2f}", f"{s / bare:.2f}" if bare else "-",
+                     f"{per_step['before'] / s:.2f}" if "before" in per_step else "-"])
+    md = markdown_table(["configuration", "s/step (median)", "real tokens/s", "x floor", "x hf-bare", "speed-up vs before"], rows)
+    loss_gap = None
+    if "before" in runs and "now" in runs:
+        a, b = runs["before"][0]["losses"], runs["now"][0]["losses"]
+        loss_gap = max(abs(x - y) / abs(x) for x, y in zip(a, b))
+        md += f"\nPer-step losses, before vs now (same batches): largest relative difference {loss_gap:.2e} over " \
+              f"{len(a)} steps; before {[round(x, 4) for x in a[:5]]}..., now {[round(x, 4) for x in b[:5]]}...\n"
+    floor_s = next(iter(floors.values()))
+    md += f"\nFloor per step: {floor_s:.3f} s (bf16 matmul at the model's shapes " \
+          f"{limits['bf16_model_shapes_flops'] / 1e9:.0f} GFLOP/s, copy bandwidth " \
+          f"{limits['copy_bytes_per_s'] / 1e9:.1f} GB/s; {statistics.mean(first_tokens(runs, w)):.0f} real tokens per " \
+          f"step). Matmul rates (GFLOP/s): " + ", ".join(f"{k} {v / 1e9:.0f}" for k, v in limits["matmul_flops"].items()) \
+          + f".\n\n{args.rounds} rounds x {args.steps} timed steps (after {w} warm-up) per configuration, alternating.\n"
+    write_result(args.name, {"per_step_seconds": per_step, "floor_seconds": floors, "limits": limits,
+                             "loss_max_relative_difference": loss_gap, "runs": runs,
+                             "configs": {c: CONFIGS[c] for c in runs}}, md, machine)
     print(md)
+
+
+def first_tokens(runs: dict, w: int) -> list[int]:
+    return next(iter(runs.values()))[0]["tokens"][w:]
 
 
 if __name__ == "__main__":

@@ -164,7 +164,7 @@ def test_parallel_fits_in_processes(setup, tmp_path):
     root, data, backbone = setup
     grid = write_grid(tmp_path / "grid.yaml", data, backbone, {"popularity": {}, "direct": {}}, seeds=[0, 1])
     result = run_grid(grid, tmp_path / "out", parallel=2, log=lambda m: None)
-    assert [v["status"] for v in result["cells"].values()] == ["done"] * 4
+    assert [v["status"] for v in result["cells"].values()] == ["done"] * 4, result["cells"]
     assert (tmp_path / "out" / "planted" / "direct" / "seed1" / "metrics.json").exists()
 
 

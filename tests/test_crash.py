@@ -292,3 +292,28 @@ def test_progress_at_a_checkpoint_by_hand(tmp_path):
     (tmp_path / "new" / "trainer_state.json").write_text(json.dumps(state))
     assert progress_at(tmp_path / "new") == Progress(20.0, 31.0, 700, 800, 60, counted_from_step=0)
     assert progress_at(tmp_path / "none") == Progress()
+
+
+def test_weights_only_checkpoints_are_smaller_and_refuse_resume(setup, tmp_path, monkeypatch):
+    from pauserec.errors import PauseRecError
+
+    root, data_dir, backbone = setup
+    cfg = config(root, backbone).model_copy(deep=True)
+    cfg.train.resumable = False
+    train(cfg, data_dir, tmp_path / "run")
+    checkpoints = sorted((tmp_path / "run" / "checkpoints").glob("checkpoint-*"))
+    assert checkpoints and all(not (c / "optimizer.pt").exists() and (c / "model.safetensors").exists()
+                               for c in checkpoints)
+    assert (tmp_path / "run" / "model" / "config.json").exists()
+    with pytest.raises(PauseRecError, match="resumable=false"):
+        train(cfg, data_dir, tmp_path / "run", resume=True)
+    # the disk check counts weights only: free space for weights-only checkpoints but not for the optimizer state
+    from pauserec.train.run import check_free_disk
+
+    layer = torch.nn.Linear(3, 2)  # 32 bytes of weights, 96 with the Adam moments
+    kept = min(-(-STEPS // EVERY), cfg.train.save_total_limit + 1)
+    real = shutil.disk_usage
+    monkeypatch.setattr(shutil, "disk_usage", lambda p: real(p)._replace(free=kept * 32 + 32))
+    check_free_disk(tmp_path / "new", layer, cfg)  # fits
+    with pytest.raises(PauseRecError, match="resumable=false"):
+        check_free_disk(tmp_path / "new", layer, config(root, backbone))

@@ -161,6 +161,20 @@ class TrainConfig(_Section):
         description="Merge a batch's examples into prefix trees (shared chat head and history computed once, tree "
         "attention mask; same loss as one by one) or pad examples one per row (the reference, length-grouped).",
     )
+    vocab_rows: Literal["active", "all"] = Field(
+        "active",
+        description="Train only the vocabulary rows that can receive a gradient (the training inputs' tokens and "
+        "the SID codes) as one small parameter, written back into the frozen matrix after every step: exact, and "
+        "~0.5 s less per default step on 2 CPU cores. Applies to full fine-tuning with prefix-tree packing, the SID "
+        "loss, SID labels only and no weight decay (direct, pause); elsewhere, and with 'all', the whole matrix "
+        "trains (train_cost.json says which). src/pauserec/train/vocab_rows.py.",
+    )
+    cpu_allocator: Literal["reuse", "system"] = Field(
+        "reuse",
+        description="Training on a CPU: keep freed memory in malloc's heap for the next step instead of returning "
+        "large blocks to the kernel (which page-faults them in again every step); the process's memory stays at "
+        "its peak. glibc only; no effect on a GPU. src/pauserec/train/cpu_memory.py.",
+    )
     max_row_tokens: int = Field(256, ge=16, description="prefix_tree: at most this many tokens per packed row.")
     max_user_examples: int = Field(
         8, ge=1, description="prefix_tree: a training unit is one user's examples, at most this many (longer users "
@@ -192,6 +206,12 @@ class TrainConfig(_Section):
     val_users: int = Field(300, ge=1, description="Size of the fixed validation subset used for model selection.")
     logging_steps: int = 10
     save_total_limit: int = 2
+    resumable: bool = Field(
+        True,
+        description="Checkpoints hold the optimizer state, scheduler and RNG too (~3x the weights: 1.6 GB for "
+        "SmolLM2-135M), so `train --resume` continues bit-identically; false = weights only (enough for model "
+        "selection; a run that needs no resume), and `--resume` is refused.",
+    )
     max_minutes: float | None = Field(
         None,
         gt=0,

@@ -109,6 +109,10 @@ class LevelSoftmax:
         restricted = torch.nn.functional.cross_entropy(sub, self.code_of.to(targets.device)[targets[is_sid]], reduction="none")
         return full.masked_scatter(is_sid, restricted)
 
+    def codes(self) -> torch.Tensor:
+        """``(C,)`` the vocabulary ids of every level's codes (the only columns an SID label's loss reads)."""
+        return self.columns[self.columns >= 0]
+
     def is_sid(self, targets: torch.Tensor) -> torch.Tensor:
         """``(N,)`` bool: which label ids are SID tokens."""
         return self.level_of.to(targets.device)[targets] >= 0

@@ -26,8 +26,9 @@ from dataclasses import dataclass, field
 import torch
 
 from ..arms.base import IGNORE
-from ..model.head import head_logits
+from ..model.head import head_logits, logit_softcap
 from .batches import LabelSites
+from .vocab_rows import trained_rows
 
 ROOT = -1  # parent index of a first token
 
@@ -208,7 +209,12 @@ def tree_nll(model, batch: dict[str, torch.Tensor], softmax=None) -> tuple[torch
         output_hidden_states=True,
         use_cache=False,
     )
-    logits = head_logits(model, out.hidden_states[-1][rows, src]).float()  # (n, V)
+    hidden = out.hidden_states[-1][rows, src]  # (n, H)
+    table = trained_rows(model)
+    if table is not None:  # train.vocab_rows=active: the SID codes' logits from the trained rows, the rest -inf
+        logits = table.logits(hidden, softmax.codes().to(hidden.device), logit_softcap(model)).float()
+    else:
+        logits = head_logits(model, hidden).float()  # (n, V)
     target = labels[rows, cols]
     if softmax is not None:
         nll = softmax.nll(logits, target, LabelSites(batch["input_ids"], batch["parents"], rows, cols))

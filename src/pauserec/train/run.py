@@ -36,6 +36,8 @@ from ..model.vocab import extend_vocabulary, token_ids_by_level
 from ..precision import bf16_enabled
 from ..prompt import PROMPT_LAYOUT, PromptBuilder, check_prompt_layout
 from ..runs import RunDir, tokenizer_hash
+from . import vocab_rows
+from .cpu_memory import freed_memory_kept
 from .batches import RightPadCollator, SFTDataset, sid_softmax
 from .packing import PrefixTreeCollator, UnitCollator, UserChunkDataset
 from .trainer import (
@@ -69,6 +71,7 @@ def training_arguments(cfg: RunConfig, output_dir: Path) -> TrainingArguments:
         save_strategy="steps",
         save_steps=t.eval_every,
         save_total_limit=t.save_total_limit,
+        save_only_model=not t.resumable,
         load_best_model_at_end=True,
         metric_for_best_model=SELECTION_METRIC,
         greater_is_better=True,
@@ -116,6 +119,9 @@ def open_run(cfg: RunConfig, data_dir: str | Path, run_dir: str | Path, resume: 
     }
     run_dir = Path(run_dir)
     if resume:
+        if not cfg.train.resumable:
+            raise PauseRecError(f"{run_dir} was trained with train.resumable=false: its checkpoints hold weights only, "
+                                "so it cannot be resumed; train it again")
         run = RunDir(run_dir)
         check_prompt_layout(run.env(), f"run {run_dir}")
         for key in ("dataset_hash", "catalog_hash", "split_hash"):
@@ -163,6 +169,7 @@ def check_free_disk(folder: Path, model: torch.nn.Module, cfg: RunConfig) -> Non
     step since the last checkpoint, and the checkpoint being written is torn. Counts the checkpoints the run keeps at
     once (``train.save_total_limit`` + the one being written), less those already there, plus the final model."""
     per_checkpoint, weights = checkpoint_bytes(model)
+    per_checkpoint = per_checkpoint if cfg.train.resumable else weights
     saves = math.ceil(cfg.train.max_steps / cfg.train.eval_every)
     kept = min(saves, (cfg.train.save_total_limit or saves) + 1)
     existing = len(list(folder.glob("checkpoint-*"))) if folder.is_dir() else 0
@@ -172,7 +179,7 @@ def check_free_disk(folder: Path, model: torch.nn.Module, cfg: RunConfig) -> Non
         raise PauseRecError(
             f"{folder}: {free / 1e9:.1f} GB free on its disk, training needs about {needed / 1e9:.1f} GB "
             f"({max(0, kept - existing)} checkpoints of {per_checkpoint / 1e9:.2f} GB + the selected model): free "
-            "space, lower train.save_total_limit, or train elsewhere (--out)")
+            "space, lower train.save_total_limit, set train.resumable=false (weights only), or train elsewhere (--out)")
 
 
 def fit(cfg: RunConfig, run: RunDir, model, tokenizer, train_set, collator, validate, softmax, resume: bool,
@@ -197,9 +204,13 @@ def fit(cfg: RunConfig, run: RunDir, model, tokenizer, train_set, collator, vali
     checkpoints = run.path / "checkpoints"
     checkpoint = last_complete_checkpoint(checkpoints) if resume and checkpoints.is_dir() else None
     reset_peak_memory()
-    trainer.train(resume_from_checkpoint=checkpoint)
+    with freed_memory_kept(cfg.train.cpu_allocator == "reuse" and not torch.cuda.is_available()):
+        trainer.train(resume_from_checkpoint=checkpoint)
     train_seconds = trainer.wall_before + time.perf_counter() - t_start  # a resumed run counts its earlier part
 
+    table = vocab_rows.trained_rows(trainer.model)
+    vocab_trained = len(table.ids) if table is not None else trainer.model.get_input_embeddings().weight.shape[0]
+    vocab_rows.detach(trainer.model)
     params = count_parameters(trainer.model)
     save_plain_checkpoint(trainer.model, tokenizer, run.path / "model")
     write_json(run.file("train_log.json"), trainer.state.log_history)
@@ -221,6 +232,7 @@ def fit(cfg: RunConfig, run: RunDir, model, tokenizer, train_set, collator, vali
         **best_validation(trainer.state.log_history, trainer.state.best_global_step),
         "peak_memory_bytes": peak_memory_bytes(),
         "parameters": params,
+        "vocab_rows_trained": vocab_trained,  # of the vocabulary matrix's rows (train.vocab_rows)
         "bf16": trainer.args.bf16,
         "device": str(trainer.args.device),
         "resumed_from": checkpoint,
@@ -259,7 +271,19 @@ def build_training(cfg: RunConfig, dataset, catalog, split) -> TrainingSetup:
     examples = training_users_subset(split.train, cfg.train.max_users)
     train_set, collator = training_data(cfg, examples, prompts, arm, tokenizer.pad_token_id)
     softmax = sid_softmax(cfg.train.loss, level_ids, len(tokenizer), catalog.trie)
+    train_vocab_rows(cfg, model, train_set, softmax)
     return TrainingSetup(arm, model, tokenizer, prompts, level_ids, examples, train_set, collator, softmax)
+
+
+def train_vocab_rows(cfg: RunConfig, model: torch.nn.Module, train_set, softmax) -> None:
+    """``train.vocab_rows=active``: train only the vocabulary rows that can receive a gradient, where that is exact
+    (:mod:`.vocab_rows`); otherwise the whole matrix trains."""
+    if cfg.train.vocab_rows != "active":
+        return
+    ids = vocab_rows.rows_to_train(model, getattr(train_set, "units", []), softmax, policy=cfg.model.trainable,
+                                   weight_decay=cfg.train.weight_decay, packed=cfg.train.packing == "prefix_tree")
+    if ids is not None:
+        vocab_rows.attach(model, ids)
 
 
 def train(cfg: RunConfig, data_dir: str | Path, run_dir: str | Path, resume: bool = False) -> dict[str, Any]:

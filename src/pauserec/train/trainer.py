@@ -25,6 +25,7 @@ from ..io import write_text
 from ..eval.metrics import compute_metrics, distinct_lists
 from .batches import LevelSoftmax, label_window_nll
 from .packing import tree_nll
+from .vocab_rows import trained_rows
 
 VALIDATION_METRICS = ("recall@10", "ndcg@10")  # computed at every validation, logged as eval_<name>
 # Model selection reads NDCG@10: on a few hundred validation users Recall@10 moves in steps of 1/users, so two
@@ -165,6 +166,15 @@ class SFTTrainer(Trainer):
         lengths = [len(dataset[i]["input_ids"]) for i in range(len(dataset))] if strategy == "group_by_length" else None
         group = self.args.train_batch_size * self.args.gradient_accumulation_steps
         return SeededSampler(len(dataset), seed, lengths, group)
+
+    def create_optimizer(self):
+        """Hugging Face's optimizer; with ``train.vocab_rows=active`` the trained rows are written back into the
+        vocabulary matrix after every step (so validation and checkpoints read the matrix as it would be)."""
+        optimizer = super().create_optimizer()
+        table = trained_rows(self.model)
+        if table is not None:
+            optimizer.register_step_post_hook(lambda *_: table.write_back())
+        return optimizer
 
     def training_seconds(self) -> float:
         """Training wall time so far, without the time spent validating; a resumed run goes on from the clock of
