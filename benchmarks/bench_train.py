@@ -5,9 +5,10 @@ drifting machine slows all of them alike:
 
 * ``hf-bare``   the plain Hugging Face model, a hand-written loop: forward over the packed rows (tree mask, depth
                 positions), full-vocabulary cross-entropy at the labelled nodes, backward, fused AdamW;
-* ``before``    the pauserec trainer (``SFTTrainer``) as it was: ``train.vocab_rows=all``, ``train.cpu_allocator=system``;
-* ``allocator`` ``before`` with ``train.cpu_allocator=reuse`` only;
-* ``now``       the pauserec trainer with the default recipe (both levers).
+* ``before``    the pauserec trainer (``SFTTrainer``) as it was: ``train.vocab_rows=all``, ``train.cpu_allocator=system``,
+                ``train.attention=sdpa``;
+* ``+allocator``, ``+vocab rows``: one lever added at a time (``train.cpu_allocator=reuse``, ``train.vocab_rows=active``);
+* ``now``       the pauserec trainer with the default recipe (all three levers: ``train.attention=eager`` on a CPU).
 
 The floor: the machine's bf16 matmul rate at the model's shapes, measured here, times the step's matmul work
 (6 x non-embedding parameters per real token, plus the head over the SID codes at the labelled nodes), plus the
@@ -36,11 +37,13 @@ from common import load_recipe, write_result
 from pauserec.report import markdown_table
 from pauserec.runs import environment
 
-CONFIGS = {
-    "hf-bare": ["train.vocab_rows=all", "train.cpu_allocator=system"],
-    "before": ["train.vocab_rows=all", "train.cpu_allocator=system"],
-    "allocator": ["train.vocab_rows=all", "train.cpu_allocator=reuse"],
-    "now": [],
+BEFORE = ["train.vocab_rows=all", "train.cpu_allocator=system", "train.attention=sdpa"]
+CONFIGS = {  # each adds one lever to the one before it
+    "hf-bare": BEFORE,
+    "before": BEFORE,
+    "+allocator": ["train.vocab_rows=all", "train.cpu_allocator=reuse", "train.attention=sdpa"],
+    "+vocab rows": ["train.vocab_rows=active", "train.cpu_allocator=reuse", "train.attention=sdpa"],
+    "now": [],  # + eager attention: the default recipe
 }
 
 
@@ -131,7 +134,7 @@ def trainer_loop(r, n: int) -> tuple[list[float], list[float]]:
     from transformers import TrainerCallback
 
     from pauserec.train.cpu_memory import freed_memory_kept
-    from pauserec.train.run import training_arguments
+    from pauserec.train.run import training_arguments, training_attention
     from pauserec.train.trainer import SFTTrainer
 
     marks: list[float] = []
@@ -148,7 +151,8 @@ def trainer_loop(r, n: int) -> tuple[list[float], list[float]]:
         targs.save_strategy, targs.eval_strategy, targs.load_best_model_at_end = "no", "no", False
         targs.disable_tqdm = True
         trainer = SFTTrainer(model=r.model, args=targs, train_dataset=r.units, eval_dataset=[0],
-                             data_collator=r.collate, validate=lambda m: {}, softmax=r.softmax, callbacks=[Mark()])
+                             data_collator=r.collate, validate=lambda m: {}, softmax=r.softmax, callbacks=[Mark()],
+                             attention=training_attention(r.cfg))
         with freed_memory_kept(r.cfg.train.cpu_allocator == "reuse"):
             trainer.train()
     # step i runs from its begin mark to the next step's begin (the Trainer's own per-step work included)

@@ -26,7 +26,7 @@ from transformers import TrainerCallback
 from pauserec.report import markdown_table
 from pauserec.runs import environment
 from pauserec.train.cpu_memory import freed_memory_kept
-from pauserec.train.run import training_arguments
+from pauserec.train.run import training_arguments, training_attention
 from pauserec.train.trainer import SFTTrainer
 
 CATEGORIES = [  # (category, substrings of aten op names), first match wins
@@ -105,7 +105,7 @@ def main() -> None:
         targs = training_arguments(r.cfg, Path(tmp))
         targs.save_strategy, targs.load_best_model_at_end, targs.disable_tqdm = "no", False, True
         trainer = SFTTrainer(model=r.model, args=targs, train_dataset=r.units, eval_dataset=[0],
-                             data_collator=r.collate, validate=lambda m: {}, softmax=r.softmax, callbacks=[window])
+                             data_collator=r.collate, validate=lambda m: {}, softmax=r.softmax, callbacks=[window], attention=training_attention(r.cfg))
         tokens0 = trainer.real_tokens
         with freed_memory_kept(r.cfg.train.cpu_allocator == "reuse"):
             trainer.train()

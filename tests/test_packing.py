@@ -14,6 +14,7 @@ from pauserec.train.packing import (
     pack_sequences,
     UnitCollator,
     UserChunkDataset,
+    attention_implementation,
     tree_loss,
 )
 
@@ -107,6 +108,24 @@ def test_packed_loss_and_gradients_equal_one_by_one(tmp_path, cap):
         torch.testing.assert_close(packed, reference, rtol=1e-5, atol=1e-6)
         for g, r in zip((p.grad for p in model.parameters()), ref_grads):
             torch.testing.assert_close(g, r, rtol=1e-4, atol=1e-6)
+
+
+def test_eager_attention_gives_the_sdpa_loss_and_gradients_and_is_restored(tmp_path):
+    """train.attention: the packed forward under eager attention (the tree mask added as 0 / -inf) equals SDPA's."""
+    model, softmax = model_and_softmax(tmp_path)
+    batch = PrefixTreeCollator(0, max_row_tokens=10)(user_rows())
+    results = {}
+    for name in ("sdpa", "eager"):
+        model.zero_grad()
+        with attention_implementation(model, name):
+            assert model.config._attn_implementation == name
+            loss, _ = tree_loss(model, batch, softmax)
+        loss.backward()
+        results[name] = loss, [p.grad.clone() for p in model.parameters()]
+    assert model.config._attn_implementation == "sdpa"  # the backbone's own, back after the block
+    torch.testing.assert_close(results["eager"][0], results["sdpa"][0], rtol=1e-5, atol=1e-6)
+    for g, r in zip(results["eager"][1], results["sdpa"][1]):
+        torch.testing.assert_close(g, r, rtol=1e-4, atol=1e-6)
 
 
 def test_units_are_user_chunks_of_consecutive_examples():

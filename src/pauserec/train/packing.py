@@ -20,7 +20,8 @@ The token at node ``j`` is predicted by the logits at its parent, not at ``j - 1
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 import torch
@@ -201,9 +202,11 @@ def tree_nll(model, batch: dict[str, torch.Tensor], softmax=None) -> tuple[torch
     src = batch["parents"][rows, cols]  # (n,) the positions whose logits predict the labels
     if bool((src < 0).any()):
         raise ValueError("a labelled first token has no position to be predicted from")
+    mask = batch["attention_mask"]  # (R, 1, T, T) bool; as 0 / -inf, the form eager attention adds (sdpa takes both)
+    mask = torch.zeros(mask.shape, dtype=torch.float32, device=mask.device).masked_fill(~mask, float("-inf"))
     out = model(
         input_ids=batch["input_ids"],
-        attention_mask=batch["attention_mask"],
+        attention_mask=mask,
         position_ids=batch["position_ids"],
         logits_to_keep=1,  # the model's own logits are not used: one column is the least it computes
         output_hidden_states=True,
@@ -221,6 +224,25 @@ def tree_nll(model, batch: dict[str, torch.Tensor], softmax=None) -> tuple[torch
     else:
         nll = torch.nn.functional.cross_entropy(logits, target, reduction="none")
     return nll, target, batch["label_weights"][rows, cols].to(nll.dtype)
+
+
+@contextmanager
+def attention_implementation(model: torch.nn.Module, name: str | None) -> Iterator[None]:
+    """Within the block the model's attention layers use ``name`` (a Hugging Face attention implementation, e.g.
+    ``eager`` or ``sdpa``; None: unchanged); the previous setting comes back on exit. The autograd graph built inside
+    does not depend on it, so only the training forward needs to be inside (``train.attention``)."""
+    if name is None:
+        yield
+        return
+    configs = {id(c): c for m in model.modules() if hasattr(c := getattr(m, "config", None), "_attn_implementation")}
+    before = {k: c._attn_implementation for k, c in configs.items()}
+    for c in configs.values():
+        c._attn_implementation = name
+    try:
+        yield
+    finally:
+        for k, c in configs.items():
+            c._attn_implementation = before[k]
 
 
 class UserChunkDataset(torch.utils.data.Dataset):

@@ -164,6 +164,13 @@ def checkpoint_bytes(model: torch.nn.Module) -> tuple[int, int]:
     return weights + 2 * 4 * trainable, weights
 
 
+def training_attention(cfg: RunConfig) -> str | None:
+    """The attention implementation of packed training forwards for ``train.attention`` (None: the backbone's)."""
+    if cfg.train.attention == "auto":
+        return None if torch.cuda.is_available() else "eager"
+    return cfg.train.attention
+
+
 def check_free_disk(folder: Path, model: torch.nn.Module, cfg: RunConfig) -> None:
     """Refuse to start training whose checkpoints will not fit on the disk: a disk that fills mid-run costs every
     step since the last checkpoint, and the checkpoint being written is torn. Counts the checkpoints the run keeps at
@@ -199,6 +206,7 @@ def fit(cfg: RunConfig, run: RunDir, model, tokenizer, train_set, collator, vali
         processing_class=tokenizer,
         validate=validate,
         softmax=softmax,
+        attention=training_attention(cfg),
         callbacks=[EvaluateAtEnd(), FailOnNonFinite(), *([time_cap] if time_cap else [])],
     )
     checkpoints = run.path / "checkpoints"

@@ -24,7 +24,7 @@ from ..errors import DivergedError, PauseRecError
 from ..io import write_text
 from ..eval.metrics import compute_metrics, distinct_lists
 from .batches import LevelSoftmax, label_window_nll
-from .packing import tree_nll
+from .packing import attention_implementation, tree_nll
 from .vocab_rows import trained_rows
 
 VALIDATION_METRICS = ("recall@10", "ndcg@10")  # computed at every validation, logged as eval_<name>
@@ -117,11 +117,13 @@ class SFTTrainer(Trainer):
         *args,
         validate: Callable[[torch.nn.Module], dict[str, float]],
         softmax: LevelSoftmax | None = None,
+        attention: str | None = None,
         **kwargs,
     ):
         super().__init__(*args, **kwargs)
         self.validate = validate
         self.softmax = softmax
+        self.attention = attention  # the attention implementation of packed training forwards (train.attention)
         self.real_tokens = 0
         self.padded_tokens = 0
         self.examples_seen = 0
@@ -183,7 +185,8 @@ class SFTTrainer(Trainer):
 
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
         if "parents" in inputs:
-            nll, target, w = tree_nll(model, inputs, self.softmax)
+            with attention_implementation(model, self.attention):
+                nll, target, w = tree_nll(model, inputs, self.softmax)
             self.real_tokens += int(inputs["real_tokens"])
             self.examples_seen += int(inputs["n_sequences"])
             self.padded_tokens += inputs["input_ids"].numel()
