@@ -22,12 +22,13 @@ except ImportError:  # pragma: no cover
     from click import UsageError
 
 README = Path(__file__).resolve().parents[1] / "README.md"
+DOCS = sorted((README.parent / "docs").glob("*.md"))  # the pages the README links to: their commands must parse too
 runner = CliRunner()
 
 
 def readme_commands() -> list[str]:
-    """Every ``pauserec ...`` command in the README: code-block lines and backticked table cells."""
-    text = README.read_text(encoding="utf-8")
+    """Every ``pauserec ...`` command in the README and ``docs/``: code-block lines and backticked table cells."""
+    text = "\n".join(p.read_text(encoding="utf-8") for p in [README, *DOCS])
     found = []
     for block in re.findall(r"```bash\n(.*?)```", text, flags=re.S):
         block = re.sub(r"\\\n\s*", " ", block)  # shell line continuations
@@ -52,6 +53,7 @@ def parse(argv: list[str]) -> None:
 def test_readme_lists_commands():
     commands = readme_commands()
     assert any("arm.pause_tokens=4" in c for c in commands) and any(c.startswith("pauserec compare") for c in commands)
+    assert any(c.startswith("pauserec analyze") for c in commands)  # in docs/ only
 
 
 @pytest.mark.parametrize("line", readme_commands())

@@ -6,7 +6,7 @@ raises a :class:`~pauserec.errors.PauseRecError` (the documented error types) an
 
 Generated: huge fields, deeply nested JSON, NUL and non-UTF-8 bytes, lone surrogates, duplicate users (repeated JSON
 keys, repeated rows), items repeated inside a sequence, numeric ids as strings and the reverse, truncated and empty
-files, and a directory where a file belongs. Example counts are small so the suite stays fast; the README table
+files, and a directory where a file belongs. Example counts are small so the suite stays fast; the docs/bad-input.md table
 "Bad input: what happens" lists what each case does.
 """
 
@@ -305,7 +305,7 @@ def test_amazon_reader_on_hostile_files(files):
     prepared_or_refused(files, "amazon")
 
 
-# --- the cases one by one (what the README table says) ----------------------------------------------------------
+# --- the cases one by one (what the docs/bad-input.md table says) ----------------------------------------------------------
 
 
 def read(tmp_path: Path, files: dict[str, bytes | None], fmt: str = "auto", **kw) -> Dataset:

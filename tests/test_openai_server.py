@@ -1,6 +1,6 @@
 """The ``openai`` rationale provider against a real OpenAI-compatible server on loopback: llama.cpp's server
 (``llama-cpp-python[server]``) serving the packaged SmolLM2 GGUF. Skips cleanly where llama-cpp-python or the
-packaged model is absent (the README says how to install it: it compiles from source)."""
+packaged model is absent (docs/arms.md says how to install it: it compiles from source)."""
 
 import importlib.util
 import socket
@@ -26,7 +26,7 @@ def _free_port() -> int:
 @pytest.fixture(scope="module")
 def server():
     if importlib.util.find_spec("llama_cpp") is None or importlib.util.find_spec("uvicorn") is None:
-        pytest.skip("llama-cpp-python[server] is not installed (see README: Explicit chain of thought)")
+        pytest.skip("llama-cpp-python[server] is not installed (see docs/arms.md: Explicit chain of thought)")
     from pauserec.model.backbone import builtin_gguf_path
 
     try:

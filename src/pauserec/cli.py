@@ -305,7 +305,7 @@ def serve(
     run: Annotated[Path, typer.Argument(help="A trained run directory (RUN/config.yaml, env.json, model/).")],
     host: Annotated[str, typer.Option(help="Interface to listen on (default: loopback only).")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="TCP port.")] = 8000,
-    dtype: Annotated[str, typer.Option(help="float32 | bfloat16 (bf16: lower latency on CPUs with bf16 instructions; README 'Serving').")] = "float32",
+    dtype: Annotated[str, typer.Option(help="float32 | bfloat16 (bf16: lower latency on CPUs with bf16 instructions; docs/serving.md).")] = "float32",
     beams: Annotated[Optional[int], typer.Option(help="Beam width = longest list a request may ask for (default: the run's decode.num_beams).")] = None,
     max_batch: Annotated[int, typer.Option(help="Most concurrent requests decoded in one decoder call.")] = 32,
     max_wait_ms: Annotated[float, typer.Option(help="Longest a batch waits for more requests after its first.")] = 10.0,

@@ -169,11 +169,13 @@ class TrainConfig(_Section):
         "loss, SID labels only and no weight decay (direct, pause); elsewhere, and with 'all', the whole matrix "
         "trains (train_cost.json says which). src/pauserec/train/vocab_rows.py.",
     )
-    attention: Literal["auto", "eager", "sdpa"] = Field(
-        "auto",
-        description="Attention implementation of the packed training forward (the tree mask as 0 / -inf): eager "
-        "(matmul, add, softmax) is ~15% faster per default step than torch's SDPA kernel on 2 CPU cores at these "
-        "short rows; 'auto' = eager on a CPU, the backbone's own (SDPA / flash) on a GPU. Decoding keeps the backbone's.",
+    attention: Literal["backbone", "eager"] = Field(
+        "backbone",
+        description="Attention implementation of the packed training forward (the tree mask as 0 / -inf): the "
+        "backbone's own (SDPA / flash), or eager (matmul, add, softmax), ~12% faster per default step on 2 CPU cores "
+        "but not exact under bf16 (attention scores rounded to bf16): over 800 Scientific steps its training loss "
+        "ran ~0.045 nats above SDPA's (one seed pair, benchmarks/results/time-to-quality-trainer-levers.md), so it "
+        "is opt-in. Decoding keeps the backbone's.",
     )
     cpu_allocator: Literal["reuse", "system"] = Field(
         "reuse",

@@ -166,9 +166,7 @@ def checkpoint_bytes(model: torch.nn.Module) -> tuple[int, int]:
 
 def training_attention(cfg: RunConfig) -> str | None:
     """The attention implementation of packed training forwards for ``train.attention`` (None: the backbone's)."""
-    if cfg.train.attention == "auto":
-        return None if torch.cuda.is_available() else "eager"
-    return cfg.train.attention
+    return None if cfg.train.attention == "backbone" else cfg.train.attention
 
 
 def check_free_disk(folder: Path, model: torch.nn.Module, cfg: RunConfig) -> None:

@@ -34,7 +34,7 @@ VALIDATION_METRICS = ("recall@10", "ndcg@10")  # computed at every validation, l
 SELECTION_METRIC = "ndcg@10"
 # A validation where fewer than this share of users get a top-10 list of their own is logged as a warning: the model
 # is not reading the history (untrained, or collapsed to one list for everyone, as `pause` did at lr 1e-3 on a
-# 57-step warm-up; README "Training"). Healthy models give ~every user their own list (1,989 of 2,000 on Scientific).
+# 57-step warm-up; docs/training.md). Healthy models give ~every user their own list (1,989 of 2,000 on Scientific).
 COLLAPSE_SHARE = 0.1
 CHECKPOINT_COMPLETE = "pauserec-complete"  # written last into a checkpoint directory, atomically
 _CHECKPOINT = re.compile(r"^checkpoint-(\d+)$")
@@ -250,7 +250,7 @@ def warn_if_collapsed(distinct_lists: float | None, step: int) -> None:
     if distinct_lists is not None and distinct_lists < COLLAPSE_SHARE:
         logging.getLogger(__name__).warning(
             "step %d: only %.1f%% of validation users get a top-10 list of their own: the model is not reading the "
-            "history (too early, or collapsed to one list for everyone; a lower train.lr helps, README 'Training')",
+            "history (too early, or collapsed to one list for everyone; a lower train.lr helps, docs/training.md)",
             step, 100 * distinct_lists)
 
 
