@@ -52,9 +52,10 @@ def test_active_rows_train_the_same_weights_as_the_whole_matrix(setup):
         torch.testing.assert_close(act_w[name], w, rtol=1e-4, atol=1e-5, msg=name)
     # the rows it did not train are bitwise the initial ones; the trained ones moved
     init, _ = load_backbone(str(backbone), str(root / "cache"))
-    emb = act_w["model.embed_tokens.weight"]
     old = init.get_input_embeddings().weight.detach()
-    assert not torch.equal(emb[: old.shape[0]], old)
+    unchanged = (act_w["model.embed_tokens.weight"][: old.shape[0]] == old).all(dim=1)
+    assert int(unchanged.sum()) >= old.shape[0] - act_cost["vocab_rows_trained"]
+    assert not bool(unchanged.all())
 
 
 def test_trained_rows_gradient_equals_the_dense_one_on_its_rows():

@@ -202,8 +202,9 @@ def tree_nll(model, batch: dict[str, torch.Tensor], softmax=None) -> tuple[torch
     src = batch["parents"][rows, cols]  # (n,) the positions whose logits predict the labels
     if bool((src < 0).any()):
         raise ValueError("a labelled first token has no position to be predicted from")
-    mask = batch["attention_mask"]  # (R, 1, T, T) bool; as 0 / -inf, the form eager attention adds (sdpa takes both)
-    mask = torch.zeros(mask.shape, dtype=torch.float32, device=mask.device).masked_fill(~mask, float("-inf"))
+    mask = batch["attention_mask"]  # (R, 1, T, T) bool
+    if getattr(getattr(model, "module", model).config, "_attn_implementation", None) == "eager":
+        mask = torch.zeros(mask.shape, dtype=torch.float32, device=mask.device).masked_fill(~mask, float("-inf"))
     out = model(
         input_ids=batch["input_ids"],
         attention_mask=mask,

@@ -91,12 +91,14 @@ def rows_to_train(model: nn.Module, units: Iterable[Iterable[dict[str, list[int]
     if policy != "full" or weight_decay != 0.0 or softmax is None or not packed or not embeddings_tied(model):
         return None
     tokens: set[int] = set()
+    labels: set[int] = set()
     for unit in units:
         for row in unit:
             tokens.update(row["input_ids"])
-            labels = torch.tensor([t for t in row["labels"] if t != IGNORE], dtype=torch.long)
-            if labels.numel() and not bool(softmax.is_sid(labels).all()):
-                return None  # a label under the full-vocabulary softmax: every row gets a gradient
+            labels.update(row["labels"])
+    labels.discard(IGNORE)
+    if labels and not bool(softmax.is_sid(torch.tensor(sorted(labels), dtype=torch.long)).all()):
+        return None  # a label under the full-vocabulary softmax: every row gets a gradient
     codes = softmax.codes()
     return torch.unique(torch.cat([torch.tensor(sorted(tokens), dtype=torch.long), codes]))
 
