@@ -18,6 +18,14 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from .errors import ConfigError
 
 PRESET_DIR = Path(__file__).parent / "configs"
+#: What a SID softmax normalises over, for ``train.loss`` and ``decode.score_normalization`` alike (widest first).
+SOFTMAX_SUPPORT = {
+    "vocab": "the whole vocabulary",
+    "level": "the SID level's codes",
+    "trie": "the codes the catalogue has after the SID prefix",
+}
+#: Per ``train.loss``, the ``decode.score_normalization`` values that normalise over trained logits only.
+DECODABLE = {"vocab": ("vocab", "level", "trie"), "level": ("level", "trie"), "trie": ("trie",)}
 
 
 class _Section(BaseModel):
@@ -412,6 +420,19 @@ class RunConfig(_Section):
             )
         return self
 
+    @model_validator(mode="after")
+    def _scores_within_the_loss(self) -> RunConfig:
+        """Decoding may normalise SID scores over the tokens the loss normalised over, or fewer, never more: the
+        logits of tokens outside the loss's softmax were never trained against, so they would move the scores."""
+        loss, norm = self.train.loss, self.decode.score_normalization
+        if norm not in DECODABLE[loss]:
+            raise ConfigError(
+                f"decode.score_normalization={norm} normalises over {SOFTMAX_SUPPORT[norm]}, but train.loss={loss} "
+                f"trains the softmax over {SOFTMAX_SUPPORT[loss]} only, so the scores would rest on untrained logits; "
+                f"use decode.score_normalization={' or '.join(DECODABLE[loss])} (or train.loss={norm})"
+            )
+        return self
+
 
 def _set_dotted(tree: dict[str, Any], dotted: str, value: Any) -> None:
     keys = dotted.split(".")
@@ -454,10 +475,19 @@ def build_config(preset: str | None = None, overrides: list[str] | None = None, 
         _set_dotted(tree, dotted, value)
     for text in overrides or []:
         _set_dotted(tree, *parse_override(text))
+    return validate_config(tree)
+
+
+def validate_config(tree: Any, source: str | os.PathLike | None = None) -> RunConfig:
+    """A :class:`RunConfig` from a nested dict, or a :class:`ConfigError` naming ``source`` (a file) when given."""
+    where = f"{source}: " if source is not None else ""
+    if not isinstance(tree, dict):
+        got = "an empty file" if tree is None else type(tree).__name__
+        raise ConfigError(f"{where}a configuration must be a YAML mapping, got {got}")
     try:
         return RunConfig.model_validate(tree)
     except ValidationError as e:
-        raise ConfigError(f"invalid configuration:\n{e}") from None
+        raise ConfigError(f"{where}invalid configuration:\n{e}") from None
 
 
 def _flatten(tree: dict[str, Any], prefix: str = "") -> list[tuple[str, Any]]:
@@ -484,4 +514,9 @@ def config_to_yaml(cfg: BaseModel) -> str:
 
 
 def config_from_yaml(path: str | os.PathLike) -> RunConfig:
-    return RunConfig.model_validate(yaml.safe_load(Path(path).read_text(encoding="utf-8")))
+    """Read a stored ``config.yaml``; unreadable YAML or invalid content is a :class:`ConfigError` naming the file."""
+    try:
+        tree = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
+    except yaml.YAMLError as e:
+        raise ConfigError(f"{path}: not valid YAML ({e})") from None
+    return validate_config(tree, path)
