@@ -1,13 +1,37 @@
-"""Builders shared by tests: synthetic datasets with planted structure, catalogues, data directories."""
+"""Builders shared by tests: synthetic datasets with planted structure, catalogues, data directories; and
+:func:`skip_or_fail` for tests whose dependency CI installs."""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
+from typing import NoReturn
 
 import numpy as np
+import pytest
 
 from pauserec.data.dataset import Dataset
 from pauserec.sid.catalog import SIDCatalog
+
+#: Set by ``.ci/run`` when a best-effort install step failed: comma-separated names of what it could not install.
+CI_MISSING = "PAUSEREC_CI_MISSING"
+
+
+def in_ci() -> bool:
+    """True where ``CI=true`` (``.ci/run`` sets it, as GitHub Actions and most CI services do)."""
+    return os.environ.get("CI", "").strip().lower() in ("true", "1")
+
+
+def skip_or_fail(reason: str, dependency: str) -> NoReturn:
+    """Skip a test whose ``dependency`` is missing; under CI fail instead, since CI installs it and a silent skip
+    would hide a broken install step, unless CI said that this install failed (``dependency`` in $PAUSEREC_CI_MISSING)."""
+    missing_in_ci = {d.strip() for d in os.environ.get(CI_MISSING, "").split(",")}
+    if in_ci() and dependency not in missing_in_ci:
+        pytest.fail(f"{reason}; CI installs {dependency}, so its install step is broken (a skip would hide it)",
+                    pytrace=False)
+    if in_ci():
+        reason = f"{reason} (CI could not install it: {CI_MISSING}={os.environ[CI_MISSING]})"
+    pytest.skip(reason)
 
 
 def random_codes(n_items: int, level_sizes=(4, 4, 4), seed: int = 0) -> np.ndarray:

@@ -1,22 +1,38 @@
 """The web page end to end in headless Chromium: search, build a history, recommend, read the answer.
 
 Needs Debian's ``chromium`` (``apt-get install -y chromium``; ``.ci/run`` installs it) and the ``playwright``
-package; skipped cleanly where either is absent. Never ``playwright install``: it would download a browser.
+package (a test extra); skipped where either is absent, but failed under ``CI=true``, where both are installed.
+Never ``playwright install``: it would download a browser.
 """
 
 from __future__ import annotations
 
 import re
 import shutil
+from types import ModuleType
 
 import pytest
+from helpers import skip_or_fail
 from serve_helpers import LiveServer, make_tiny_run
 
 from pauserec.serve import create_app, load_recommender
 
-CHROMIUM = shutil.which("chromium")
-pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="chromium is not installed (apt-get install -y chromium)")
-sync_api = pytest.importorskip("playwright.sync_api")
+
+@pytest.fixture(scope="module")
+def chromium() -> str:
+    path = shutil.which("chromium")
+    if path is None:
+        skip_or_fail("chromium is not installed (apt-get install -y chromium)", "chromium")
+    return path
+
+
+@pytest.fixture(scope="module")
+def sync_api() -> ModuleType:
+    try:
+        from playwright import sync_api
+    except ImportError:
+        skip_or_fail("the playwright package is not installed (pip install -e '.[test]')", "playwright")
+    return sync_api
 
 
 @pytest.fixture(scope="module")
@@ -27,9 +43,9 @@ def server(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def page(server):
+def page(chromium, sync_api, server):
     with sync_api.sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=["--headless", "--no-sandbox", "--disable-gpu"])
+        browser = p.chromium.launch(executable_path=chromium, args=["--headless", "--no-sandbox", "--disable-gpu"])
         try:
             pg = browser.new_page()
             pg.set_default_timeout(15_000)
@@ -39,7 +55,7 @@ def page(server):
             browser.close()
 
 
-def test_search_build_history_and_recommend(page):
+def test_search_build_history_and_recommend(page, sync_api):
     expect = sync_api.expect
     expect(page.locator("#model")).to_contain_text("arm pause")
     page.fill("#search", "number 1")
@@ -67,7 +83,7 @@ def test_search_build_history_and_recommend(page):
     expect(page.locator("#pauses-used")).to_have_text("pauses used: 0")
 
 
-def test_cold_start_and_errors_are_shown(page):
+def test_cold_start_and_errors_are_shown(page, sync_api):
     expect = sync_api.expect
     page.click("#clear")
     expect(page.locator("#history li")).to_have_count(0)
