@@ -3,6 +3,9 @@
 The property, for any bytes in any of the files: ``pipeline.prepare`` either writes a valid data directory or
 raises a :class:`~pauserec.errors.PauseRecError` (the documented error types) and writes nothing; it never hangs
 (a 20 s alarm per example) and never raises anything else (``KeyError``, ``RecursionError``, ``UnicodeError``...).
+A reader that refused everything would satisfy that, so a second property draws the same files without defects
+or damage: each must be accepted and read back as written (the same users, items, sequences and titles, up to what
+the format documents: repeated pairs dropped, items without a title dropped from raw Amazon).
 
 Generated: huge fields, deeply nested JSON, NUL and non-UTF-8 bytes, lone surrogates, duplicate users (repeated JSON
 keys, repeated rows), items repeated inside a sequence, numeric ids as strings and the reverse, truncated and empty
@@ -16,10 +19,12 @@ import contextlib
 import json
 import signal
 import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 from pauserec import pipeline
@@ -47,6 +52,9 @@ def texts(max_size: int = 8) -> st.SearchStrategy[str]:
 
 NUMERIC = st.integers(0, 30)
 ids = st.one_of(NUMERIC.map(str), texts(4))
+TSV_BREAKS = str.maketrans({"\t": " ", "\n": " ", "\r": " "})
+# a RecBole cell holds no tab or line break, and an item row "<id>\t<title>" must not be blank (blank lines are skipped)
+tsv_ids = ids.filter(lambda i: i.strip() != "" and i == i.translate(TSV_BREAKS))
 DAMAGE = ["truncate", "insert", "empty", "bom", "directory"]
 
 
@@ -74,17 +82,35 @@ def encode(text: str) -> bytes:
     return text.encode("utf-8", errors="surrogatepass")  # a lone surrogate becomes invalid UTF-8 bytes
 
 
+@dataclass(frozen=True)
+class Written:
+    """A valid dataset before it is written: the catalogue (item id -> title, in file order) and each user's items
+    in time order (every user has at least 2 known items)."""
+
+    titles: dict[str, str]
+    sequences: dict[str, list[str]]
+
+    @property
+    def items(self) -> list[str]:
+        return list(self.titles)
+
+
 @st.composite
-def valid_dataset(draw) -> tuple[list[str], list[tuple[str, list[str]]]]:
-    """``(item ids, [(user, [item, ...]), ...])``: every user has at least 2 known items."""
-    items = draw(st.lists(ids, min_size=2, max_size=6, unique=True))
-    users = draw(st.lists(ids, min_size=1, max_size=5, unique=True))
-    return items, [(u, draw(st.lists(st.sampled_from(items), min_size=2, max_size=6))) for u in users]
+def valid_dataset(draw, id_strategy: st.SearchStrategy[str] = ids) -> Written:
+    items = draw(st.lists(id_strategy, min_size=2, max_size=6, unique=True))
+    users = draw(st.lists(id_strategy, min_size=1, max_size=5, unique=True))
+    return Written({i: draw(texts()) for i in items},
+                   {u: draw(st.lists(st.sampled_from(items), min_size=2, max_size=6)) for u in users})
+
+
+def is_int_text(item: str) -> bool:
+    """``item`` is what ``str(int(item))`` gives back (``"7"``, not ``"07"`` or ``"²"``)."""
+    return item.isascii() and item.isdigit() and len(item) < 5 and str(int(item)) == item
 
 
 def as_written(draw, item: str):
     """An item id as the file writes it: a numeric id may be a JSON number (the reverse of a string id)."""
-    return int(item) if item.isdigit() and len(item) < 5 and draw(st.booleans()) else item
+    return int(item) if is_int_text(item) and draw(st.booleans()) else item
 
 
 def pair(key, value: str) -> str:
@@ -101,13 +127,15 @@ LCREC_DEFECTS = ["huge_title", "deep_field", "deep_sequence", "surrogate", "dupl
 
 
 @st.composite
-def lcrec_files(draw) -> dict[str, bytes | None]:
-    items, seqs = draw(valid_dataset())
-    records = {i: {"title": draw(texts()), "categories": draw(st.lists(texts(), max_size=2))} for i in items}
+def lcrec_files(draw, written: Written | None = None, hostile: bool = True) -> dict[str, bytes | None]:
+    """LC-Rec JSON files of ``written`` (drawn when None); ``hostile``: with up to two defects, maybe damaged."""
+    written = written or draw(valid_dataset())
+    items, seqs = written.items, written.sequences
+    records = {i: {"title": t, "categories": draw(st.lists(texts(), max_size=2))} for i, t in written.titles.items()}
     item_text = {i: json.dumps(r) for i, r in records.items()}
-    seq_text = {u: json.dumps([as_written(draw, i) for i in seq]) for u, seq in seqs}
-    users = [u for u, _ in seqs]
-    defects = draw(st.lists(st.sampled_from(LCREC_DEFECTS), max_size=2))
+    seq_text = {u: json.dumps([as_written(draw, i) for i in seq]) for u, seq in seqs.items()}
+    users = list(seqs)
+    defects = draw(st.lists(st.sampled_from(LCREC_DEFECTS), max_size=2)) if hostile else []
     for defect in defects:
         item, user = draw(st.sampled_from(items)), draw(st.sampled_from(users))
         depth = draw(st.sampled_from([3, 50, 5_000, DEEP]))
@@ -124,10 +152,11 @@ def lcrec_files(draw) -> dict[str, bytes | None]:
     inter_pairs = [pair(u, t) for u, t in seq_text.items()]
     if "duplicate_user" in defects:
         inter_pairs.append(pair(users[0], seq_text[users[0]]))  # the same user twice
-    return maybe_damaged(draw, {
+    files = {
         "X.item.json": encode("{" + ", ".join(pair(i, t) for i, t in item_text.items()) + "}"),
         "X.inter.json": encode("{" + ", ".join(inter_pairs) + "}"),
-    })
+    }
+    return maybe_damaged(draw, files) if hostile else files
 
 
 TIMES = ["nan", "inf", "-inf", "1e999", "", "3.5", "x", "9" * 5000, "-1"]
@@ -135,17 +164,22 @@ RECBOLE_DEFECTS = ["duplicate_column", "bad_time", "extra_cell", "missing_cell",
                    "duplicate_row", "crlf", "no_item_column", "unknown_type", "huge_cell", "tab_in_title"]
 
 
+def tsv_cell(text: str) -> str:
+    return text.translate(TSV_BREAKS)
+
+
 @st.composite
-def recbole_files(draw) -> dict[str, bytes | None]:
-    items, seqs = draw(valid_dataset())
-    clean = [i.replace("\t", " ").replace("\n", " ").replace("\r", " ") or "_" for i in items]  # a cell holds no tab
-    index = dict(zip(items, clean))
+def recbole_files(draw, written: Written | None = None, hostile: bool = True) -> dict[str, bytes | None]:
+    """RecBole atomic files of ``written`` (drawn when None; its ids with a tab or a line break changed);
+    ``hostile``: with up to two defects, maybe damaged."""
+    written = written or draw(valid_dataset())
+    cell = {i: tsv_cell(i) or "_" for i in [*written.items, *written.sequences]}  # a cell holds no tab
     header = ["user_id:token", "item_id:token", "timestamp:float"]
-    rows = [[index.get(u, u.replace("\t", " ").replace("\n", " ").replace("\r", " ") or "_"), index[i], str(t)]
-            for u, seq in seqs for t, i in enumerate(seq)]
-    item_header, item_rows = ["item_id:token", "title:token_seq"], [[i, f"title {n}"] for n, i in enumerate(clean)]
+    rows = [[cell[u], cell[i], str(t)] for u, seq in written.sequences.items() for t, i in enumerate(seq)]
+    item_header = ["item_id:token", "title:token_seq"]
+    item_rows = [[cell[i], tsv_cell(title)] for i, title in written.titles.items()]
     newline = "\n"
-    for defect in draw(st.lists(st.sampled_from(RECBOLE_DEFECTS), max_size=2)):
+    for defect in draw(st.lists(st.sampled_from(RECBOLE_DEFECTS), max_size=2)) if hostile else []:
         row = draw(st.sampled_from(rows))
         if defect == "duplicate_column":
             header, rows = header + ["user_id:token"], [r + ["u"] for r in rows]
@@ -175,7 +209,8 @@ def recbole_files(draw) -> dict[str, bytes | None]:
     def table(head: list[str], body: list[list[str]]) -> bytes:
         return encode(newline.join("\t".join(r) for r in [head, *body]) + newline)
 
-    return maybe_damaged(draw, {"X.inter": table(header, rows), "X.item": table(item_header, item_rows)})
+    files = {"X.inter": table(header, rows), "X.item": table(item_header, item_rows)}
+    return maybe_damaged(draw, files) if hostile else files
 
 
 AMAZON_DEFECTS = ["huge_int_time", "nan_time", "inf_time", "string_time", "bool_time", "list_user", "float_asin",
@@ -184,13 +219,16 @@ AMAZON_DEFECTS = ["huge_int_time", "nan_time", "inf_time", "string_time", "bool_
 
 
 @st.composite
-def amazon_files(draw) -> dict[str, bytes | None]:
-    items, seqs = draw(valid_dataset())
-    reviews = [{"reviewerID": u, "asin": i, "unixReviewTime": 1000 + t} for u, seq in seqs for t, i in enumerate(seq)]
+def amazon_files(draw, written: Written | None = None, hostile: bool = True) -> dict[str, bytes | None]:
+    """Raw Amazon reviews and metadata of ``written`` (drawn when None); ``hostile``: with up to two defects, maybe
+    damaged."""
+    written = written or draw(valid_dataset())
+    reviews = [{"reviewerID": u, "asin": i, "unixReviewTime": 1000 + t}
+               for u, seq in written.sequences.items() for t, i in enumerate(seq)]
     lines = [json.dumps(r) for r in reviews]
-    metas = [{"asin": i, "title": draw(texts()), "category": ["Lab", draw(texts(3))]} for i in items]
+    metas = [{"asin": i, "title": title, "category": ["Lab", draw(texts(3))]} for i, title in written.titles.items()]
     meta_lines = [json.dumps(m) for m in metas]
-    for defect in draw(st.lists(st.sampled_from(AMAZON_DEFECTS), max_size=2)):
+    for defect in draw(st.lists(st.sampled_from(AMAZON_DEFECTS), max_size=2)) if hostile else []:
         n = draw(st.integers(0, len(lines) - 1))
         r = dict(reviews[n])
         if defect in ("huge_int_time", "nan_time", "inf_time", "string_time", "bool_time"):
@@ -216,7 +254,7 @@ def amazon_files(draw) -> dict[str, bytes | None]:
             meta_lines.append(meta_lines[0])
         elif defect == "duplicate_review":
             lines.append(lines[n])
-        elif defect == "int_ids" and r["asin"].isdigit() and len(r["asin"]) < 5:
+        elif defect == "int_ids" and is_int_text(r["asin"]):
             lines = [line.replace(f'"asin": "{r["asin"]}"', f'"asin": {int(r["asin"])}') for line in lines]
         elif defect == "meta_without_asin":
             meta_lines.append('{"title": "orphan"}')
@@ -224,10 +262,8 @@ def amazon_files(draw) -> dict[str, bytes | None]:
             meta_lines[0] = json.dumps({**metas[0], "title": HUGE})
         elif defect == "surrogate":
             meta_lines[0] = '{"asin": %s, "title": "a\\udc80"}' % json.dumps(metas[0]["asin"])
-    return maybe_damaged(draw, {
-        "Lab_5.json": encode("\n".join(lines) + "\n"),
-        "meta_Lab.json": encode("\n".join(meta_lines) + "\n"),
-    })
+    files = {"Lab_5.json": encode("\n".join(lines) + "\n"), "meta_Lab.json": encode("\n".join(meta_lines) + "\n")}
+    return maybe_damaged(draw, files) if hostile else files
 
 
 # --- the property ---------------------------------------------------------------------------------------------
@@ -259,17 +295,22 @@ def write_files(root: Path, files: dict[str, bytes | None]) -> Path:
     return src
 
 
+def prepare(root: Path, files: dict[str, bytes | None], fmt: str) -> Dataset:
+    """``pipeline.prepare`` of the files written under ``root`` into ``root / "out"`` (2 interactions, no k-core)."""
+    src = write_files(root, files)
+    cfg = build_config(overrides=[f"data.path={src}", f"data.format={fmt}", "data.min_interactions=2",
+                                  "data.kcore=0", f"cache_dir={root / 'cache'}"])
+    with no_hang():
+        return pipeline.prepare(cfg, root / "out")
+
+
 def prepared_or_refused(files: dict[str, bytes | None], fmt: str) -> None:
     """Prepare the files: a valid data directory, or a documented error and nothing written."""
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
-        src = write_files(root, files)
         out = root / "out"
-        cfg = build_config(overrides=[f"data.path={src}", f"data.format={fmt}", "data.min_interactions=2",
-                                      "data.kcore=0", f"cache_dir={root / 'cache'}"])
         try:
-            with no_hang():
-                dataset = pipeline.prepare(cfg, out)
+            dataset = prepare(root, files, fmt)
         except PauseRecError as e:
             assert str(e), "an error must say what is wrong"
             assert not out.exists() or not any(out.iterdir()), "a refused input left files behind"
@@ -303,6 +344,77 @@ def test_recbole_reader_on_hostile_files(files):
 @given(files=amazon_files())
 def test_amazon_reader_on_hostile_files(files):
     prepared_or_refused(files, "amazon")
+
+
+# --- the same files without defects: accepted, and read back as written --------------------------------------------
+
+FILES: dict[str, Callable[..., st.SearchStrategy[dict[str, bytes | None]]]] = {
+    "lcrec": lcrec_files, "recbole": recbole_files, "amazon": amazon_files}
+CLEAN_IDS = {"lcrec": ids, "recbole": tsv_ids, "amazon": ids}
+
+
+@st.composite
+def clean_files(draw, fmt: str) -> tuple[Written, dict[str, bytes | None]]:
+    """A valid dataset (with ids the format can hold) and its files in ``fmt``, without defects or damage."""
+    written = draw(valid_dataset(CLEAN_IDS[fmt]))
+    return written, draw(FILES[fmt](written, hostile=False))
+
+
+def dedupe(seq: list[str]) -> list[str]:
+    return list(dict.fromkeys(seq))
+
+
+def expected_read(written: Written, fmt: str) -> tuple[dict[str, list[str]], dict[str, str]]:
+    """``({user: [item, ...]}, {item: title})`` a reader must make of ``written``, by what docs/bad-input.md says:
+    LC-Rec keeps every item of the item file and repeats inside a sequence; RecBole and raw Amazon keep a user's first
+    event of an item and only the items someone interacted with; raw Amazon drops items without a title; titles are
+    stripped (RecBole's are read as the cell holds them); users left with fewer than 2 items are dropped."""
+    titles = {i: t if fmt == "recbole" else t.strip() for i, t in written.titles.items()}
+    if fmt == "recbole":
+        titles = {i: tsv_cell(t) for i, t in titles.items()}
+    sequences = written.sequences
+    if fmt == "amazon":
+        sequences = {u: [i for i in seq if titles[i]] for u, seq in sequences.items()}
+    if fmt != "lcrec":
+        sequences = {u: dedupe(seq) for u, seq in sequences.items()}
+    sequences = {u: seq for u, seq in sequences.items() if len(seq) >= 2}
+    if fmt != "lcrec":
+        titles = {i: t for i, t in titles.items() if any(i in seq for seq in sequences.values())}
+    return sequences, titles
+
+
+def read_back(dataset: Dataset) -> tuple[dict[str, list[str]], dict[str, str]]:
+    """``({user: [item, ...]}, {item: title})`` of a dataset, in external ids."""
+    sequences = {dataset.user_ids[u]: [dataset.item_ids[i] for i in seq] for u, seq in enumerate(dataset.sequences)}
+    return sequences, {i: f["title"] for i, f in zip(dataset.item_ids, dataset.item_fields, strict=True)}
+
+
+def accepted_as_written(written: Written, files: dict[str, bytes | None], fmt: str) -> None:
+    """The clean files are prepared without an error, and the stored data directory reads back as written."""
+    sequences, titles = expected_read(written, fmt)
+    assume(sequences)  # raw Amazon: every item may lack a title; then refusing is right
+    with tempfile.TemporaryDirectory() as tmp:
+        prepare(Path(tmp), files, fmt)
+        stored = Dataset.load(Path(tmp) / "out" / "dataset.json")
+    assert read_back(stored) == (sequences, titles)
+
+
+@SETTINGS
+@given(draw=clean_files("lcrec"))
+def test_lcrec_reader_reads_clean_files_as_written(draw):
+    accepted_as_written(*draw, "lcrec")
+
+
+@SETTINGS
+@given(draw=clean_files("recbole"))
+def test_recbole_reader_reads_clean_files_as_written(draw):
+    accepted_as_written(*draw, "recbole")
+
+
+@SETTINGS
+@given(draw=clean_files("amazon"))
+def test_amazon_reader_reads_clean_files_as_written(draw):
+    accepted_as_written(*draw, "amazon")
 
 
 # --- the cases one by one (what the docs/bad-input.md table says) ----------------------------------------------------------
@@ -421,3 +533,12 @@ def test_huge_numeric_ids_sort_without_int_limits(tmp_path):
     ds = read(tmp_path, lcrec(json.dumps({big: [1, 2], "10": [2, 3], "9": [1, 3]})))
     assert ds.user_ids == ["9", "10", big]
 
+
+
+def test_amazon_metadata_of_an_escaped_asin_is_found(tmp_path):
+    """A non-ASCII asin as json.dumps writes it ("\\u00fc"): the cheap asin scan must not skip its metadata line."""
+    reviews = "\n".join(json.dumps({"reviewerID": "u", "asin": a, "unixReviewTime": t}) for t, a in enumerate("üa"))
+    meta = "\n".join(json.dumps({"asin": a, "title": f"t{a}"}) for a in "üa")
+    assert "\\u00fc" in meta
+    ds = read(tmp_path, {"Lab_5.json": reviews.encode(), "meta_Lab.json": meta.encode()}, kcore=0)
+    assert ds.sequences == [[ds.item_ids.index("ü"), ds.item_ids.index("a")]] and ds.item_fields[0]["title"] != ""

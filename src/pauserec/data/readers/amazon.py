@@ -114,7 +114,7 @@ def read_metadata(path: Path, wanted: set[str]) -> tuple[dict[str, dict[str, str
     parse = None
     for lineno, text in iter_lines(path):
         found = _ASIN.search(text)
-        if found and found.group(1) not in wanted:
+        if found and "\\" not in found.group(1) and found.group(1) not in wanted:  # an escaped id is parsed first
             continue
         parse = parse or _meta_parser(text, path, lineno)
         record = parse(text, path, lineno)
