@@ -106,6 +106,35 @@ def test_long_history_is_truncated_as_in_training(client):
     assert [i["item_id"] for i in long["items"]] == [i["item_id"] for i in short["items"]]
 
 
+@pytest.mark.parametrize("exclude_history", [False, True])
+def test_served_ranking_is_the_evaluated_ranking(run_dir, tmp_path, exclude_history):
+    """For each evaluated user, the service given the user's history before the test target (longer than
+    max_history: it truncates as the evaluation does, and excludes all of it under eval.exclude_history) answers
+    the ranking and scores that ``pauserec eval`` wrote to predictions.jsonl."""
+    from pauserec import pipeline
+    from pauserec.eval.run_eval import evaluate_run
+    from pauserec.io import read_jsonl
+    from pauserec.runs import RunDir
+
+    run = RunDir(run_dir)
+    cfg = run.config().model_copy(deep=True)
+    cfg.eval.exclude_history, cfg.eval.max_users = exclude_history, 16
+    evaluate_run(run_dir, cfg, progress=False, out_dir=tmp_path / "eval")
+    rows = list(read_jsonl(tmp_path / "eval" / "predictions.jsonl"))
+    dataset, _ = pipeline.load_run_data(run)
+    sequences = dict(zip(dataset.user_ids, dataset.sequences, strict=True))
+    assert len(rows) == 16 and all(len(sequences[r["user"]]) - 1 > MAX_HISTORY for r in rows)
+    with TestClient(create_app(load_recommender(run_dir, cfg=cfg))) as c:
+        for row in rows:
+            history = [dataset.item_ids[i] for i in sequences[row["user"]][:-1]]
+            served = post(c, history=history, k=len(row["items"])).json()
+            assert served["truncated"] == len(history) - MAX_HISTORY
+            assert [it["item_id"] for it in served["items"]] == row["items"], row["user"]
+            assert [it["score"] for it in served["items"]] == pytest.approx(row["scores"], abs=1e-5)
+            if exclude_history:
+                assert not set(row["items"]) & set(history)
+
+
 @pytest.mark.parametrize("body", [
     b"{not json",
     b"",
