@@ -1,7 +1,7 @@
 """Crash, resume and determinism on a tiny random backbone (CPU, one thread).
 
 * A training killed with SIGKILL after a checkpoint and resumed ends with bit-identical weights, metrics and
-  predictions to an uninterrupted run of the same seed.
+  predictions to an uninterrupted run of the same seed, also where the resumed run crosses an epoch boundary.
 * Two runs of one config and seed write byte-identical ``predictions.jsonl`` and ``metrics.json``.
 * A changed dataset, SID catalogue or tokenizer is refused by content hash.
 * A kill at any moment leaves every artifact old or new, never torn.
@@ -34,6 +34,9 @@ from pauserec.train.trainer import CHECKPOINT_COMPLETE
 
 HERE = Path(__file__).resolve().parent
 STEPS, EVERY, STALL_AT = 12, 4, 6
+# 20 users = 20 training units (prefix_tree packing, one user's examples each), 4 a step: 5 steps an epoch (steps
+# 1-5, 6-10, 11-12), so checkpoint-4 lies inside the first epoch and checkpoint-8 inside the second
+EPOCH_USERS, STEPS_PER_EPOCH = 20, 5
 
 
 @pytest.fixture(scope="module")
@@ -77,15 +80,16 @@ def same_artifacts(a: Path, b: Path) -> None:
         assert (a / name).read_bytes() == (b / name).read_bytes(), name
 
 
-def kill_mid_run(cfg, data_dir: Path, run_dir: Path) -> None:
-    """Train in a child process, SIGKILL it at step STALL_AT (checkpoint-EVERY written, the next not yet)."""
+def kill_mid_run(cfg, data_dir: Path, run_dir: Path, stall_at: int = STALL_AT) -> None:
+    """Train in a child process, SIGKILL it at step ``stall_at`` (STALL_AT: checkpoint-EVERY written, the next not
+    yet)."""
     run_dir.mkdir(parents=True)
     (run_dir.parent / "crash.yaml").write_text(config_to_yaml(cfg))
     ready = run_dir.parent / "ready"
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     child = subprocess.Popen(
         [sys.executable, str(HERE / "crash_child.py"), str(run_dir.parent / "crash.yaml"), str(data_dir),
-         str(run_dir), str(STALL_AT), str(ready)],
+         str(run_dir), str(stall_at), str(ready)],
         env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
     )
     try:
@@ -127,6 +131,42 @@ def test_killed_training_resumes_to_identical_weights_and_metrics(setup, referen
     recall = [(e["step"], e["eval_recall@10"]) for e in log if "eval_recall@10" in e]
     assert recall == [(e["step"], e["eval_recall@10"]) for e in ref_log if "eval_recall@10" in e]
     assert [s for s, _ in recall] == [4, 8, 12]
+
+
+def logged(run_dir: Path, key: str) -> list[tuple[int, float, float]]:
+    """``(step, epoch, value)`` of every train_log.json entry holding ``key``."""
+    return [(e["step"], e["epoch"], e[key]) for e in json.loads((run_dir / "train_log.json").read_text()) if key in e]
+
+
+@pytest.fixture(scope="module")
+def short_epochs(setup):
+    """A data directory of EPOCH_USERS users and an uninterrupted run on it, evaluated."""
+    root, _, backbone = setup
+    data_dir = make_data_dir(root / "data-short-epochs", *planted_data(n_items=32, n_users=EPOCH_USERS))
+    return data_dir, train_and_evaluate(config(root, backbone), data_dir, root / "reference-short-epochs")
+
+
+@pytest.mark.parametrize("checkpoint", [EVERY, 2 * EVERY], ids=["from-epoch-1", "from-epoch-2"])
+def test_training_resumed_across_an_epoch_boundary_is_bit_identical(setup, short_epochs, checkpoint):
+    """Killed after ``checkpoint`` (inside epoch 1, or inside epoch 2: the epoch itself must be restored), the resumed
+    run crosses one or two epoch boundaries and still ends with the uninterrupted run's weights, log and metrics."""
+    root, _, backbone = setup
+    data_dir, reference = short_epochs
+    epoch_at = {step: epoch for step, epoch, _ in logged(reference, "loss")}
+    assert [epoch_at[s] for s in (EVERY, 2 * EVERY, STEPS)] == [s / STEPS_PER_EPOCH for s in (EVERY, 2 * EVERY, STEPS)]
+    assert int(epoch_at[checkpoint]) < int(epoch_at[STEPS])  # what is left after the checkpoint crosses a boundary
+
+    run_dir = root / f"killed-short-epochs-{checkpoint}" / "run"
+    cfg = config(root, backbone)
+    kill_mid_run(cfg, data_dir, run_dir, stall_at=checkpoint + 2)
+    assert (run_dir / "checkpoints" / f"checkpoint-{checkpoint}" / CHECKPOINT_COMPLETE).exists()
+    assert not (run_dir / "checkpoints" / f"checkpoint-{checkpoint + EVERY}").exists()
+    train(cfg, data_dir, run_dir, resume=True)
+    evaluate_run(run_dir, progress=False)
+    same_artifacts(reference, run_dir)
+    for key in ("loss", "grad_norm", "eval_recall@10"):  # every logged value, before and after the boundaries
+        assert logged(reference, key) and logged(run_dir, key) == logged(reference, key), key
+    assert [step for step, _, _ in logged(run_dir, "loss")] == list(range(2, STEPS + 1, 2))
 
 
 def test_same_config_and_seed_give_identical_predictions_and_metrics(setup, reference):
