@@ -1,5 +1,15 @@
 """The benchmark scripts are not part of the package, so nothing else imports them: these tests keep them from
-rotting silently when the package they call changes."""
+rotting silently when the package they call changes.
+
+Every script is imported. Run on tiny inputs, with their outputs checked: ``grid_result.py``, ``inference_k.py``,
+``sasrec_test.py`` (and ``common.write_result`` through them), and ``time_to_quality.py``'s seed pairing and
+summaries. Import-only, and why: what ``bench_train``, ``bench_decode``, ``bench_packing``, ``bench_compile``,
+``bench_arm_latency``, ``load_test`` and ``profile_step`` commit is timings (no value a tiny run could check, and
+no timing in unit tests; ``bench_compile`` also compiles for minutes); ``foundation`` needs the sentence-transformers
+embedding model to build SIDs; ``cot_vs_pause`` runs rationales, grounding and three trainings; ``baselines_vs_llm``
+and ``sasrec_tuning`` need trained runs or several SASRec fits (not yet written: candidates for a next pass);
+``arms_grid`` is obsolete (issue 42; ``pauserec bench`` replaces it) and is kept for the results that cite it.
+"""
 
 from __future__ import annotations
 
@@ -96,3 +106,112 @@ def test_time_to_quality_refuses_runs_trained_on_another_foundation(tmp_path: Pa
     ttq.check_foundation(tmp_path, ["a", "not-trained-yet"], "data")
     with pytest.raises(SystemExit, match="another foundation.*catalog_hash c2 vs c1"):
         ttq.check_foundation(tmp_path, ["a", "b"], "data")
+
+
+# --- behaviour of the scripts a committed result cites, on tiny inputs (seconds on a CPU) -----------------------
+
+MACHINE = {"platform": "test", "cpu_count": 1, "torch": "-", "git_revision": "-"}
+
+
+def results_into(tmp_path: Path, monkeypatch, *modules: ModuleType) -> Path:
+    """Point ``common.RESULTS`` (and each module's copy of it) at ``tmp_path / "results"``: nothing is written into
+    the repository's benchmarks/results."""
+    results = tmp_path / "results"
+    results.mkdir()
+    for module in (sys.modules["common"], *modules):
+        monkeypatch.setattr(module, "RESULTS", results, raising=False)
+    return results
+
+
+def run_main(module: ModuleType, monkeypatch, *argv: str) -> None:
+    monkeypatch.setattr(sys, "argv", [f"{module.__name__}.py", *map(str, argv)])
+    module.main()
+
+
+def test_grid_result_commits_the_table_of_a_tiny_grid(tmp_path: Path, monkeypatch) -> None:
+    """``grid_result.py``: runs a grid's unfinished cells, writes NAME.json (rows, cells, command) and NAME.md (the
+    grid's table), and saves the cells' results for a later ``--table-only``."""
+    from helpers import make_data_dir, planted_data
+
+    from pauserec.io import read_json
+
+    gr = load(BENCHMARKS / "grid_result.py")
+    results = results_into(tmp_path, monkeypatch, gr)
+    data = make_data_dir(tmp_path / "data", *planted_data())
+    grid = tmp_path / "grid.yaml"
+    grid.write_text(json.dumps({"name": "tiny", "datasets": {"planted": str(data)}, "seeds": [0, 1],
+                                "set": {"eval.bootstrap": 20, "cache_dir": str(tmp_path / "cache")},
+                                "models": {"popularity": {}}}))
+    gr.commit_grid(grid, tmp_path / "out", "tiny-grid", note="A note.", machine=MACHINE, results=tmp_path / "cells")
+    record = read_json(results / "tiny-grid.json")
+    (row,) = record["rows"]
+    assert row["model"] == "popularity" and row["seeds"] == [0, 1] and record["validation_best"] == []
+    assert {c["status"] for c in record["cells"].values()} == {"done"} and len(record["cells"]) == 2
+    cell = read_json(tmp_path / "out" / "planted" / "popularity" / "seed0" / "metrics.json")
+    assert row["metrics"]["recall@10"]["mean"] == pytest.approx(cell["metrics"]["recall@10"]["mean"])  # one ranking
+    md = (results / "tiny-grid.md").read_text()
+    assert md.startswith("# tiny-grid\n\nCommand: ") and "A note." in md and "popularity" in md
+    assert "Validation-best variants (NDCG@10 on validation users, never test): -" in md
+    assert (tmp_path / "cells" / "planted" / "popularity" / "seed1" / "metrics.json").exists()
+    again = gr.commit_grid(grid, tmp_path / "again", "tiny-grid-2", run=False, machine=MACHINE,
+                           results=tmp_path / "cells")  # --table-only elsewhere, from the saved cells
+    assert json.loads(json.dumps(again["rows"])) == record["rows"]  # the same table, seeds as JSON keys
+
+
+def test_inference_k_decodes_each_k_and_pairs_it_with_the_trained_k(tmp_path: Path, monkeypatch) -> None:
+    """``inference_k.py`` on a tiny untrained pause run (trained K=2): one evaluation per inference K on the run's
+    users, prefill tokens per user growing by exactly one per pause, differences paired against K=2."""
+    from serve_helpers import make_tiny_run
+
+    from pauserec.io import read_json
+
+    ik = load(BENCHMARKS / "inference_k.py")
+    results = results_into(tmp_path, monkeypatch, ik)
+    run = make_tiny_run(tmp_path / "tiny", arm="pause", pause_tokens=2)
+    monkeypatch.setattr(ik, "environment", lambda: MACHINE)
+    sets = ["eval.max_users=12", "eval.ks=[5,10]", "decode.num_beams=10", "eval.bootstrap=20"]
+    run_main(ik, monkeypatch, run, "--ks", 0, 2, 3, "--work", tmp_path / "work", "--name", "ik",
+             *[a for kv in sets for a in ("--set", kv)])
+    record = read_json(results / "ik.json")
+    assert record["trained_k"] == 2 and sorted(record["by_inference_k"]) == ["0", "2", "3"]
+    by_k = {int(k): r for k, r in record["by_inference_k"].items()}
+    assert {r["metrics"]["users"]["count"] for r in by_k.values()} == {12}
+    prefill = {k: r["cost"]["inference"]["prefill_tokens_per_user"] for k, r in by_k.items()}
+    assert prefill[2] - prefill[0] == pytest.approx(2) and prefill[3] - prefill[2] == pytest.approx(1)
+    paired = record["paired_difference_vs_trained_k"]
+    assert paired["2"] is None and set(paired["0"]) >= {"recall@10"} and set(paired["3"]) >= {"recall@10"}
+    assert "| 2 (trained) |" in (results / "ik.md").read_text() and (results / "ik.png").exists()
+    assert not (run / "predictions.jsonl").exists()  # the run's own evaluation is left alone
+
+
+def test_sasrec_test_trains_once_per_seed_and_ranks_with_and_without_exclusion(tmp_path: Path, monkeypatch) -> None:
+    """``sasrec_test.py`` with a tiny SASRec: per seed one training, two rankings (history excluded or not) on the
+    same users; popularity beside it; excluded rankings hold none of the user's items."""
+    pytest.importorskip("cornac")
+    from helpers import make_data_dir, planted_data
+
+    from pauserec.io import read_json, read_jsonl
+
+    st = load(BENCHMARKS / "sasrec_test.py")
+    results = results_into(tmp_path, monkeypatch, st)
+    dataset, catalog = planted_data()
+    data = make_data_dir(tmp_path / "data", dataset, catalog)
+    trained = []
+    real_train = st.train_sasrec
+    monkeypatch.setattr(st, "train_sasrec", lambda ds, cfg: trained.append(cfg.seed) or real_train(ds, cfg))
+    monkeypatch.setattr(st, "environment", lambda: MACHINE)
+    tiny = ["baseline.sasrec.hidden=16", "baseline.sasrec.layers=1", "baseline.sasrec.epochs=1",
+            "baseline.sasrec.negatives=16", "baseline.sasrec.batch_size=32", "eval.max_users=20", "eval.bootstrap=20",
+            f"cache_dir={tmp_path / 'cache'}"]
+    run_main(st, monkeypatch, data, "--work", tmp_path / "work", "--seeds", 0, 1, "--name", "st",
+             *[a for kv in tiny for a in ("--set", kv)])
+    assert trained == [0, 1]
+    rows = {(r["dataset"], r["model"]): r for r in read_json(results / "st.json")["rows"]}
+    assert set(rows) == {(d, m) for d in ("scientific", "scientific-exclude") for m in ("popularity", "sasrec")}
+    assert all(r["seeds"] == [0, 1] for r in rows.values())
+    history = {u: set(s[:-1]) for u, s in zip(dataset.user_ids, dataset.sequences, strict=True)}
+    for setting, exclude in (("scientific", False), ("scientific-exclude", True)):
+        predictions = read_jsonl(tmp_path / "work" / setting / "sasrec" / "seed0" / "predictions.jsonl")
+        assert len(predictions) == 20
+        overlap = sum(len({dataset.item_ids.index(i) for i in p["items"]} & history[p["user"]]) for p in predictions)
+        assert (overlap == 0) == exclude
