@@ -24,7 +24,8 @@ def in_ci() -> bool:
 
 def skip_or_fail(reason: str, dependency: str) -> NoReturn:
     """Skip a test whose ``dependency`` is missing; under CI fail instead, since CI installs it and a silent skip
-    would hide a broken install step, unless CI said that this install failed (``dependency`` in $PAUSEREC_CI_MISSING)."""
+    would hide a broken install step, unless CI said that this install failed (``dependency`` named in
+    $PAUSEREC_CI_MISSING)."""
     missing_in_ci = {d.strip() for d in os.environ.get(CI_MISSING, "").split(",")}
     if in_ci() and dependency not in missing_in_ci:
         pytest.fail(f"{reason}; CI installs {dependency}, so its install step is broken (a skip would hide it)",
