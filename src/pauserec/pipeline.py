@@ -1,14 +1,7 @@
 """The Python API: each CLI stage as one function over directories.
 
-A *data directory* holds one prepared dataset and what is built from it::
-
-    DATA/dataset.json     the Dataset (items, texts, sequences) + content hash
-    DATA/stats.json       dataset statistics, reader notes, wall time
-    DATA/sids.json        the SIDCatalog (after `sids`)
-    DATA/sid_stats.json   collision / utilisation statistics of the catalogue
-    DATA/config.yaml      the resolved config used to prepare it
-
-Runs (baselines, trained arms) live in their own run directories (:class:`pauserec.runs.RunDir`).
+Artifacts are read and written through :mod:`pauserec.artifacts` (:class:`~pauserec.artifacts.DataDir`,
+:class:`~pauserec.artifacts.RunDir`); the loaders here delegate to them.
 """
 
 from __future__ import annotations
@@ -17,13 +10,13 @@ import time
 from pathlib import Path
 from typing import Any
 
-from .config import RunConfig, config_to_yaml
+from .artifacts import DataDir, RunDir
+from .config import RunConfig
 from .data.dataset import Dataset
 from .data.split import Split, leave_one_out
 from .eval.evaluate import evaluate_rankings, user_subset
 from .eval.exclusion import exclusions
-from .io import write_json, write_jsonl, write_text
-from .runs import RunDir
+from .io import write_json, write_jsonl
 from .sid.catalog import SIDCatalog
 
 
@@ -36,55 +29,36 @@ def prepare(cfg: RunConfig, data_dir: str | Path) -> Dataset:
     dataset = read_dataset(
         d.path, d.format, name=d.name, min_interactions=d.min_interactions, short_users=d.short_users, kcore=d.kcore
     )
-    data_dir = Path(data_dir)
-    dataset.save(data_dir / "dataset.json")
-    write_text(data_dir / "config.yaml", config_to_yaml(cfg))
-    write_json(
-        data_dir / "stats.json",
-        {"stats": dataset.stats(), "notes": dataset.notes, "source": d.path, "seconds": time.perf_counter() - t0},
-    )
+    DataDir.create(data_dir, dataset, cfg, source=d.path, seconds=time.perf_counter() - t0)
     return dataset
-
-
-def load_dataset(data_dir: str | Path) -> Dataset:
-    return Dataset.load(Path(data_dir) / "dataset.json")
-
-
-def item_texts(dataset: Dataset, cfg: RunConfig) -> list[str]:
-    from .data.text import render_item_text
-
-    return [render_item_text(fields, cfg.text) for fields in dataset.item_fields]
 
 
 def build_sids(cfg: RunConfig, data_dir: str | Path, progress: bool = True) -> SIDCatalog:
     """Embed item texts, quantize them into unique Semantic IDs, and store the catalogue in ``data_dir``."""
+    from .data.text import render_item_text
     from .sid.build import build_catalog
 
-    data_dir = Path(data_dir)
-    dataset = load_dataset(data_dir)
-    catalog = build_catalog(dataset, item_texts(dataset, cfg), cfg.embed, cfg.sid, cfg.cache_dir, progress=progress)
-    catalog.save(data_dir / "sids.json")
-    write_json(data_dir / "sid_stats.json", catalog.meta)
+    data = DataDir(data_dir)
+    dataset = data.dataset()
+    texts = [render_item_text(fields, cfg.text) for fields in dataset.item_fields]
+    catalog = build_catalog(dataset, texts, cfg.embed, cfg.sid, cfg.cache_dir, progress=progress)
+    data.save_catalog(catalog)
     return catalog
 
 
+def load_dataset(data_dir: str | Path) -> Dataset:
+    return DataDir(data_dir).dataset()
+
+
 def load_catalog(data_dir: str | Path, dataset: Dataset) -> SIDCatalog:
-    """The data directory's catalogue, checked to be built from ``dataset``."""
-    return SIDCatalog.load(Path(data_dir) / "sids.json", expected_dataset_hash=dataset.content_hash())
+    """The data directory's catalogue, checked to be built from its dataset."""
+    return DataDir(data_dir).catalog()
 
 
 def load_run_data(run: RunDir) -> tuple[Dataset, SIDCatalog]:
-    """The dataset and catalogue a trained run was built from (``env.json``'s ``data_dir``), checked against the
-    hashes the run recorded; refuses a run trained on another prompt layout."""
-    from .prompt import check_prompt_layout
-
-    env = run.env()
-    check_prompt_layout(env, f"run {run.path}")
-    dataset = load_dataset(env["data_dir"])
-    catalog = load_catalog(env["data_dir"], dataset)
-    run.check_fact("dataset_hash", dataset.content_hash())
-    run.check_fact("catalog_hash", catalog.content_hash())
-    return dataset, catalog
+    """:meth:`RunDir.data`'s dataset and catalogue."""
+    data = run.data()
+    return data.dataset(), data.catalog()
 
 
 def load_split(dataset: Dataset, cfg: RunConfig) -> Split:
