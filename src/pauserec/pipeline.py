@@ -1,7 +1,8 @@
-"""The Python API: each CLI stage as one function over directories.
+"""The Python API: each CLI stage as one function over directories (a facade: the work is below it).
 
-Artifacts are read and written through :mod:`pauserec.artifacts` (:class:`~pauserec.artifacts.DataDir`,
-:class:`~pauserec.artifacts.RunDir`); the loaders here delegate to them.
+Only the CLI, the demo and ``pauserec bench`` import this module; nothing under it imports it back. Artifacts are
+read and written through :mod:`pauserec.artifacts` (:class:`~pauserec.artifacts.DataDir`,
+:class:`~pauserec.artifacts.RunDir`), every model is evaluated by :func:`pauserec.eval.contract.evaluate_ranker`.
 """
 
 from __future__ import annotations
@@ -10,13 +11,9 @@ import time
 from pathlib import Path
 from typing import Any
 
-from .artifacts import DataDir, RunDir
+from .artifacts import DataDir
 from .config import RunConfig
 from .data.dataset import Dataset
-from .data.split import Split, leave_one_out
-from .eval.evaluate import evaluate_rankings, user_subset
-from .eval.exclusion import exclusions
-from .io import write_json, write_jsonl
 from .sid.catalog import SIDCatalog
 
 
@@ -46,49 +43,29 @@ def build_sids(cfg: RunConfig, data_dir: str | Path, progress: bool = True) -> S
     return catalog
 
 
-def load_dataset(data_dir: str | Path) -> Dataset:
-    return DataDir(data_dir).dataset()
+def train(cfg: RunConfig, data_dir: str | Path, run_dir: str | Path, resume: bool = False) -> dict[str, Any]:
+    """Train ``cfg.arm`` on the data directory into ``run_dir``; returns the training cost."""
+    from .train.run import train as train_run
+
+    return train_run(cfg, data_dir, run_dir, resume=resume)
 
 
-def load_catalog(data_dir: str | Path, dataset: Dataset) -> SIDCatalog:
-    """The data directory's catalogue, checked to be built from its dataset."""
-    return DataDir(data_dir).catalog()
+def evaluate(run_dir: str | Path, cfg: RunConfig | None = None, out_dir: str | Path | None = None,
+             progress: bool = True) -> dict[str, Any]:
+    """Evaluate a trained run (into ``out_dir`` if given); returns metrics and cost."""
+    from .eval.run_eval import evaluate_run
+
+    return evaluate_run(run_dir, cfg, progress=progress, out_dir=out_dir)
 
 
-def load_run_data(run: RunDir) -> tuple[Dataset, SIDCatalog]:
-    """:meth:`RunDir.data`'s dataset and catalogue."""
-    data = run.data()
-    return data.dataset(), data.catalog()
+def evaluate_baseline(name: str, cfg: RunConfig, data_dir: str | Path, run_dir: str | Path,
+                      progress: bool = True) -> dict[str, Any]:
+    """Fit baseline ``name`` (:data:`pauserec.baselines.BASELINES`) and evaluate it into ``run_dir``."""
+    from .baselines import run_baseline
 
-
-def load_split(dataset: Dataset, cfg: RunConfig) -> Split:
-    return leave_one_out(dataset, cfg.split)
+    return run_baseline(name, cfg, data_dir, run_dir, progress=progress)
 
 
 def evaluate_popularity(cfg: RunConfig, data_dir: str | Path, run_dir: str | Path) -> dict[str, Any]:
-    """Evaluate the most-popular baseline on ``cfg.eval.split``; writes metrics and predictions to ``run_dir``."""
-    from .baselines.popularity import Popularity
-
-    dataset = load_dataset(data_dir)
-    split = load_split(dataset, cfg)
-    run = RunDir.create(
-        run_dir, cfg, kind="baseline:popularity", dataset_hash=dataset.content_hash(), split_hash=split.content_hash()
-    )
-    t0 = time.perf_counter()
-    model = Popularity(dataset.n_items).fit(dataset)
-    t_fit = time.perf_counter()
-    examples, users = user_subset(split.part(cfg.eval.split), cfg.eval.max_users, cfg.eval.subset_seed)
-    exclude = exclusions(dataset, examples, cfg.eval.split, cfg.eval.exclude_history)
-    ranked = model.recommend(examples, max(cfg.eval.ks), exclude)
-    t_rank = time.perf_counter()
-    metrics, rows = evaluate_rankings(examples, ranked, dataset, cfg.eval, seed=cfg.seed, users=users)
-    metrics = {"model": "popularity", "split": cfg.eval.split, "metrics": metrics}
-    write_jsonl(run.file("predictions.jsonl"), rows)
-    write_json(run.file("metrics.json"), metrics)
-    n = max(len(examples), 1)
-    write_json(run.file("cost.json"), {
-        "eval_seconds": time.perf_counter() - t0, "users": len(examples),
-        "train": {"train_seconds": t_fit - t0},
-        "inference": {"users": len(examples), "seconds": t_rank - t_fit, "latency_per_user_s": (t_rank - t_fit) / n},
-    })
-    return metrics
+    """The most-popular baseline on ``cfg.eval.split`` (:func:`evaluate_baseline`)."""
+    return evaluate_baseline("popularity", cfg, data_dir, run_dir, progress=False)

@@ -81,11 +81,11 @@ def fit(cell: Cell, out: Path, progress: bool = False) -> None:
     """Train an LLM cell (resuming), or run a baseline cell whole. A trained cell keeps its selected ``model/`` and
     drops its Trainer ``checkpoints/``: they exist to resume an interrupted training, and a grid of 135M-parameter
     cells would otherwise keep ~3 GB per cell (two checkpoints with optimiser state)."""
-    from ..baselines import BASELINES
+    from ..baselines import run_baseline
 
     run_dir = cell.run_dir(out)
     if cell.kind == "baseline":
-        BASELINES[cell.base](cell.config(), cell.data_dir, run_dir, progress=progress)
+        run_baseline(cell.base, cell.config(), cell.data_dir, run_dir, progress=progress)
         return
     if not (run_dir / "model").exists():
         from ..train.run import train
