@@ -19,7 +19,7 @@ import yaml
 from grid_result import commit_grid
 
 from pauserec.config import parse_override
-from pauserec.runs import environment
+from pauserec.artifacts import environment
 
 
 def grid_file(data: str, arms: list[str], overrides: list[str], name: str) -> dict:

@@ -22,7 +22,7 @@ from pauserec.bench import expand, load_grid
 from pauserec.bench.grid import Cell
 from pauserec.bench.table import plot_all, summarize, write_table
 from pauserec.io import read_json
-from pauserec.runs import RunDir, environment
+from pauserec.artifacts import RunDir, environment
 
 
 def llm_cell(name: str, eval_dir: Path, dataset: str, data_dir: str, out: Path) -> Cell:

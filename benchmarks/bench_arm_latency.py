@@ -18,25 +18,20 @@ from pathlib import Path
 import torch
 from common import write_result
 
-from pauserec import pipeline
 from pauserec.arms import make_arm
+from pauserec.artifacts import environment, load_trained
+from pauserec.data.split import leave_one_out
 from pauserec.eval.evaluate import select_users
 from pauserec.eval.recommend import recommend
-from pauserec.model.backbone import load_backbone
 from pauserec.model.vocab import token_ids_by_level
 from pauserec.prompt import PromptBuilder
 from pauserec.report import markdown_table
-from pauserec.runs import RunDir, environment
 
 
 def load_arm(run_dir: Path):
-    run = RunDir(run_dir)
-    cfg = run.config()
-    data_dir = run.env()["data_dir"]
-    dataset = pipeline.load_dataset(data_dir)
-    catalog = pipeline.load_catalog(data_dir, dataset)
-    model, tok = load_backbone(str(run.file("model")), cfg.cache_dir)
-    model.eval()
+    trained = load_trained(run_dir)  # every check eval and serve make
+    cfg, dataset, catalog, tok = trained.cfg, trained.data.dataset(), trained.data.catalog(), trained.tokenizer
+    model = trained.model.eval()
     arm = make_arm(cfg.arm).bind(tok)
     prompts = PromptBuilder(tok, catalog, dataset, cfg.model.system_prompt, cfg.arm.show_titles)
     return cfg, dataset, catalog, model, tok, arm, prompts
@@ -54,7 +49,7 @@ def main() -> None:
     arms = {str(r): load_arm(r) for r in args.runs}
     first = next(iter(arms.values()))
     cfg, dataset = first[0], first[1]
-    examples = select_users(pipeline.load_split(dataset, cfg).valid, args.users, cfg.seed)
+    examples = select_users(leave_one_out(dataset, cfg.split).valid, args.users, cfg.seed)
     seconds = {k: [] for k in arms}
     tokens = {}
     for rnd in range(args.rounds + 1):  # round 0 warms up

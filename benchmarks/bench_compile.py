@@ -19,7 +19,7 @@ import torch
 from common import load_recipe, step_times, write_result
 
 from pauserec.report import markdown_table
-from pauserec.runs import environment
+from pauserec.artifacts import environment
 from pauserec.train.packing import tree_loss
 from pauserec.train.trainer import SeededSampler
 

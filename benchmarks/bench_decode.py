@@ -97,16 +97,16 @@ def real_prompts(model_path: str, data_dir: str, n_users: int, seed: int) -> lis
     """The chat-template prompts pauserec decodes for a fixed random subset of validation users."""
     from transformers import AutoTokenizer
 
-    from pauserec import pipeline
+    from pauserec.artifacts import DataDir
     from pauserec.config import RunConfig
     from pauserec.eval.evaluate import select_users
     from pauserec.prompt import PromptBuilder
 
     cfg = RunConfig()
-    dataset = pipeline.load_dataset(data_dir)
-    catalog = pipeline.load_catalog(data_dir, dataset)
+    data = DataDir(data_dir)
+    dataset, catalog = data.dataset(), data.catalog()
     builder = PromptBuilder(AutoTokenizer.from_pretrained(model_path), catalog, dataset, cfg.model.system_prompt, False)
-    examples = select_users(pipeline.load_split(dataset, cfg).valid, n_users, seed)
+    examples = select_users(data.split(cfg).valid, n_users, seed)
     return [builder.ids(e.history) for e in examples]
 
 
@@ -367,14 +367,12 @@ def _load_run_pair(run_dir: str, beams: int):
     """The run loaded as the service loads it (fp32), a bf16 copy of its model, and the run's test examples."""
     import copy
 
-    from pauserec import pipeline
+    from pauserec.artifacts import RunDir
     from pauserec.serve.service import load_recommender
 
     rec = load_recommender(run_dir, dtype="float32", beams=beams)
     bf16 = copy.deepcopy(rec.model).to(torch.bfloat16).eval()
-    env = __import__("json").loads((Path(run_dir) / "env.json").read_text())
-    dataset = pipeline.load_dataset(env["data_dir"])
-    test = pipeline.load_split(dataset, rec.cfg).test
+    test = RunDir(run_dir).data().split(rec.cfg).test
     return rec, {"float32": rec.model, "bfloat16": bf16}, test
 
 
@@ -425,7 +423,7 @@ def dtype_comparison(args, argv: list[str] | None) -> dict[str, Any]:
     users with the same top-K set, and the paired Recall@K difference on ``--recall-users`` test users."""
     from pauserec.eval.compare import paired_difference
     from pauserec.eval.evaluate import select_users
-    from pauserec.runs import environment
+    from pauserec.artifacts import environment
 
     k = args.beams
     rec, models, test = _load_run_pair(args.run, args.beams)

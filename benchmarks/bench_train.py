@@ -36,7 +36,7 @@ import torch
 from common import load_recipe, write_result
 
 from pauserec.report import markdown_table
-from pauserec.runs import environment
+from pauserec.artifacts import environment
 
 BEFORE = ["train.vocab_rows=all", "train.cpu_allocator=system"]
 CONFIGS = {

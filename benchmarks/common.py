@@ -12,7 +12,7 @@ from typing import Any
 import torch
 
 from pauserec.io import write_json, write_text
-from pauserec.runs import environment
+from pauserec.artifacts import environment
 
 RESULTS = Path(__file__).resolve().parent / "results"
 
@@ -80,13 +80,12 @@ class Recipe:
 def load_recipe(data: str, overrides: list[str]) -> Recipe:
     """The training setup of ``data`` under ``overrides`` (none: the default recipe), exactly as
     :func:`pauserec.train.run.train` builds it."""
-    from pauserec import pipeline
+    from pauserec.artifacts import DataDir
     from pauserec.config import build_config
     from pauserec.precision import bf16_enabled
     from pauserec.train.run import build_training
 
     cfg = build_config(overrides=overrides)
-    dataset = pipeline.load_dataset(data)
-    catalog = pipeline.load_catalog(data, dataset)
-    s = build_training(cfg, dataset, catalog, pipeline.load_split(dataset, cfg))
+    d = DataDir(data)
+    s = build_training(cfg, d.dataset(), d.catalog(), d.split(cfg))
     return Recipe(cfg, s.model, s.tokenizer, s.softmax, s.train_set, s.collator, bf16_enabled(cfg.train.bf16))

@@ -31,7 +31,7 @@ from pauserec.io import read_json
 from pauserec.pipeline import evaluate_popularity
 from pauserec.rationale import acquire_rationales
 from pauserec.report import fmt_difference, fmt_metric, markdown_table, plot_comparison
-from pauserec.runs import RunDir, environment
+from pauserec.artifacts import RunDir, environment
 from pauserec.train.grounding import ground
 from pauserec.train.run import train
 

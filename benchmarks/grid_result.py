@@ -18,7 +18,7 @@ from typing import Any
 from common import RESULTS, write_result
 
 from pauserec.bench import run_grid
-from pauserec.runs import environment
+from pauserec.artifacts import environment
 
 FIGURES = ("accuracy_vs_latency", "accuracy_vs_train_cost", "pause_curve")
 

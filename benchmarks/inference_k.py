@@ -19,7 +19,7 @@ from pauserec.config import build_config
 from pauserec.eval.compare import compare_runs
 from pauserec.eval.run_eval import evaluate_run
 from pauserec.report import fmt_difference, fmt_metric, markdown_table, plot_comparison
-from pauserec.runs import RunDir, environment
+from pauserec.artifacts import RunDir, environment
 
 METRICS = ["recall@5", "recall@10", "ndcg@5", "ndcg@10"]
 

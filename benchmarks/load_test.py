@@ -45,13 +45,13 @@ def free_port() -> int:
 
 def test_histories(run_dir: str, n: int, seed: int) -> list[list[str]]:
     """Item-id histories of ``n`` test users of the run's data (as the evaluation would read them)."""
-    from pauserec import pipeline
+    from pauserec.artifacts import RunDir
     from pauserec.eval.evaluate import select_users
-    from pauserec.runs import RunDir
 
     run = RunDir(run_dir)
-    dataset = pipeline.load_dataset(run.env()["data_dir"])
-    examples = select_users(pipeline.load_split(dataset, run.config()).test, n, seed)
+    data = run.data()
+    dataset = data.dataset()
+    examples = select_users(data.split(run.config()).test, n, seed)
     return [[dataset.item_ids[i] for i in e.history] for e in examples]
 
 
@@ -210,7 +210,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     ap.add_argument("--out", default="benchmarks/results/load-test.json")
     args = ap.parse_args(argv)
 
-    from pauserec.runs import environment
+    from pauserec.artifacts import environment
 
     histories = test_histories(args.run, args.users, args.seed)
     common = ["--dtype", args.dtype, "--beams", str(args.beams), "--max-wait-ms", str(args.max_wait_ms)]

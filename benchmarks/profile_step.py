@@ -24,7 +24,7 @@ from torch.profiler import ProfilerActivity, profile
 from transformers import TrainerCallback
 
 from pauserec.report import markdown_table
-from pauserec.runs import environment
+from pauserec.artifacts import environment
 from pauserec.train.cpu_memory import freed_memory_kept
 from pauserec.train.run import training_arguments, training_attention
 from pauserec.train.trainer import SFTTrainer

@@ -15,13 +15,13 @@ from pathlib import Path
 
 from common import write_result
 
-from pauserec import pipeline
-from pauserec.baselines import BASELINES
-from pauserec.baselines.sasrec import evaluate_sasrec, train_sasrec
+from pauserec.artifacts import DataDir, RunDir
+from pauserec.baselines import make_baseline, run_baseline
 from pauserec.bench.grid import Cell
 from pauserec.bench.table import plot_all, summarize, write_table
 from pauserec.config import build_config
-from pauserec.runs import environment
+from pauserec.eval.contract import evaluate_ranker
+from pauserec.artifacts import environment
 
 SETTINGS = {"scientific": "eval.exclude_history=false", "scientific-exclude": "eval.exclude_history=true"}
 
@@ -36,22 +36,26 @@ def main() -> None:
     args = ap.parse_args()
     machine = environment()
     work = Path(args.work)
-    dataset = pipeline.load_dataset(args.data)
+    data = DataDir(args.data)
     cells = []
     for seed in args.seeds:
-        model = None
+        ranker = train_cost = None
         for name, setting in SETTINGS.items():
             overrides = (*args.set, "eval.subset_seed=0", setting, f"seed={seed}")
             for base in ("popularity", "sasrec"):
                 cells.append(Cell(base, base, None, name, args.data, seed, overrides))
             cfg = build_config(overrides=list(overrides))
             if not (cells[-2].run_dir(work) / "metrics.json").exists():
-                BASELINES["popularity"](cfg, args.data, cells[-2].run_dir(work))
-            if not (cells[-1].run_dir(work) / "metrics.json").exists():
-                if model is None:
-                    model, train_cost = train_sasrec(dataset, cfg)
-                    print(f"seed {seed}: trained in {train_cost['train_seconds']:.0f} s", flush=True)
-                evaluate_sasrec(model, train_cost, cfg, args.data, cells[-1].run_dir(work))
+                run_baseline("popularity", cfg, args.data, cells[-2].run_dir(work))
+            if not (cells[-1].run_dir(work) / "metrics.json").exists():  # one SASRec per seed, evaluated per setting
+                split = data.split(cfg)
+                run = RunDir.create(cells[-1].run_dir(work), cfg, kind="baseline:sasrec",
+                                    **data.facts(split, catalog=False))
+                if ranker is None:
+                    ranker = make_baseline("sasrec", cfg)
+                    train_cost = ranker.fit(data, split, run)
+                    print(f"seed {seed}: trained in {train_cost.train_seconds:.0f} s", flush=True)
+                evaluate_ranker(ranker, cfg, data, run, train_cost, split=split)
     rows = summarize(cells, work)
     write_table(rows, work)
     plot_all(rows, work)

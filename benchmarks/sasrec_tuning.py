@@ -16,7 +16,7 @@ from common import write_result
 from pauserec.baselines import BASELINES
 from pauserec.config import build_config
 from pauserec.report import fmt_metric, markdown_table
-from pauserec.runs import RunDir, environment
+from pauserec.artifacts import RunDir, environment
 
 BASE = {"hidden": 64, "layers": 2, "dropout": 0.2, "max_len": 20, "epochs": 10, "lr": 1e-3}
 # name -> the knobs that differ from BASE. Not tuned: max_len above 20 (every scored history is cut to

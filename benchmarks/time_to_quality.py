@@ -41,7 +41,7 @@ from pauserec.eval.compare import compare_runs, paired_difference, per_user_valu
 from pauserec.eval.run_eval import evaluate_run
 from pauserec.io import read_json
 from pauserec.report import fmt_difference, fmt_metric, markdown_table, save_figure
-from pauserec.runs import RunDir, environment
+from pauserec.artifacts import RunDir, environment
 from pauserec.train.run import train
 
 

@@ -15,7 +15,7 @@ from pauserec.model.backbone import load_backbone
 from pauserec.model.tiny import make_tiny_backbone
 from pauserec.model.vocab import extend_vocabulary
 from pauserec.prompt import PROMPT_LAYOUT
-from pauserec.runs import RunDir
+from pauserec.artifacts import RunDir
 
 
 def make_tiny_run(root: Path, arm: str = "pause", pause_tokens: int = 2, max_history: int = 4) -> Path:

@@ -143,13 +143,22 @@ def test_named_variant_runs_its_arm(setup, tmp_path):
     assert cells["direct-lr"].config().train.lr == 0.01 and cells["direct"].config().train.lr != 0.01
 
 
+class Boom:
+    """A baseline whose training fails."""
+
+    name, uses_catalog = "boom", False
+
+    def __init__(self, cfg, progress=False):
+        pass
+
+    def fit(self, data, split, run):
+        raise RuntimeError("planted failure")
+
+
 def test_failing_cell_is_recorded_and_others_finish(setup, tmp_path, monkeypatch):
     root, data, backbone = setup
 
-    def boom(cfg, data_dir, run_dir, progress=True):
-        raise RuntimeError("planted failure")
-
-    monkeypatch.setitem(baselines.BASELINES, "boom", boom)
+    monkeypatch.setitem(baselines.BASELINES, "boom", f"{__name__}:Boom")
     grid = write_grid(tmp_path / "grid.yaml", data, backbone, {"boom": {}, "popularity": {}}, seeds=[0])
     result = run_grid(grid, tmp_path / "out", log=lambda m: None)
     assert result["cells"]["planted/boom/seed0"] == {**result["cells"]["planted/boom/seed0"], "status": "failed"}

@@ -66,14 +66,14 @@ def test_runs_of_different_seeds_evaluate_the_same_users_by_default(prepared):
 
 def test_catalog_against_other_data_is_refused(prepared, tmp_path):
     root, data = prepared
-    from pauserec import pipeline
+    from pauserec.artifacts import DataDir
 
     other = write_lcrec(tmp_path / "other", n_users=25)
     r = runner.invoke(app, ["prepare", str(other), "--out", str(tmp_path / "d2")])
     assert r.exit_code == 0
     (tmp_path / "d2" / "sids.json").write_bytes((data / "sids.json").read_bytes())
     with pytest.raises(ArtifactMismatchError, match="rebuild"):
-        pipeline.load_catalog(tmp_path / "d2", pipeline.load_dataset(tmp_path / "d2"))
+        DataDir(tmp_path / "d2").catalog()
 
 
 def test_bad_input_gives_one_clear_line_and_writes_nothing(tmp_path):

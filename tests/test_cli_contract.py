@@ -14,7 +14,7 @@ from pauserec import pipeline
 from pauserec.cli import app
 from pauserec.config import build_config
 from pauserec.errors import PauseRecError
-from pauserec.runs import RunDir
+from pauserec.artifacts import RunDir
 
 try:  # typer >= 0.2x vendors click as typer._click
     from typer._click.exceptions import UsageError

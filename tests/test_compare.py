@@ -9,7 +9,7 @@ from pauserec.errors import PauseRecError
 from pauserec.eval.compare import compare_runs, paired_difference
 from pauserec.eval.metrics import bootstrap_interval
 from pauserec.io import write_json, write_jsonl
-from pauserec.runs import RunDir
+from pauserec.artifacts import RunDir
 
 
 def test_paired_difference_golden():

@@ -55,18 +55,17 @@ def test_assembled_ids_equal_tokenized_text_smollm2(tmp_path):
 def test_a_run_trained_on_another_prompt_layout_is_refused(tmp_path):
     from helpers import make_data_dir
 
-    from pauserec import pipeline
+    from pauserec.artifacts import DataDir, RunDir
     from pauserec.config import build_config
     from pauserec.errors import ArtifactMismatchError
     from pauserec.prompt import PROMPT_LAYOUT
-    from pauserec.runs import RunDir
 
     data_dir = make_data_dir(tmp_path / "data", *planted_data())
-    dataset = pipeline.load_dataset(data_dir)
-    facts = {"data_dir": str(data_dir), "dataset_hash": dataset.content_hash(),
-             "catalog_hash": pipeline.load_catalog(data_dir, dataset).content_hash()}
+    data = DataDir(data_dir)
+    facts = {"data_dir": str(data_dir), "dataset_hash": data.dataset_hash(),
+             "catalog_hash": data.catalog().content_hash()}
     current = RunDir.create(tmp_path / "now", build_config(), prompt_layout=PROMPT_LAYOUT, **facts)
-    assert pipeline.load_run_data(current)[0].content_hash() == dataset.content_hash()
+    assert current.data().dataset_hash() == data.dataset_hash()
     old = RunDir.create(tmp_path / "old", build_config(), **facts)  # no layout recorded: trained before layouts
     with pytest.raises(ArtifactMismatchError, match="prompt layout 1"):
-        pipeline.load_run_data(old)
+        old.data()

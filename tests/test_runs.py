@@ -2,7 +2,7 @@
 
 import re
 
-from pauserec.runs import SOURCE_ROOT, environment, git_revision
+from pauserec.artifacts import SOURCE_ROOT, environment, git_revision
 
 
 def _in_a_git_checkout() -> bool:

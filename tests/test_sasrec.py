@@ -11,7 +11,7 @@ pytest.importorskip("cornac")
 
 from helpers import make_data_dir, planted_data  # noqa: E402
 
-from pauserec.baselines import BASELINES, get_baseline  # noqa: E402
+from pauserec.baselines import get_baseline, run_baseline  # noqa: E402
 from pauserec.baselines import sasrec  # noqa: E402
 from pauserec.config import build_config  # noqa: E402
 from pauserec.data.split import Example, leave_one_out  # noqa: E402
@@ -53,8 +53,8 @@ def test_training_never_reaches_a_target(planted, monkeypatch):
 def test_sasrec_beats_popularity_on_valid(planted, tmp_path):
     _, data = planted
     over = [*TINY, "eval.split=valid", "eval.bootstrap=0", "eval.ks=[10]", "decode.num_beams=10"]
-    result = BASELINES["sasrec"](build_config(overrides=over), data, tmp_path / "sas", progress=False)
-    pop = BASELINES["popularity"](build_config(overrides=over), data, tmp_path / "pop")
+    result = run_baseline("sasrec", build_config(overrides=over), data, tmp_path / "sas", progress=False)
+    pop = run_baseline("popularity", build_config(overrides=over), data, tmp_path / "pop")
     chance = 10 / 48
     assert result["metrics"]["recall@10"]["mean"] > max(pop["metrics"]["recall@10"]["mean"], chance) + 0.1
 
@@ -62,14 +62,14 @@ def test_sasrec_beats_popularity_on_valid(planted, tmp_path):
 def test_run_directory_contract(planted, tmp_path):
     _, data = planted
     cfg = build_config(overrides=[*TINY, "baseline.sasrec.epochs=1", "eval.max_users=30", "eval.bootstrap=10"])
-    BASELINES["sasrec"](cfg, data, tmp_path / "run", progress=False)
+    run_baseline("sasrec", cfg, data, tmp_path / "run", progress=False)
     run = tmp_path / "run"
     for name in ("config.yaml", "env.json", "metrics.json", "predictions.jsonl", "cost.json"):
         assert (run / name).exists(), name
     metrics, cost, env = read_json(run / "metrics.json"), read_json(run / "cost.json"), read_json(run / "env.json")
     assert metrics["model"] == "sasrec" and metrics["split"] == "test" and metrics["metrics"]["users"]["count"] == 30
     assert cost["train"]["train_seconds"] > 0 and cost["inference"]["latency_per_user_s"] > 0
-    assert cost["inference"]["peak_memory_gb"] > 0 and "dataset_hash" in env and "split_hash" in env
+    assert cost["inference"]["peak_memory_bytes"] > 0 and "dataset_hash" in env and "split_hash" in env
     rows = (run / "predictions.jsonl").read_text().splitlines()
     assert len(rows) == 30
 
@@ -137,7 +137,7 @@ def test_cli_eval_baseline_sasrec(planted, tmp_path):
 def test_exclude_history_through_the_entry_point(planted, tmp_path):
     dataset, data = planted
     cfg = build_config(overrides=[*TINY, "baseline.sasrec.epochs=1", "eval.exclude_history=true", "eval.bootstrap=0"])
-    BASELINES["sasrec"](cfg, data, tmp_path / "ex", progress=False)
+    run_baseline("sasrec", cfg, data, tmp_path / "ex", progress=False)
     rows = [json.loads(x) for x in (tmp_path / "ex" / "predictions.jsonl").read_text().splitlines()]
     seen = {dataset.user_ids[u]: {dataset.item_ids[i] for i in seq[:-1]} for u, seq in enumerate(dataset.sequences)}
     assert rows and all(not (set(r["items"]) & seen[r["user"]]) for r in rows)

@@ -85,10 +85,10 @@ def test_empty_history_is_a_flagged_cold_start(client, recommender, run_dir):
     calls = recommender.stats.calls
     body = post(client, history=[], k=6).json()
     assert body["cold_start"] is True and body["pauses"] == 0 and body["batch_size"] == 0
-    from pauserec import pipeline
+    from pauserec.artifacts import DataDir
 
     env = __import__("json").loads((run_dir / "env.json").read_text())
-    dataset = pipeline.load_dataset(env["data_dir"])
+    dataset = DataDir(env["data_dir"]).dataset()
     expected = Popularity(dataset.n_items).fit(dataset).order[:6].tolist()
     assert [it["item_id"] for it in body["items"]] == [dataset.item_ids[i] for i in expected]
     counts = [it["score"] for it in body["items"]]

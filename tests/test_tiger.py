@@ -5,6 +5,7 @@ import pytest
 import torch
 
 from helpers import make_data_dir, planted_data
+from pauserec.baselines import run_baseline
 from pauserec.baselines.popularity import Popularity
 from pauserec.baselines.tiger import (
     TigerVocab,
@@ -12,7 +13,6 @@ from pauserec.baselines.tiger import (
     build_model,
     encode,
     exhaustive_scores,
-    run_tiger,
     validation_metrics,
 )
 from pauserec.config import RunConfig, SplitConfig, TigerConfig
@@ -104,7 +104,7 @@ def test_tiger_learns_planted_structure_beyond_popularity():
     assert tiger > max(pop, 10 / 48) + 0.2, (tiger, pop)
 
 
-def test_run_tiger_writes_run_dir_and_trains_on_training_part_only(tmp_path, monkeypatch):
+def test_tiger_baseline_writes_run_dir_and_trains_on_training_part_only(tmp_path, monkeypatch):
     dataset, catalog = planted_data(n_items=48, n_users=40, length=6)
     data_dir = make_data_dir(tmp_path / "data", dataset, catalog)
     cfg = RunConfig.model_validate({
@@ -123,7 +123,7 @@ def test_run_tiger_writes_run_dir_and_trains_on_training_part_only(tmp_path, mon
         return real_train(model, train_examples, valid_examples, *a, **kw)
 
     monkeypatch.setattr(tiger_mod, "train", spy)
-    metrics = run_tiger(cfg, data_dir, tmp_path / "run", progress=False)
+    metrics = run_baseline("tiger", cfg, data_dir, tmp_path / "run", progress=False)
     # no test or validation target reaches training: every example lies inside seq[:-2]
     for e in seen_train:
         part = dataset.sequences[e.user][:-2]
@@ -141,10 +141,11 @@ def test_run_tiger_writes_run_dir_and_trains_on_training_part_only(tmp_path, mon
     assert all(len(r["items"]) == 20 == len(set(r["items"])) for r in rows)
     # a rerun reuses the finished model (no retraining)
     seen_train.clear()
-    assert run_tiger(cfg, data_dir, run, progress=False) == metrics and not seen_train
+    again = run_baseline("tiger", cfg, data_dir, run, progress=False)
+    assert again["metrics"] == metrics["metrics"] and not seen_train
     # with history exclusion (a new model: selection saw it too) no user gets an item of their past back
     cfg.eval.exclude_history = True
-    run_tiger(cfg, data_dir, tmp_path / "excl", progress=False)
+    run_baseline("tiger", cfg, data_dir, tmp_path / "excl", progress=False)
     for row in (tmp_path / "excl" / "predictions.jsonl").read_text().splitlines():
         r = __import__("json").loads(row)
         seq = dataset.sequences[dataset.user_ids.index(r["user"])]

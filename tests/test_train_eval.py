@@ -83,7 +83,7 @@ def test_trie_loss_with_history_exclusion_end_to_end(setup):
     never recommends an item of the user's history, and scores are item log-probabilities (sum of exp <= 1)."""
     import math
 
-    from pauserec import pipeline
+    from pauserec.artifacts import DataDir
     from pauserec.eval.exclusion import seen_items
 
     root, data_dir, backbone = setup
@@ -93,8 +93,8 @@ def test_trie_loss_with_history_exclusion_end_to_end(setup):
     train(cfg, data_dir, run_dir)
     m = evaluate_run(run_dir, progress=False)["metrics"]
     assert m["recall@5"]["mean"] > 0.2, m
-    dataset = pipeline.load_dataset(data_dir)
-    test = pipeline.load_split(dataset, cfg).test
+    dataset = DataDir(data_dir).dataset()
+    test = DataDir(data_dir).split(cfg).test
     seen = {dataset.user_ids[e.user]: {dataset.item_ids[i] for i in items}
             for e, items in zip(test, seen_items(dataset, test, "test"))}
     rows = [json.loads(line) for line in (run_dir / "predictions.jsonl").read_text().splitlines()]

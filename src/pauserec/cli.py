@@ -18,7 +18,7 @@ from .config import RunConfig, build_config
 from .errors import PauseRecError
 from .eval.evaluate import users_line
 from .report import plot_comparison, print_comparison, print_differences
-from .runs import RunDir
+from .artifacts import RunDir
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False, help="PauseRec: LLM generative recommendation with pause tokens.")
 console = Console(stderr=True)

@@ -9,6 +9,7 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
+from .eval.cost import peak_memory_gb
 from .io import atomic_path
 
 METRIC_ORDER = ["recall@1", "recall@5", "recall@10", "recall@20", "ndcg@5", "ndcg@10", "ndcg@20"]
@@ -56,13 +57,13 @@ def _cost_rows(results: Sequence[dict[str, Any]]) -> list[tuple[str, list[str]]]
         ("latency/user (ms)", ("cost", "inference", "latency_per_user_s"), ".1f"),
         ("users/s", ("cost", "inference", "users_per_second"), ".1f"),
         ("prefill tokens/user", ("cost", "inference", "prefill_tokens_per_user"), ".1f"),
-        ("peak memory (GB)", ("cost", "inference", "peak_memory_gb"), ".2f"),
+        ("peak memory (GB)", ("cost", "inference"), ".2f"),
     ]
     out = []
     for label, path, spec in lines:
         values = []
         for r in results:
-            v = get(r, *path)
+            v = peak_memory_gb(get(r, *path)) if label.startswith("peak memory") else get(r, *path)
             if label.startswith("latency") and v is not None:
                 v = v * 1000
             values.append(fmt(v, spec))

@@ -14,12 +14,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .. import pipeline
 from ..config import RunConfig, build_config
 from ..data.dataset import Dataset
 from ..errors import PauseRecError
 from ..io import write_json, write_text
-from ..runs import RunDir
+from ..artifacts import DataDir, RunDir
 from ..sid.catalog import SIDCatalog
 from ..train.grounding import split_heldout_items
 
@@ -86,8 +85,8 @@ def load_study_data(runs: Sequence[str | Path], data_dir: str | Path | None) -> 
             raise PauseRecError("no run given: pass --data DIR (a data directory with sids.json)")
         data_dir = run_data_dir(runs[0])
     data_dir = Path(data_dir)
-    dataset = pipeline.load_dataset(data_dir)
-    return StudyData(data_dir, dataset, pipeline.load_catalog(data_dir, dataset))
+    data = DataDir(data_dir)
+    return StudyData(data_dir, data.dataset(), data.catalog())
 
 
 def study_config(runs: Sequence[str | Path]) -> RunConfig:
@@ -147,7 +146,7 @@ def write_outputs(out: str | Path, stem: str, table: dict[str, Any], markdown: s
     """Write ``OUT/STEM.json`` (``table`` and the environment: command, git revision, machine), ``OUT/STEM.md`` and
     ``OUT/STEM.png`` (``figure``), each atomically."""
     from ..report import save_figure
-    from ..runs import environment
+    from ..artifacts import environment
 
     out = Path(out)
     paths = {"json": out / f"{stem}.json", "md": out / f"{stem}.md", "png": out / f"{stem}.png"}

@@ -17,7 +17,7 @@ from ..config import differing_settings
 from ..errors import PauseRecError
 from ..io import read_jsonl
 from ..report import fmt_metric, markdown_table
-from ..runs import RunDir
+from ..artifacts import RunDir
 from .loading import write_outputs
 from .rationale_sets import rationale_set_label
 

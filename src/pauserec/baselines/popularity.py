@@ -2,12 +2,20 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Collection, Sequence
+from typing import TYPE_CHECKING
 
 import numpy as np
 
+from ..config import RunConfig
 from ..data.dataset import Dataset
-from ..data.split import Example
+from ..data.split import Example, Split
+from ..eval.contract import Ranking
+from ..eval.cost import TrainCost, peak_memory_bytes, reset_peak_memory
+
+if TYPE_CHECKING:
+    from ..artifacts import DataDir, RunDir
 
 
 class Popularity:
@@ -36,3 +44,24 @@ class Popularity:
 
     def _top_without(self, k: int, skip: set[int]) -> list[int]:
         return [int(i) for i in self.order[: k + len(skip)] if i not in skip][:k]
+
+
+class PopularityRanker:
+    """:class:`Popularity` as a :class:`pauserec.eval.contract.Baseline` (no scores in its predictions)."""
+
+    name = "popularity"
+    uses_catalog = False
+
+    def __init__(self, cfg: RunConfig, progress: bool = False):
+        self.model: Popularity | None = None
+
+    def fit(self, data: DataDir, split: Split, run: RunDir) -> TrainCost:
+        reset_peak_memory()
+        t0 = time.perf_counter()
+        self.model = Popularity(data.dataset().n_items).fit(data.dataset())
+        return TrainCost(time.perf_counter() - t0, peak_memory_bytes(), parameters=self.model.n_items)
+
+    def rank(self, examples: Sequence[Example], k: int, exclude: Sequence[frozenset[int]] | None) -> Ranking:
+        if self.model is None:
+            raise RuntimeError("fit() first")
+        return Ranking(self.model.recommend(examples, k, exclude))

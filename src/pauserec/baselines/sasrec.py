@@ -18,20 +18,19 @@ import random
 import time
 from collections import OrderedDict
 from collections.abc import Sequence
-from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
 
 from ..config import RunConfig, SASRecConfig
 from ..data.dataset import Dataset
-from ..data.split import Example
-from ..eval.cost import peak_memory_bytes, reset_peak_memory
-from ..eval.evaluate import evaluate_rankings, user_subset
-from ..eval.exclusion import exclusions
-from ..io import write_json, write_jsonl
-from ..runs import RunDir
+from ..data.split import Example, Split
+from ..eval.contract import Ranking
+from ..eval.cost import TrainCost, peak_memory_bytes, reset_peak_memory
+
+if TYPE_CHECKING:
+    from ..artifacts import DataDir, RunDir
 
 
 def training_sequences(dataset: Dataset) -> list[list[int]]:
@@ -106,53 +105,27 @@ def rank(
     return items, scores
 
 
-def run_sasrec(cfg: RunConfig, data_dir: str | Path, run_dir: str | Path, progress: bool = True) -> dict[str, Any]:
-    """Train SASRec on ``data_dir``'s training parts, rank ``cfg.eval.split`` and write a run directory
-    (the baseline entry point; :func:`train_sasrec` then :func:`evaluate_sasrec`)."""
-    from .. import pipeline
+class SASRecRanker:
+    """cornac's SASRec as a :class:`pauserec.eval.contract.Baseline`: :func:`fit_sasrec`, then :func:`rank` in
+    batches of ``baseline.sasrec.score_batch`` users."""
 
-    dataset = pipeline.load_dataset(data_dir)
-    model, train_cost = train_sasrec(dataset, cfg, progress)
-    return evaluate_sasrec(model, train_cost, cfg, data_dir, run_dir)
+    name = "sasrec"
+    uses_catalog = False
 
+    def __init__(self, cfg: RunConfig, progress: bool = False):
+        self.cfg, self.progress = cfg, progress
+        self.model: Any = None
 
-def train_sasrec(dataset: Dataset, cfg: RunConfig, progress: bool = False) -> tuple[Any, dict[str, Any]]:
-    """The fitted model and its training cost (seconds, peak memory, epochs, parameters)."""
-    reset_peak_memory()
-    t0 = time.perf_counter()
-    model = fit_sasrec(dataset, cfg.baseline.sasrec, cfg.seed, progress)
-    return model, {"train_seconds": time.perf_counter() - t0, "peak_memory_gb": peak_memory_bytes() / 1e9,
-                   "epochs": cfg.baseline.sasrec.epochs, "parameters": sum(p.numel() for p in model.model.parameters())}
+    def fit(self, data: DataDir, split: Split, run: RunDir) -> TrainCost:
+        """Train on the training parts; cost: seconds, peak memory, epochs, parameters."""
+        reset_peak_memory()
+        t0 = time.perf_counter()
+        self.model = fit_sasrec(data.dataset(), self.cfg.baseline.sasrec, self.cfg.seed, self.progress)
+        return TrainCost(time.perf_counter() - t0, peak_memory_bytes(),
+                         parameters=sum(p.numel() for p in self.model.model.parameters()),
+                         details={"epochs": self.cfg.baseline.sasrec.epochs})
 
-
-def evaluate_sasrec(model, train_cost: dict[str, Any], cfg: RunConfig, data_dir: str | Path,
-                    run_dir: str | Path) -> dict[str, Any]:
-    """Rank ``cfg.eval.split`` with a trained model and write the run directory: ``config.yaml``, ``env.json``
-    (dataset and split hashes), ``metrics.json``, ``predictions.jsonl``, ``cost.json`` (training seconds,
-    inference seconds and latency per user, peak memory of each stage).
-
-    One trained model may be evaluated under several evaluation settings (e.g. with and without
-    ``eval.exclude_history``), each into its own run directory; ``cfg`` must then differ in ``eval`` only.
-    """
-    from .. import pipeline
-
-    dataset = pipeline.load_dataset(data_dir)
-    split = pipeline.load_split(dataset, cfg)
-    run = RunDir.create(run_dir, cfg, kind="baseline:sasrec", data_dir=str(Path(data_dir).resolve()),
-                        dataset_hash=dataset.content_hash(), split_hash=split.content_hash())
-    examples, users = user_subset(split.part(cfg.eval.split), cfg.eval.max_users, cfg.eval.subset_seed)
-    exclude = exclusions(dataset, examples, cfg.eval.split, cfg.eval.exclude_history)
-    reset_peak_memory()
-    t0 = time.perf_counter()
-    items, scores = rank(model, examples, max(cfg.eval.ks), cfg.baseline.sasrec.score_batch, exclude)
-    seconds = time.perf_counter() - t0
-    metrics, rows = evaluate_rankings(examples, items, dataset, cfg.eval, scores=scores, seed=cfg.seed, users=users)
-    result = {"model": "sasrec", "split": cfg.eval.split, "metrics": metrics}
-    cost = {"train": train_cost, "inference": {
-        "users": len(examples), "seconds": seconds, "latency_per_user_s": seconds / max(len(examples), 1),
-        "users_per_second": len(examples) / max(seconds, 1e-9), "batch_size": cfg.baseline.sasrec.score_batch,
-        "peak_memory_gb": peak_memory_bytes() / 1e9, "measured_at": time.strftime("%Y-%m-%dT%H:%M:%S")}}
-    write_jsonl(run.file("predictions.jsonl"), rows)
-    write_json(run.file("metrics.json"), result)
-    write_json(run.file("cost.json"), cost)
-    return {**result, "cost": cost}
+    def rank(self, examples: Sequence[Example], k: int, exclude: Sequence[frozenset[int]] | None) -> Ranking:
+        batch = self.cfg.baseline.sasrec.score_batch
+        items, scores = rank(self.model, examples, k, batch, exclude)
+        return Ranking(items, scores, details={"batch_size": batch})

@@ -32,21 +32,25 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
 from tqdm.auto import tqdm
 
 from ..config import RunConfig, TigerConfig
-from ..data.split import Example
+from ..data.split import Example, Split
 from ..errors import DataError
+from ..eval.contract import Ranking
+from ..eval.cost import TrainCost, peak_memory_bytes, reset_peak_memory
 from ..eval.evaluate import select_users
-from ..eval.cost import peak_memory_bytes
+from ..eval.exclusion import exclusions
 from ..eval.metrics import compute_metrics
 from ..io import atomic_directory, read_json, stable_hash, write_json
-from ..eval.exclusion import exclusions
 from ..sid.catalog import PrefixTrie, SIDCatalog
+
+if TYPE_CHECKING:
+    from ..artifacts import DataDir, RunDir
 
 PAD, EOS, N_SPECIAL = 0, 1, 2
 
@@ -300,7 +304,7 @@ def train(
 
 
 # --------------------------------------------------------------------------------------------------------------
-# the run
+# the baseline
 # --------------------------------------------------------------------------------------------------------------
 
 
@@ -334,49 +338,34 @@ def trained_model(run_path: Path, cfg: RunConfig, dataset: Any, catalog: SIDCata
     return model, record
 
 
-def run_tiger(cfg: RunConfig, data_dir: str | Path, run_dir: str | Path, progress: bool = True) -> dict[str, Any]:
-    """Train TIGER on ``split.train`` (selection on ``split.valid``), evaluate on ``cfg.eval.split``, and write a run
-    directory: config.yaml, env.json, model/, metrics.json, predictions.jsonl, cost.json. Returns the metrics."""
-    from .. import pipeline
-    from ..eval.cost import reset_peak_memory
-    from ..eval.evaluate import evaluate_rankings, user_subset
-    from ..io import write_jsonl
-    from ..runs import RunDir
+class TigerRanker:
+    """TIGER as a :class:`pauserec.eval.contract.Baseline`: :func:`trained_model` (trained, or reused from
+    ``RUN/model`` when its training key matches), then :func:`beam_search` with ``decode.num_beams`` beams (a
+    ranking is up to ``num_beams`` items long, whatever ``k``)."""
 
-    dataset = pipeline.load_dataset(data_dir)
-    catalog = pipeline.load_catalog(data_dir, dataset)
-    split = pipeline.load_split(dataset, cfg)
-    facts = {"dataset_hash": dataset.content_hash(), "catalog_hash": catalog.content_hash(),
-             "split_hash": split.content_hash()}
-    run = RunDir.create(run_dir, cfg, kind="baseline:tiger", data_dir=str(Path(data_dir).resolve()), **facts)
-    reset_peak_memory()
-    key = training_key(cfg, facts)
-    model, record = trained_model(run.path, cfg, dataset, catalog, split.train, split.valid, key, progress)
-    train_peak = peak_memory_bytes()
+    name = "tiger"
+    uses_catalog = True
 
-    examples, users = user_subset(split.part(cfg.eval.split), cfg.eval.max_users, cfg.eval.subset_seed)
-    exclude = exclusions(dataset, examples, cfg.eval.split, cfg.eval.exclude_history)
-    reset_peak_memory()
-    t0 = time.perf_counter()
-    ranked, scores = beam_search(model, examples, catalog, cfg.decode.num_beams, exclude,
-                                 cfg.baseline.tiger.decode_batch_size, progress)
-    infer_s = time.perf_counter() - t0
-    metrics, rows = evaluate_rankings(examples, ranked, dataset, cfg.eval, scores=scores, seed=cfg.seed, users=users)
-    metrics = {"model": "tiger", "split": cfg.eval.split, "metrics": metrics}
-    write_jsonl(run.file("predictions.jsonl"), rows)
-    write_json(run.file("metrics.json"), metrics)
-    write_json(run.file("cost.json"), tiger_cost(record, train_peak, model, infer_s, len(examples), cfg))
-    return metrics
+    def __init__(self, cfg: RunConfig, progress: bool = False):
+        self.cfg, self.progress = cfg, progress
+        self.model: Any = None
+        self.catalog: SIDCatalog | None = None
 
+    def fit(self, data: DataDir, split: Split, run: RunDir) -> TrainCost:
+        """Train (or reuse) the model; cost: the recorded training seconds, the peak memory of this fit (bytes),
+        epochs run, the best epoch, parameters."""
+        self.catalog = data.catalog()
+        facts = {"dataset_hash": data.dataset_hash(), "catalog_hash": self.catalog.content_hash(),
+                 "split_hash": split.content_hash()}
+        reset_peak_memory()
+        self.model, record = trained_model(run.path, self.cfg, data.dataset(), self.catalog, split.train, split.valid,
+                                           training_key(self.cfg, facts), self.progress)
+        return TrainCost(record["train_seconds"], peak_memory_bytes(),
+                         parameters=sum(p.numel() for p in self.model.parameters()),
+                         details={"epochs": len(record["epochs"]), "best_epoch": record["best_epoch"]})
 
-
-def tiger_cost(record: dict[str, Any], train_peak: int, model: Any, infer_s: float, users: int, cfg: RunConfig) -> dict:
-    """``cost.json`` in the layout every run shares: ``train`` and ``inference`` sections (seconds, bytes)."""
-    return {
-        "train": {"train_seconds": record["train_seconds"], "epochs": len(record["epochs"]),
-                  "best_epoch": record["best_epoch"], "peak_memory_bytes": train_peak,
-                  "parameters": sum(p.numel() for p in model.parameters())},
-        "inference": {"users": users, "seconds": infer_s, "latency_per_user_s": infer_s / max(1, users),
-                      "batch_size": cfg.baseline.tiger.decode_batch_size, "peak_memory_bytes": peak_memory_bytes(),
-                      "threads": torch.get_num_threads()},
-    }
+    def rank(self, examples: Sequence[Example], k: int, exclude: Sequence[frozenset[int]] | None) -> Ranking:
+        batch = self.cfg.baseline.tiger.decode_batch_size
+        items, scores = beam_search(self.model, examples, self.catalog, self.cfg.decode.num_beams, exclude, batch,
+                                    self.progress)
+        return Ranking(items, scores, details={"batch_size": batch, "num_beams": self.cfg.decode.num_beams})

@@ -36,7 +36,7 @@ def check_stored_configs(cells: Sequence[Cell], out: Path) -> None:
     be reported under the new settings. ``cache_dir`` may differ (another machine)."""
     from ..config import differing_settings
     from ..errors import ConfigError
-    from ..runs import RunDir
+    from ..artifacts import RunDir
 
     for cell in cells:
         if not (cell.run_dir(out) / "config.yaml").exists():
@@ -71,28 +71,21 @@ def check_stored_foundation(cells: Sequence[Cell], out: Path) -> None:
 
 
 def foundation_hashes(data_dir: str | Path) -> dict[str, str]:
-    """``{"dataset_hash", "catalog_hash"}`` of a prepared data directory (no ``catalog_hash`` before ``sids``,
-    nothing where it is not prepared here: a table recomputed from committed results alone)."""
-    from .. import pipeline
+    """``{"dataset_hash", "catalog_hash"}`` of a prepared data directory (:meth:`DataDir.hashes`)."""
+    from ..artifacts import DataDir
 
-    if not (Path(data_dir) / "dataset.json").exists():
-        return {}
-    dataset = pipeline.load_dataset(data_dir)
-    hashes = {"dataset_hash": dataset.content_hash()}
-    if (Path(data_dir) / "sids.json").exists():
-        hashes["catalog_hash"] = pipeline.load_catalog(data_dir, dataset).content_hash()
-    return hashes
+    return DataDir(data_dir).hashes()
 
 
 def fit(cell: Cell, out: Path, progress: bool = False) -> None:
     """Train an LLM cell (resuming), or run a baseline cell whole. A trained cell keeps its selected ``model/`` and
     drops its Trainer ``checkpoints/``: they exist to resume an interrupted training, and a grid of 135M-parameter
     cells would otherwise keep ~3 GB per cell (two checkpoints with optimiser state)."""
-    from ..baselines import BASELINES
+    from ..baselines import run_baseline
 
     run_dir = cell.run_dir(out)
     if cell.kind == "baseline":
-        BASELINES[cell.base](cell.config(), cell.data_dir, run_dir, progress=progress)
+        run_baseline(cell.base, cell.config(), cell.data_dir, run_dir, progress=progress)
         return
     if not (run_dir / "model").exists():
         from ..train.run import train

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from ..io import read_json
-from ..runs import RunDir
+from ..artifacts import RunDir
 
 
 def _stage(name: str, cost: dict[str, Any], path: Path) -> dict[str, Any]:

@@ -1,26 +1,61 @@
-"""Evaluate a trained run directory: metrics with intervals, predictions and cost."""
+"""Evaluate a trained run directory under the contract (:func:`.contract.evaluate_ranker`): an LLM arm as a ranker."""
 
 from __future__ import annotations
 
-import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from .. import pipeline
 from ..arms import make_arm
+from ..artifacts import RunDir, TrainedRun, load_trained
 from ..config import RunConfig
-from ..io import read_json, write_json, write_jsonl
-from ..model.backbone import inference_device, load_backbone
+from ..data.split import Example
+from ..io import read_json
+from ..model.backbone import inference_device
 from ..model.vocab import check_vocabulary, token_ids_by_level
 from ..prompt import PromptBuilder
-from ..runs import RunDir, tokenizer_hash
-from .cost import peak_memory_bytes, reset_peak_memory
+from .contract import Ranking, evaluate_ranker
+from .cost import TrainCost
 from .pipeline_cost import pipeline_cost
-from .evaluate import evaluate_rankings, user_subset
-from .exclusion import exclusions
 from .recommend import recommend
+
+
+class ArmRanker:
+    """A trained run's LLM arm as a :class:`.contract.Ranker`: prompts of the histories, then the trie-constrained
+    beam search of :func:`.recommend.recommend` (``decode.num_beams`` items per user, whatever ``k``)."""
+
+    def __init__(self, trained: TrainedRun, progress: bool = False):
+        cfg, catalog, tokenizer = trained.cfg, trained.data.catalog(), trained.tokenizer
+        self.name, self.cfg, self.catalog, self.progress = cfg.arm.name, cfg, catalog, progress
+        self.arm = make_arm(cfg.arm)
+        check_vocabulary(tokenizer, catalog, self.arm.new_tokens())
+        self.arm.bind(tokenizer)
+        self.model = trained.model.to(inference_device()).eval()
+        self.pad_token_id = tokenizer.pad_token_id
+        self.prompts = PromptBuilder(tokenizer, catalog, trained.data.dataset(), cfg.model.system_prompt,
+                                     cfg.arm.show_titles)
+        self.level_ids = token_ids_by_level(tokenizer, catalog)
+
+    def rank(self, examples: Sequence[Example], k: int, exclude: Sequence[frozenset[int]] | None) -> Ranking:
+        with torch.inference_mode():
+            recs = recommend(self.model, self.prompts, self.arm, self.catalog, self.level_ids, examples,
+                             self.cfg.decode, self.pad_token_id, progress=self.progress, exclude=exclude)
+        n = max(len(examples), 1)
+        details = {
+            "prefill_tokens": recs.prefill_tokens, "prefill_tokens_per_user": recs.prefill_tokens / n,
+            "decode_tokens": recs.decode_tokens, "think_tokens": recs.think_tokens,
+            "think_tokens_per_user": recs.think_tokens / n,
+            "num_beams": self.cfg.decode.num_beams, "batch_size": self.cfg.decode.batch_size,
+        }
+        return Ranking(recs.items, recs.scores, recs.rationales, seconds=recs.seconds, details=details)
+
+
+def recorded_train_cost(run: RunDir) -> TrainCost | None:
+    """The training cost ``pauserec train`` recorded (``train_cost.json``), None for a run without one."""
+    path = run.file("train_cost.json")
+    return TrainCost.from_json(read_json(path)) if path.exists() else None
 
 
 def evaluate_run(
@@ -28,63 +63,16 @@ def evaluate_run(
 ) -> dict[str, Any]:
     """Decode ``cfg.eval.split`` for the run's selected model; ``cfg`` defaults to the run's stored config.
 
-    Writes ``metrics.json``, ``predictions.jsonl`` and ``cost.json`` (training cost + inference cost) into the
-    run, or into ``out_dir`` (with the evaluation's own ``config.yaml`` and ``env.json``) so that an ablation,
-    e.g. another inference K, leaves the run's own evaluation untouched.
+    Writes ``metrics.json``, ``predictions.jsonl`` and ``cost.json`` (training cost + the pipeline's stages +
+    inference cost) into the run, or into ``out_dir`` (with the evaluation's own ``config.yaml`` and ``env.json``)
+    so that an ablation, e.g. another inference K, leaves the run's own evaluation untouched.
     """
-    run = RunDir(run_dir)
-    cfg = cfg or run.config()
-    dataset, catalog = pipeline.load_run_data(run)
-    split = pipeline.load_split(dataset, cfg)
-
-    model, tokenizer = load_backbone(str(run.file("model")), cfg.cache_dir)
-    run.pin_fact("tokenizer_hash", tokenizer_hash(tokenizer))  # recorded by training, else by the first evaluation
-    arm = make_arm(cfg.arm)
-    check_vocabulary(tokenizer, catalog, arm.new_tokens())
-    arm.bind(tokenizer)
-    model.to(inference_device()).eval()
-    prompts = PromptBuilder(tokenizer, catalog, dataset, cfg.model.system_prompt, cfg.arm.show_titles)
-    examples, users = user_subset(split.part(cfg.eval.split), cfg.eval.max_users, cfg.eval.subset_seed)
-
-    reset_peak_memory()
-    with torch.inference_mode():
-        recs = recommend(
-            model, prompts, arm, catalog, token_ids_by_level(tokenizer, catalog), examples, cfg.decode,
-            tokenizer.pad_token_id, progress=progress,
-            exclude=exclusions(dataset, examples, cfg.eval.split, cfg.eval.exclude_history),
-        )
-    metrics, rows = evaluate_rankings(
-        examples, recs.items, dataset, cfg.eval, scores=recs.scores, seed=cfg.seed, users=users
-    )
-    if recs.rationales is not None:  # the arm's generated text, kept beside its ranking
-        for row, text in zip(rows, recs.rationales, strict=True):
-            row["rationale"] = text
-    result = {"model": cfg.arm.name, "split": cfg.eval.split, "metrics": metrics}
-    train_cost_path = run.file("train_cost.json")
-    cost = {
-        "train": read_json(train_cost_path) if train_cost_path.exists() else None,
-        "pipeline": pipeline_cost(run.path) if train_cost_path.exists() else None,
-        "inference": {
-            "users": len(examples),
-            "seconds": recs.seconds,
-            "latency_per_user_s": recs.seconds / max(len(examples), 1),
-            "users_per_second": len(examples) / max(recs.seconds, 1e-9),
-            "prefill_tokens": recs.prefill_tokens,
-            "prefill_tokens_per_user": recs.prefill_tokens / max(len(examples), 1),
-            "decode_tokens": recs.decode_tokens,
-            "think_tokens": recs.think_tokens,
-            "think_tokens_per_user": recs.think_tokens / max(len(examples), 1),
-            "num_beams": cfg.decode.num_beams,
-            "batch_size": cfg.decode.batch_size,
-            "peak_memory_gb": peak_memory_bytes() / 1e9,
-            "measured_at": time.strftime("%Y-%m-%dT%H:%M:%S"),
-        },
-    }
+    trained = load_trained(run_dir, cfg, record_tokenizer=True)  # recorded by training, else by the first evaluation
+    run, cfg = trained.run, trained.cfg
+    ranker = ArmRanker(trained, progress)
+    train = recorded_train_cost(run)
     dest = run if out_dir is None else RunDir.create(
-        out_dir, cfg, kind=f"eval:{cfg.arm.name}", evaluated_run=str(run.path), dataset_hash=dataset.content_hash(),
-        catalog_hash=catalog.content_hash(),
+        out_dir, cfg, kind=f"eval:{cfg.arm.name}", evaluated_run=str(run.path),
+        dataset_hash=trained.data.dataset_hash(), catalog_hash=trained.data.catalog().content_hash(),
     )
-    write_jsonl(dest.file("predictions.jsonl"), rows)
-    write_json(dest.file("metrics.json"), result)
-    write_json(dest.file("cost.json"), cost)
-    return {**result, "cost": cost}
+    return evaluate_ranker(ranker, cfg, trained.data, dest, train, pipeline_cost(run.path) if train else None)

@@ -13,11 +13,10 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-from .. import pipeline
 from ..config import RunConfig
 from ..data.split import training_users_subset
 from ..io import write_json, write_jsonl
-from ..runs import RunDir
+from ..artifacts import DataDir, RunDir
 from .base import Provider, RationaleRequest, clean_rationale, quotes_title
 from .cache import RationaleCache, cache_key
 
@@ -47,8 +46,8 @@ def make_provider(cfg: RunConfig) -> Provider:
 def acquire_rationales(cfg: RunConfig, data_dir: str | Path, out_dir: str | Path, progress: bool = True) -> dict[str, Any]:
     """Acquire rationales for the training examples ``cfg.train.max_users`` selects; returns the stats."""
     t0 = time.perf_counter()
-    dataset = pipeline.load_dataset(data_dir)
-    split = pipeline.load_split(dataset, cfg)
+    data = DataDir(data_dir)
+    dataset, split = data.dataset(), data.split(cfg)
     examples = training_users_subset(split.train, cfg.train.max_users)
     provider = make_provider(cfg)
     settings = provider.settings()

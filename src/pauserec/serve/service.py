@@ -1,8 +1,8 @@
 """Load a trained run directory and decode batches of histories with it: the service's model side.
 
-A run is loaded exactly as ``pauserec eval`` loads it (:func:`pauserec.eval.run_eval.evaluate_run`): the stored
-config, the data directory named in ``env.json`` (dataset and SID catalogue, hashes checked), the checkpoint in
-``RUN/model``, the arm and the prompt builder. Decoding goes through :func:`pauserec.eval.recommend.recommend`, the
+A run is loaded exactly as ``pauserec eval`` loads it (:func:`pauserec.artifacts.load_trained`): the stored
+config, the data directory named in ``env.json`` (prompt layout, dataset and SID catalogue hashes checked), the
+checkpoint in ``RUN/model`` (tokenizer hash checked), the arm and the prompt builder. Decoding goes through :func:`pauserec.eval.recommend.recommend`, the
 same trie-constrained beam search the evaluation uses, so a served ranking is the evaluated ranking.
 """
 
@@ -16,16 +16,15 @@ from pathlib import Path
 
 import torch
 
-from .. import pipeline
 from ..arms import Arm, make_arm
+from ..artifacts import load_trained
 from ..config import RunConfig
 from ..data.dataset import Dataset
 from ..data.split import Example
 from ..eval.recommend import recommend
-from ..model.backbone import inference_device, load_backbone
+from ..model.backbone import inference_device
 from ..model.vocab import check_vocabulary, token_ids_by_level
 from ..prompt import PromptBuilder
-from ..runs import RunDir
 from ..sid.catalog import SIDCatalog
 from .catalogue import ItemCatalogue
 
@@ -161,13 +160,12 @@ class Recommender:
 
 def load_recommender(run_dir: str | Path, *, dtype: str = "float32", beams: int | None = None,
                      cfg: RunConfig | None = None) -> Recommender:
-    """Load a trained run directory as :func:`~pauserec.eval.run_eval.evaluate_run` does, cast to ``dtype``."""
+    """Load a trained run directory as :func:`~pauserec.eval.run_eval.evaluate_run` does (every check of
+    :func:`~pauserec.artifacts.load_trained`), cast to ``dtype``."""
     if dtype not in DTYPES:
         raise ValueError(f"dtype must be one of {sorted(DTYPES)}, got {dtype!r}")
-    run = RunDir(run_dir)
-    cfg = cfg or run.config()
-    dataset, catalog = pipeline.load_run_data(run)
-    model, tokenizer = load_backbone(str(run.file("model")), cfg.cache_dir)
-    model.to(inference_device()).eval()
+    trained = load_trained(run_dir, cfg)
+    model = trained.model.to(inference_device()).eval()
     model.to(DTYPES[dtype])
-    return Recommender(model, tokenizer, cfg, dataset, catalog, beams=beams, dtype=dtype, run_dir=run.path)
+    return Recommender(model, trained.tokenizer, trained.cfg, trained.data.dataset(), trained.data.catalog(),
+                       beams=beams, dtype=dtype, run_dir=trained.run.path)

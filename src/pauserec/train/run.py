@@ -18,8 +18,8 @@ from typing import Any
 import torch
 from transformers import TrainingArguments
 
-from .. import pipeline
 from ..arms import Arm, make_arm
+from ..artifacts import DataDir, RunDir, tokenizer_hash
 from ..config import RunConfig
 from ..data.split import training_users_subset
 from ..data.text import item_title
@@ -35,7 +35,6 @@ from ..model.sid_init import init_sid_rows_from_text
 from ..model.vocab import extend_vocabulary, token_ids_by_level
 from ..precision import bf16_enabled
 from ..prompt import PROMPT_LAYOUT, PromptBuilder, check_prompt_layout
-from ..runs import RunDir, tokenizer_hash
 from . import vocab_rows
 from .cpu_memory import freed_memory_kept
 from .batches import RightPadCollator, SFTDataset, sid_softmax
@@ -106,17 +105,9 @@ def unit_data(cfg: RunConfig, units: list[list[dict]], pad_token_id: int):
 def open_run(cfg: RunConfig, data_dir: str | Path, run_dir: str | Path, resume: bool, kind: str):
     """Load the data directory and create (or, with ``resume``, check) the run directory.
     Returns ``(run, dataset, catalog, split)``."""
-    dataset = pipeline.load_dataset(data_dir)
-    catalog = pipeline.load_catalog(data_dir, dataset)
-    split = pipeline.load_split(dataset, cfg)
-    facts = {
-        "kind": kind,
-        "data_dir": str(Path(data_dir).resolve()),
-        "dataset_hash": dataset.content_hash(),
-        "catalog_hash": catalog.content_hash(),
-        "split_hash": split.content_hash(),
-        "prompt_layout": PROMPT_LAYOUT,
-    }
+    data = DataDir(data_dir)
+    dataset, catalog, split = data.dataset(), data.catalog(), data.split(cfg)
+    facts = {"kind": kind, **data.facts(split, catalog=True), "prompt_layout": PROMPT_LAYOUT}
     run_dir = Path(run_dir)
     if resume:
         if not cfg.train.resumable:
