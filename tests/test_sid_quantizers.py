@@ -91,3 +91,22 @@ def test_rqvae_trains_and_is_deterministic():
     b = _tiny_rqvae(x, seed=0)
     assert np.array_equal(a.codes, b.codes)
     assert a.info["recon_curve"] == b.info["recon_curve"]
+
+
+def _perplexity(codes: np.ndarray, size: int) -> float:
+    p = np.bincount(codes, minlength=size) / len(codes)
+    p = p[p > 0]
+    return float(np.exp(-(p * np.log(p)).sum()))
+
+
+def test_spherical_space_keeps_a_level_balanced_where_euclidean_directions_collapse():
+    """Planted: 24 tight groups of 8 + 800 diffuse directions in 384-d. Euclidean k-means on directions gives the
+    diffuse points to a few short (near-origin) centroids; spherical k-means (unit centroids) spreads them."""
+    rng = np.random.default_rng(0)
+    tight = np.repeat(rng.normal(size=(24, 384)), 8, axis=0) + 0.05 * rng.normal(size=(24 * 8, 384))
+    x = np.vstack([tight, rng.normal(size=(800, 384))]).astype(np.float32)
+    direction = rq_kmeans(x, levels=1, codebook_size=32, seed=0, space="direction")
+    spherical = rq_kmeans(x, levels=1, codebook_size=32, seed=0, space="spherical")
+    assert _perplexity(direction.codes[:, 0], 32) < 24 < 28 < _perplexity(spherical.codes[:, 0], 32)
+    groups = spherical.codes[: 24 * 8, 0].reshape(24, 8)
+    assert (groups == groups[:, :1]).all()  # each tight group still shares one code

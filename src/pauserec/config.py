@@ -93,9 +93,11 @@ class SIDConfig(_Section):
     collision: Literal["reassign", "extra_level"] = Field(
         "reassign", description="Make SIDs unique: move a clashing item to a free last-level code, or add a level."
     )
-    kmeans_space: Literal["direction", "raw"] = Field(
-        "direction",
-        description="RQ-KMeans: cluster residual directions (balanced deeper levels, fewer collisions) or raw residuals.",
+    kmeans_space: Literal["spherical", "direction", "raw"] = Field(
+        "spherical",
+        description="RQ-KMeans: cluster residual directions by cosine (spherical k-means: balanced deeper levels on "
+        "every catalogue tried), by Euclidean distance to unnormalised centroids (`direction`: the SIDs of results "
+        "committed before 2026-12-07; degenerate on Office), or raw residuals.",
     )
     seed: int = 0
     rqvae: RQVAEConfig = RQVAEConfig()
