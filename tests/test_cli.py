@@ -118,16 +118,23 @@ def test_demo_runs_every_stage_and_prints_the_comparison(tmp_path):
     backbone = make_tiny_backbone(tmp_path / "bb", hidden=32, layers=1)
     sets = [f"data.path={src}", f"model.backbone={backbone}", f"cache_dir={tmp_path / 'cache'}", "sid.codebook_size=8",
             "sid.collision=extra_level", "train.max_steps=4", "train.eval_every=4", "train.val_users=10",
-            "train.bf16=false", "decode.num_beams=5", "eval.ks=[1,5]", "eval.max_users=20", "eval.bootstrap=20"]
+            "train.bf16=false", "decode.num_beams=5", "eval.ks=[1,5]", "eval.max_users=20", "eval.bootstrap=20",
+            "baseline.sasrec.epochs=1", "baseline.sasrec.negatives=8"]
     r = runner.invoke(app, ["demo", "--out", str(tmp_path / "demo"), *[a for s in sets for a in ("--set", s)]])
     assert r.exit_code == 0, r.output
-    for run in ("popularity", "direct", "pause"):
+    for run in ("popularity", "sasrec", "direct", "pause"):
         assert (tmp_path / "demo" / run / "metrics.json").exists(), run
-    assert "direct" in r.output and "pause" in r.output and "popularity" in r.output
-    assert "paired difference vs direct" in r.output and "paired difference vs popularity" in r.output
-    assert "beat" in r.output and "popularity" in r.output
+    assert "direct" in r.output and "pause" in r.output and "popularity" in r.output and "sasrec" in r.output
+    for reference in ("direct", "popularity", "sasrec"):
+        assert f"paired difference vs {reference}" in r.output
+    assert "beat" in r.output and "Share of SASRec's recall@5" in r.output
     summary = json.loads((tmp_path / "demo" / "demo.json").read_text())
-    assert set(summary["runs"]) == {"popularity", "direct", "pause"}
-    assert set(summary["paired_vs_popularity"]) == {"direct", "pause"} and set(summary["paired_vs_direct"]) == {"pause"}
+    assert set(summary["runs"]) == {"popularity", "sasrec", "direct", "pause"}
+    assert set(summary["paired_vs_popularity"]) == {"sasrec", "direct", "pause"}
+    assert set(summary["paired_vs_sasrec"]) == {"direct", "pause"} and set(summary["paired_vs_direct"]) == {"pause"}
     assert set(summary["paired_vs_popularity"]["pause"]) == {"recall@5", "ndcg@5"}  # the metrics asked for
+    sasrec_recall = summary["runs"]["sasrec"]["metrics"]["recall@5"]["mean"]
+    for arm, share in summary["share_of_sasrec"].items():  # a share is the arm's recall over SASRec's
+        arm_recall = summary["runs"][arm]["metrics"]["recall@5"]["mean"]
+        assert share is None if sasrec_recall == 0 else abs(share * sasrec_recall - arm_recall) < 1e-12
     assert summary["wall_seconds"] > 0 and "train pause" in summary["stage_seconds"]

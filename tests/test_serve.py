@@ -114,7 +114,7 @@ def test_served_ranking_is_the_evaluated_ranking(run_dir, tmp_path, exclude_hist
     from pauserec import pipeline
     from pauserec.eval.run_eval import evaluate_run
     from pauserec.io import read_jsonl
-    from pauserec.runs import RunDir
+    from pauserec.artifacts import RunDir
 
     run = RunDir(run_dir)
     cfg = run.config().model_copy(deep=True)

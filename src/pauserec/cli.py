@@ -246,21 +246,23 @@ def demo(
     set_: SetOpt = None,
 ) -> None:
     """The main job on the embedded default (Amazon Scientific, shipped in the package): prepare, SIDs,
-    popularity, then train and evaluate the `direct` and `pause` arms on the packaged SmolLM2, side by side,
-    compared user by user against popularity and against `direct`. Writes OUT/demo.json."""
-    from .demo import ARMS, beats, run_demo
+    popularity and SASRec, then train and evaluate the `direct` and `pause` arms on the packaged SmolLM2, side by
+    side, compared user by user against popularity, SASRec and `direct`. Writes OUT/demo.json."""
+    from .demo import beats, headline_recall, run_demo
 
     summary = run_demo(_config(preset, set_), out, announce=console.rule)
     runs = summary["runs"]
     print_comparison(f"{summary['dataset']['name']}: test metrics (95% bootstrap intervals) and cost",
                      list(runs.items()), Console())
-    arms = [a for a, _ in ARMS]
-    print_differences("popularity", [(a, summary["paired_vs_popularity"][a]) for a in arms], Console())
-    print_differences("direct", [(a, d) for a, d in summary["paired_vs_direct"].items()], Console())
-    above = beats(summary, "popularity")
+    for reference in ("popularity", "sasrec", "direct"):
+        print_differences(reference, list(summary[f"paired_vs_{reference}"].items()), Console())
     users = users_line(runs["direct"]["metrics"], "test") or f"{runs['direct']['metrics']['users']['count']:.0f} test users"
-    verdict = ", ".join(f"{a} {'beats' if ok else 'does NOT beat'} popularity" for a, ok in above.items())
-    console.print(f"Recall@10 on the same {users}, paired 95% interval: {verdict}.", highlight=False)
+    metric = headline_recall(runs["sasrec"]["metrics"])
+    verdicts = [f"{a} {'beats' if ok else 'does NOT beat'} popularity" for a, ok in beats(summary, "popularity").items()]
+    shares = [f"{a} {share:.0%}" if share is not None else f"{a} - (SASRec 0)"
+              for a, share in summary["share_of_sasrec"].items()]
+    console.print(f"{metric} on the same {users}, paired 95% interval: {', '.join(verdicts)}.", highlight=False)
+    console.print(f"Share of SASRec's {metric}: {', '.join(shares)}.", highlight=False)
     console.print(f"done in {summary['wall_seconds']:.0f}s; artifacts and demo.json in {out}")
 
 
