@@ -45,6 +45,10 @@ class DataConfig(_Section):
     min_interactions: int = Field(3, ge=1, description="Users with fewer interactions are too short for leave-one-out.")
     short_users: Literal["drop", "error"] = Field("drop", description="Drop short users (counted) or refuse the data.")
     kcore: int = Field(5, ge=0, description="k-core filtering for raw Amazon reviews (0 = off).")
+    max_users: int | None = Field(
+        None, ge=3, description="Keep at most this many users, drawn with random.Random(0) (their whole sequences; "
+        "items none of them has are dropped): bounds the cost of SIDs and baselines on a large catalogue. None = all.",
+    )
 
 
 class TextConfig(_Section):

@@ -24,7 +24,8 @@ def prepare(cfg: RunConfig, data_dir: str | Path) -> Dataset:
     t0 = time.perf_counter()
     d = cfg.data
     dataset = read_dataset(
-        d.path, d.format, name=d.name, min_interactions=d.min_interactions, short_users=d.short_users, kcore=d.kcore
+        d.path, d.format, name=d.name, min_interactions=d.min_interactions, short_users=d.short_users, kcore=d.kcore,
+        max_users=d.max_users,
     )
     DataDir.create(data_dir, dataset, cfg, source=d.path, seconds=time.perf_counter() - t0)
     return dataset

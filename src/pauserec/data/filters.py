@@ -1,7 +1,7 @@
-"""Interaction filters: iterative k-core and the minimum sequence length that leave-one-out needs.
+"""Interaction filters: iterative k-core, the minimum sequence length that leave-one-out needs, a user sample.
 
-Both work on ``{user_id: [item_id, ...]}`` mappings (time-ordered sequences) and return new mappings in the same
-user order; the input is never modified.
+The first two work on ``{user_id: [item_id, ...]}`` mappings (time-ordered sequences) and return new mappings in the
+same user order; :func:`sample_users` works on a read :class:`Dataset`. The input is never modified.
 """
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Literal
 
 from ..errors import DataError
+from .dataset import Dataset
 
 Sequences = Mapping[str, Sequence[str]]
 
@@ -73,3 +74,30 @@ def drop_short_users(
 
 def _as_mapping(sequences: Sequences | Iterable[tuple[str, str]]) -> Sequences:
     return sequences if isinstance(sequences, Mapping) else sequences_from_pairs(sequences)
+
+
+def sample_users(dataset: Dataset, max_users: int, seed: int = 0) -> Dataset:
+    """At most ``max_users`` users drawn with ``random.Random(seed)``, kept in their order, with their whole
+    sequences; items no kept user has are dropped (the others keep their order, re-indexed from 0).
+
+    A bound on a run's cost that does not depend on the data (``data.max_users``): a dataset with at most
+    ``max_users`` users comes back unchanged. No k-core is applied again, so a kept item may have fewer than k
+    interactions among the kept users.
+    """
+    if dataset.n_users <= max_users:
+        return dataset
+    import random
+
+    kept = sorted(random.Random(seed).sample(range(dataset.n_users), max_users))
+    used = sorted({i for u in kept for i in dataset.sequences[u]})
+    new_index = {old: new for new, old in enumerate(used)}
+    notes = {**dataset.notes, "sampled_users": f"{max_users} of {dataset.n_users} (data.max_users, seed {seed})",
+             "items_without_sampled_users": dataset.n_items - len(used)}
+    return Dataset(
+        name=dataset.name,
+        item_ids=[dataset.item_ids[i] for i in used],
+        item_fields=[dataset.item_fields[i] for i in used],
+        user_ids=[dataset.user_ids[u] for u in kept],
+        sequences=[[new_index[i] for i in dataset.sequences[u]] for u in kept],
+        notes=notes,
+    )

@@ -16,6 +16,7 @@ from typing import Literal
 
 from ...errors import DataError
 from ..dataset import Dataset
+from ..filters import sample_users
 from .amazon import META_PREFIX, is_json_file, read_amazon
 from .lcrec import INTER_SUFFIX, ITEM_SUFFIX, is_lcrec_file, read_lcrec
 from .recbole import read_recbole
@@ -125,6 +126,7 @@ def read_dataset(
     min_interactions: int = 3,
     short_users: Literal["drop", "error"] = "drop",
     kcore: int = 5,
+    max_users: int | None = None,
 ) -> Dataset:
     """Read a dataset in any supported layout into a :class:`Dataset`.
 
@@ -135,6 +137,7 @@ def read_dataset(
         min_interactions: users with fewer interactions are dropped (and counted) or refused, per ``short_users``.
         short_users: ``"drop"`` or ``"error"``.
         kcore: k-core applied to raw Amazon reviews only (0 = off); the other layouts come already filtered.
+        max_users: keep at most this many users, a seeded sample (:func:`..filters.sample_users`); None = all.
     """
     if fmt not in ("auto", *FORMATS):
         raise DataError(f"unknown format {fmt!r} (known: auto, {', '.join(FORMATS)})", path=path)
@@ -148,7 +151,9 @@ def read_dataset(
     fmt = detect_format(resolved) if fmt == "auto" else fmt
     common = dict(name=name, min_interactions=min_interactions, short_users=short_users)
     if fmt == "lcrec":
-        return read_lcrec(resolved, **common)
-    if fmt == "recbole":
-        return read_recbole(resolved, **common)
-    return read_amazon(resolved, kcore=kcore, **common)
+        dataset = read_lcrec(resolved, **common)
+    elif fmt == "recbole":
+        dataset = read_recbole(resolved, **common)
+    else:
+        dataset = read_amazon(resolved, kcore=kcore, **common)
+    return dataset if max_users is None else sample_users(dataset, max_users)
