@@ -261,7 +261,7 @@ class TrainingSetup:
 def build_training(cfg: RunConfig, dataset, catalog, split) -> TrainingSetup:
     """The training setup of ``cfg`` on a loaded data directory (what ``pauserec train`` and the step-time
     benchmarks share)."""
-    arm = make_arm(cfg.arm)
+    arm = make_arm(cfg)
     model, tokenizer, level_ids = load_trainable_model(cfg, dataset, catalog, arm.new_tokens())
     arm.bind(tokenizer)
     prompts = PromptBuilder(tokenizer, catalog, dataset, cfg.model.system_prompt, cfg.arm.show_titles)
