@@ -18,6 +18,7 @@ from pathlib import Path
 
 from common import RESULTS, write_result
 
+from pauserec.arms import get_arm
 from pauserec.bench import expand, load_grid
 from pauserec.bench.grid import Cell
 from pauserec.bench.table import plot_all, summarize, write_table
@@ -28,7 +29,8 @@ from pauserec.artifacts import RunDir, environment
 def llm_cell(name: str, eval_dir: Path, dataset: str, data_dir: str, out: Path) -> Cell:
     """An evaluated LLM run as a grid cell: linked into ``out`` where the grid's layout expects it."""
     cfg = RunDir(eval_dir).config()
-    k = cfg.arm.pause_tokens if cfg.arm.name == "pause" else None
+    key = get_arm(cfg.arm.name).sweep_key  # the value a grid's k: would have given this run (pause: K)
+    k = getattr(cfg.arm, key) if key is not None else None
     cell = Cell(name, cfg.arm.name, k, dataset, data_dir, cfg.seed, ())
     link = cell.run_dir(out)
     link.parent.mkdir(parents=True, exist_ok=True)

@@ -32,7 +32,7 @@ def load_arm(run_dir: Path):
     trained = load_trained(run_dir)  # every check eval and serve make
     cfg, dataset, catalog, tok = trained.cfg, trained.data.dataset(), trained.data.catalog(), trained.tokenizer
     model = trained.model.eval()
-    arm = make_arm(cfg.arm).bind(tok)
+    arm = make_arm(cfg).bind(tok)
     prompts = PromptBuilder(tok, catalog, dataset, cfg.model.system_prompt, cfg.arm.show_titles)
     return cfg, dataset, catalog, model, tok, arm, prompts
 

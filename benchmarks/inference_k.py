@@ -19,6 +19,7 @@ from pauserec.config import build_config
 from pauserec.eval.compare import compare_runs
 from pauserec.eval.run_eval import evaluate_run
 from pauserec.report import fmt_difference, fmt_metric, markdown_table, plot_comparison
+from pauserec.arms import get_arm
 from pauserec.artifacts import RunDir, environment
 
 METRICS = ["recall@5", "recall@10", "ndcg@5", "ndcg@10"]
@@ -35,6 +36,8 @@ def main() -> None:
     machine = environment()
     work = args.work or args.run / "inference-k"
     stored = RunDir(args.run).config()
+    if get_arm(stored.arm.name).served_pauses(stored.arm, cap=max(args.ks)) is None:
+        raise SystemExit(f"{args.run} is a {stored.arm.name} run: it has no pause tokens to vary")
     trained_k = stored.arm.pause_tokens
 
     rows = {}

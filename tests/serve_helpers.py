@@ -27,14 +27,15 @@ def make_tiny_run(root: Path, arm: str = "pause", pause_tokens: int = 2, max_his
     dataset, catalog = planted_data()
     data_dir = make_data_dir(root / "data", dataset, catalog)
     cfg = build_config(overrides=[
-        f"cache_dir={root / 'cache'}", f"arm.name={arm}", f"arm.pause_tokens={pause_tokens}",
+        f"cache_dir={root / 'cache'}", f"arm.name={arm}",
+        *([f"arm.pause_tokens={pause_tokens}"] if arm == "pause" else []),
         f"split.max_history={max_history}", "decode.num_beams=8", "eval.ks=[1,5]",
     ])
     run = RunDir.create(root / "run", cfg, kind=f"train:{arm}", data_dir=str(data_dir.resolve()),
                         dataset_hash=dataset.content_hash(), catalog_hash=catalog.content_hash(),
                         prompt_layout=PROMPT_LAYOUT)
     model, tokenizer = load_backbone(str(make_tiny_backbone(root / "backbone", hidden=32, layers=2)), cfg.cache_dir)
-    extend_vocabulary(model, tokenizer, catalog.all_tokens() + make_arm(cfg.arm).new_tokens(), noise_std=0.5)
+    extend_vocabulary(model, tokenizer, catalog.all_tokens() + make_arm(cfg).new_tokens(), noise_std=0.5)
     model.save_pretrained(run.file("model"))
     tokenizer.save_pretrained(run.file("model"))
     return run.path

@@ -1,7 +1,7 @@
 import pytest
 
 from pauserec.arms import IGNORE, DirectArm, PauseArm, make_arm, pause_token_names
-from pauserec.config import ArmConfig
+from pauserec.config import build_config
 from pauserec.errors import ArtifactMismatchError, ConfigError
 
 
@@ -61,6 +61,6 @@ def test_zero_pauses_equals_direct():
 
 
 def test_make_arm_from_config():
-    assert isinstance(make_arm(ArmConfig(name="direct")), DirectArm)
-    arm = make_arm(ArmConfig(name="pause", pause_tokens=8, inference_pause_tokens=2))
+    assert isinstance(make_arm(build_config(overrides=["arm.name=direct"])), DirectArm)
+    arm = make_arm(build_config(overrides=["arm.name=pause", "arm.pause_tokens=8", "arm.inference_pause_tokens=2"]))
     assert (arm.k, arm.k_inference) == (8, 2)

@@ -208,10 +208,11 @@ def test_bad_grid_via_cli_is_one_line(setup, tmp_path):
 def test_example_grid_file_is_well_formed():
     from pathlib import Path
 
-    from pauserec.bench.grid import LLM_ARMS, load_grid
+    from pauserec.arms import ARMS
+    from pauserec.bench.grid import load_grid
 
     grid = load_grid(Path(__file__).parents[1] / "benchmarks" / "grids" / "scientific.yaml")
-    assert set(grid.models) <= {*baselines.BASELINES, *LLM_ARMS, "tiger"} and grid.models["pause"].k == [1, 2, 4, 8]
+    assert set(grid.models) <= {*baselines.BASELINES, *ARMS, "tiger"} and grid.models["pause"].k == [1, 2, 4, 8]
     assert grid.seeds == [0, 1, 2] and grid.set["eval.max_users"] == 2000 and grid.set["train.max_steps"] * grid.set["train.batch_size"] == 2280 * 8
 
 

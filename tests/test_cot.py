@@ -162,6 +162,29 @@ def test_inference_rationale_never_sees_the_target(tiny):
     assert recs.think_tokens > 0
 
 
+def test_sampled_rationales_follow_the_runs_seed(tiny):
+    """The cot arm's sampled rationales are drawn with the run's seed: same seed, same rationales; another seed,
+    others. Greedy rationales do not depend on it."""
+    from pauserec.arms import make_arm
+    from pauserec.config import DecodeConfig
+    from pauserec.eval.recommend import recommend
+
+    model, tok, dataset, catalog, level_ids = tiny
+    prompts = PromptBuilder(tok, catalog, dataset, "sys", show_titles=False)
+    examples = [Example(u, tuple(dataset.sequences[u][:3]), dataset.sequences[u][3]) for u in range(4)]
+
+    def rationales(seed: int, temperature: float) -> list[str]:
+        cfg = build_config(overrides=["arm.name=cot", "arm.max_rationale_tokens=8", f"seed={seed}",
+                                      f"arm.rationale_temperature={temperature}"])
+        arm = make_arm(cfg).bind(tok)
+        return recommend(model, prompts, arm, catalog, level_ids, examples, DecodeConfig(num_beams=5),
+                         tok.pad_token_id).rationales
+
+    assert rationales(0, 1.0) == rationales(0, 1.0)
+    assert rationales(0, 1.0) != rationales(1, 1.0)
+    assert rationales(0, 0.0) == rationales(1, 0.0)
+
+
 def test_quotes_title_by_hand():
     title = "Stanley TRA708T Sharpshooter 1/2-Inch Staples"
     assert quotes_title("they need stanley tra708t sharpshooter 1 refills", title)
@@ -244,6 +267,11 @@ def test_whole_pipeline_ground_rationales_sft_eval(tmp_path):
                                   "train.max_steps=4", "train.eval_every=4"])
     cost = train(cfg, data_dir, tmp_path / "cot")
     assert cost["with_rationale"] > 0 and cost["train_users"] == 60
+    # the stages it was built from, recorded with their content hashes
+    lineage = {r["stage"]: r for r in json.loads((tmp_path / "cot" / "lineage.json").read_text())["upstream"]}
+    assert lineage["backbone"]["run"] == str((tmp_path / "ground").resolve())
+    assert lineage["rationales"]["path"] == str((tmp_path / "rat").resolve()) and len(lineage["rationales"]["sha256"]) == 64
+    assert json.loads((tmp_path / "ground" / "lineage.json").read_text())["upstream"] == []  # a plain backbone
     # the loss is logged with its parts: the rationale (lead) and the SID, which the rationale must not hide
     logged = [e for e in json.loads((tmp_path / "cot" / "train_log.json").read_text()) if "loss" in e]
     assert logged and all(e["sid_loss"] > 0 and e["lead_loss"] > 0 for e in logged)

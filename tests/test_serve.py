@@ -111,7 +111,6 @@ def test_served_ranking_is_the_evaluated_ranking(run_dir, tmp_path, exclude_hist
     """For each evaluated user, the service given the user's history before the test target (longer than
     max_history: it truncates as the evaluation does, and excludes all of it under eval.exclude_history) answers
     the ranking and scores that ``pauserec eval`` wrote to predictions.jsonl."""
-    from pauserec import pipeline
     from pauserec.eval.run_eval import evaluate_run
     from pauserec.io import read_jsonl
     from pauserec.artifacts import RunDir
@@ -121,7 +120,7 @@ def test_served_ranking_is_the_evaluated_ranking(run_dir, tmp_path, exclude_hist
     cfg.eval.exclude_history, cfg.eval.max_users = exclude_history, 16
     evaluate_run(run_dir, cfg, progress=False, out_dir=tmp_path / "eval")
     rows = list(read_jsonl(tmp_path / "eval" / "predictions.jsonl"))
-    dataset, _ = pipeline.load_run_data(run)
+    dataset = run.data().dataset()  # the run's checked data directory
     sequences = dict(zip(dataset.user_ids, dataset.sequences, strict=True))
     assert len(rows) == 16 and all(len(sequences[r["user"]]) - 1 > MAX_HISTORY for r in rows)
     with TestClient(create_app(load_recommender(run_dir, cfg=cfg))) as c:

@@ -32,7 +32,8 @@ def config(backbone, root, *extra):
 @pytest.mark.parametrize("arm", ["direct", "pause"])
 def test_train_then_evaluate(setup, arm):
     root, data_dir, backbone = setup
-    cfg = config(backbone, root, f"arm.name={arm}", "arm.pause_tokens=2", "train.logging_steps=1")
+    cfg = config(backbone, root, f"arm.name={arm}", *(["arm.pause_tokens=2"] if arm == "pause" else []),
+                 "train.logging_steps=1")
     run_dir = root / f"run-{arm}"
     cost = train(cfg, data_dir, run_dir)
     assert cost["steps"] == 200 and cost["real_tokens"] > 0 and 0 <= cost["padding_fraction"] < 0.5

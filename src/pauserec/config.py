@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 from collections.abc import Collection, Sequence
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal, Union
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -131,10 +131,22 @@ class ModelConfig(_Section):
     system_prompt: str = Field("You are a recommender system.", description="System message of the chat template.")
 
 
-class ArmConfig(_Section):
-    """What sits between the prompt and the SID: the one thing that varies between arms."""
+class _ArmSection(_Section):
+    """What every arm has: the arm's name (the union's discriminator) and the settings all arms share."""
 
-    name: Literal["direct", "pause", "cot"] = "pause"
+    show_titles: bool = Field(False, description="Write item titles beside the SIDs in the history (every arm alike).")
+
+
+class DirectArmConfig(_ArmSection):
+    """``direct``: prompt -> SID, nothing in between."""
+
+    name: Literal["direct"] = "direct"
+
+
+class PauseArmConfig(_ArmSection):
+    """``pause`` (PauseRec): K learnable pause tokens between the prompt and the SID."""
+
+    name: Literal["pause"] = "pause"
     pause_tokens: int = Field(
         1,
         ge=0,
@@ -147,18 +159,78 @@ class ArmConfig(_Section):
     pause_placement: Literal["before_sid", "per_level"] = Field(
         "before_sid", description="All K pauses before the SID, or K before each SID level."
     )
-    show_titles: bool = Field(False, description="Write item titles beside the SIDs in the history (every arm alike).")
+
+
+class CotArmConfig(_ArmSection):
+    """``cot``: explicit chain of thought, a rationale then the SID. Sampled rationales are seeded by the run's
+    ``seed``."""
+
+    name: Literal["cot"] = "cot"
     rationales: str | None = Field(
-        None, description="cot: the directory made by `pauserec rationales` whose texts the model is trained to write "
+        None, description="The directory made by `pauserec rationales` whose texts the model is trained to write "
         "(training only; at inference the model writes its own)."
     )
     max_rationale_tokens: int = Field(
-        48, ge=2, description="cot: rationale budget in tokens (</think> included): longer training rationales are "
+        48, ge=2, description="Rationale budget in tokens (</think> included): longer training rationales are "
         "cut, generation stops there."
     )
-    rationale_samples: int = Field(1, ge=1, description="cot: rationales sampled per user at inference (N > 1 pools "
+    rationale_samples: int = Field(1, ge=1, description="Rationales sampled per user at inference (N > 1 pools "
                                    "the candidates by best score; needs rationale_temperature > 0).")
-    rationale_temperature: float = Field(0.0, ge=0.0, description="cot: 0 = greedy rationale, else sampling temperature.")
+    rationale_temperature: float = Field(0.0, ge=0.0, description="0 = greedy rationale, else sampling temperature "
+                                         "(the sampling generator is seeded with the run's seed).")
+
+
+#: Each arm's config section, by ``arm.name``; an arm added here also needs its class in ``pauserec.arms.ARMS``.
+ARM_CONFIGS: dict[str, type[_ArmSection]] = {"direct": DirectArmConfig, "pause": PauseArmConfig, "cot": CotArmConfig}
+DEFAULT_ARM = "pause"
+#: The ``arm`` section: one of the per-arm configs, chosen by ``name``.
+ArmConfig = Annotated[Union[DirectArmConfig, PauseArmConfig, CotArmConfig], Field(discriminator="name")]
+#: Key sets of the flat ``arm`` section that run directories stored before the per-arm configs (every field of every
+#: arm, whatever the name): before the cot arm, and with it.
+_FLAT_LAYOUTS = (
+    frozenset({"name", "show_titles", *PauseArmConfig.model_fields}),
+    frozenset({"name", "show_titles", *PauseArmConfig.model_fields, *CotArmConfig.model_fields}),
+)
+
+
+def _arm_fields(name: str) -> set[str]:
+    return set(ARM_CONFIGS[name].model_fields)
+
+
+def _owner(key: str) -> str | None:
+    """The arm a setting belongs to (None: no arm has it)."""
+    return next((n for n, c in ARM_CONFIGS.items() if key in c.model_fields), None)
+
+
+def arm_section(tree: dict[str, Any]) -> dict[str, Any]:
+    """The ``arm`` mapping ready for the union: ``name`` filled in (default ``pause``), a flat section of an old run
+    directory reduced to its arm's fields, and a setting of another arm refused in one line."""
+    name = tree.get("name", DEFAULT_ARM)
+    if not isinstance(name, str) or name not in ARM_CONFIGS:
+        raise ConfigError(f"arm.name={name} is not an arm (arms: {', '.join(ARM_CONFIGS)})")
+    own = _arm_fields(name)
+    if frozenset(tree) in _FLAT_LAYOUTS:  # stored before the per-arm configs: the other arms' fields were unused
+        tree = {k: v for k, v in tree.items() if k in own}
+    for key in tree:
+        if key not in own:
+            owner, takes = _owner(key), ", ".join(sorted(own - {"name"}))
+            if owner is None:
+                raise ConfigError(f"arm.{key} is not a setting of any arm (arm.name={name} takes {takes})")
+            raise ConfigError(f"arm.{key} is a setting of the {owner} arm, not of arm.name={name} (which takes "
+                              f"{takes}): set arm.name={owner} or drop arm.{key}")
+    return {**tree, "name": name}
+
+
+def switch_arm(arm: dict[str, Any], overridden: Collection[str]) -> dict[str, Any]:
+    """The ``arm`` mapping after an override set ``arm.name``: the settings of the new arm are kept, and any setting
+    given by an override; the rest (another arm's settings, from a preset or a base config) are dropped. So
+    ``arm.name=direct`` on a stored pause config gives a direct config, while ``arm.name=direct`` with
+    ``arm.pause_tokens=4`` is still refused."""
+    name = arm.get("name", DEFAULT_ARM)
+    if not isinstance(name, str) or name not in ARM_CONFIGS:
+        return arm  # refused, in one line, by arm_section
+    own = _arm_fields(name)
+    return {k: v for k, v in arm.items() if k in own or f"arm.{k}" in overridden}
 
 
 class TrainConfig(_Section):
@@ -391,7 +463,7 @@ class RunConfig(_Section):
     embed: EmbedConfig = EmbedConfig()
     sid: SIDConfig = SIDConfig()
     model: ModelConfig = ModelConfig()
-    arm: ArmConfig = ArmConfig()
+    arm: ArmConfig = PauseArmConfig()
     train: TrainConfig = TrainConfig()
     ground: GroundConfig = GroundConfig()
     rationale: RationaleConfig = RationaleConfig()
@@ -406,6 +478,15 @@ class RunConfig(_Section):
         run's seed: read them with that meaning."""
         if isinstance(data, dict) and isinstance(data.get("eval"), dict) and data["eval"].get("subset_seed", 0) is None:
             data = {**data, "eval": {**data["eval"], "subset_seed": data.get("seed", 0)}}
+        return data
+
+    @model_validator(mode="before")
+    @classmethod
+    def _arm(cls, data: Any) -> Any:
+        """The ``arm`` section through :func:`arm_section`: its name filled in, an old flat section read, a setting
+        of another arm refused in one line."""
+        if isinstance(data, dict) and isinstance(data.get("arm"), dict):
+            data = {**data, "arm": arm_section(data["arm"])}
         return data
 
     @field_validator("cache_dir")
@@ -473,14 +554,21 @@ def load_preset(name_or_path: str) -> dict[str, Any]:
 
 
 def build_config(preset: str | None = None, overrides: list[str] | None = None, base: dict | None = None) -> RunConfig:
-    """Defaults <- preset <- base dict <- dotted overrides, validated."""
+    """Defaults <- preset <- base dict <- dotted overrides, validated.
+
+    An override of ``arm.name`` switches the arm: the preset's and the base's settings of other arms are dropped
+    (:func:`switch_arm`); another arm's setting given by an override is refused."""
     tree: dict[str, Any] = {}
     if preset:
         tree = load_preset(preset)
     for dotted, value in _flatten(base or {}):
         _set_dotted(tree, dotted, value)
-    for text in overrides or []:
-        _set_dotted(tree, *parse_override(text))
+    overridden = [parse_override(text) for text in overrides or []]
+    for dotted, value in overridden:
+        _set_dotted(tree, dotted, value)
+    keys = {dotted for dotted, _ in overridden}
+    if "arm.name" in keys and isinstance(tree.get("arm"), dict):
+        tree["arm"] = switch_arm(tree["arm"], keys)
     return validate_config(tree)
 
 
@@ -494,6 +582,8 @@ def validate_config(tree: Any, source: str | os.PathLike | None = None) -> RunCo
         return RunConfig.model_validate(tree)
     except ValidationError as e:
         raise ConfigError(f"{where}invalid configuration:\n{e}") from None
+    except ConfigError as e:  # a check of ours: one line, naming the file where there is one
+        raise ConfigError(f"{where}{e}") from None
 
 
 def _flatten(tree: dict[str, Any], prefix: str = "") -> list[tuple[str, Any]]:

@@ -1,7 +1,7 @@
 """Rationale-quality sensitivity: the test accuracy of ``cot`` runs trained on rationale sets of controlled quality
 (:mod:`.rationale_sets`), with evaluated ``direct`` / ``pause`` runs as horizontal references.
 
-Reads each run's ``metrics.json``, ``config.yaml`` (``arm.rationales`` names its set) and ``predictions.jsonl`` (how
+Reads each run's ``metrics.json``, ``config.yaml`` (its arm's ``rationales`` upstream stage names its set) and ``predictions.jsonl`` (how
 many different rationales the model wrote at test time, and how many different top lists it gave); trains nothing.
 """
 
@@ -13,6 +13,7 @@ from typing import Any
 
 import numpy as np
 
+from ..arms import get_arm
 from ..config import differing_settings
 from ..errors import PauseRecError
 from ..io import read_jsonl
@@ -33,7 +34,8 @@ def _run_row(run: Path, metrics: Sequence[str]) -> dict[str, Any]:
         raise PauseRecError(f"{run}/metrics.json has no {', '.join(missing)} (evaluate with eval.ks including 10)")
     return {"run": str(run), "name": run.name, "arm": cfg.arm.name, "split": result.get("split"),
             "users": int(result["metrics"].get("users", {}).get("count", 0)),
-            "metrics": {m: result["metrics"][m] for m in metrics}, "rationales": cfg.arm.rationales,
+            "metrics": {m: result["metrics"][m] for m in metrics},
+            "rationales": get_arm(cfg.arm.name).upstream_stages(cfg.arm).get("rationales"),
             "distinct_rationales": distinct_rationales(rd.file("predictions.jsonl")),
             "distinct_lists": result["metrics"].get("users", {}).get("distinct_lists")}
 
@@ -54,12 +56,13 @@ def rationale_quality_analysis(runs: Sequence[str | Path], out: str | Path, *, r
     """Collect the runs and references; write ``OUT/rationale-quality.{json,md,png}``; return the JSON table.
 
     Raises:
-        PauseRecError: a run is not a ``cot`` run, or a run or reference is not evaluated.
+        PauseRecError: a run was not trained on rationales (a ``cot`` run), or a run or reference is not
+            evaluated.
     """
     rows = []
     for run in map(Path, runs):
         row = _run_row(run, metrics)
-        if row["arm"] != "cot" or not row["rationales"]:
+        if not row["rationales"]:  # its arm names no rationale set it trained on
             raise PauseRecError(f"{run} is a {row['arm']} run: rationale-quality reads cot runs (pass direct/pause "
                                 "runs as --reference)")
         rows.append({**row, "rationale_set": rationale_set_label(row["rationales"])})

@@ -11,29 +11,75 @@ An arm is bound to a tokenizer once (:meth:`Arm.bind`) and then builds, from tok
 * optionally a **think phase** (:meth:`Arm.thinking`): text the decoder generates after the prefix and before the
   SID search, continuing in the same KV cache. It never sees the target: it is generated from the prompt alone.
 
-Nothing outside ``arms/`` branches on the arm's name.
+Nothing outside ``arms/`` branches on the arm's name: what a caller needs to know about an arm (the pause counts
+a service may vary, the upstream stages a run trains on, the setting a grid sweeps) it asks the arm's class.
 """
 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, ClassVar
 
 if TYPE_CHECKING:
+    from ..config import ArmConfig
     from ..data.split import Example
     from ..decode import ThinkSpec
 
 IGNORE = -100  # label of positions that carry no loss (the convention of torch's cross-entropy)
 
 
-class Arm(ABC):
-    """Base class of the arms. Subclasses declare their extra vocabulary and their lead/between tokens."""
+@dataclass(frozen=True)
+class ServedPauses:
+    """The pause counts a service may decode a run with: ``0..maximum``, ``default`` when a request names none."""
 
-    name: str = "arm"
+    default: int
+    maximum: int
+
+
+class Arm(ABC):
+    """Base class of the arms. Subclasses declare their extra vocabulary and their lead/between tokens.
+
+    What callers ask about an arm without building one (the service, the grid, the pipeline cost) are the class
+    methods and attributes below; each arm class is registered in :data:`pauserec.arms.ARMS` by its :attr:`name`.
+    """
+
+    name: ClassVar[str] = "arm"
+    #: The ``arm.*`` setting a grid's ``k:`` list sweeps (one model per value), or None: the arm takes no ``k:``.
+    sweep_key: ClassVar[str | None] = None
 
     def __init__(self) -> None:
         self._ids: dict[str, int] = {}
+
+    @classmethod
+    @abstractmethod
+    def from_config(cls, cfg: ArmConfig, *, seed: int) -> Arm:
+        """The arm an ``arm`` config section describes; ``seed`` is the run's (for anything the arm samples)."""
+
+    @classmethod
+    def upstream_stages(cls, cfg: ArmConfig) -> dict[str, str]:
+        """Artifacts of earlier stages a run of this arm trains on, by stage name (e.g. ``{"rationales": DIR}``),
+        beside the backbone; recorded in the run's lineage (:mod:`pauserec.artifacts.lineage`)."""
+        return {}
+
+    @classmethod
+    def served_pauses(cls, cfg: ArmConfig, cap: int) -> ServedPauses | None:
+        """The pause counts a service may vary per request (``cap``: the service's bound where the arm sets
+        none), or None: the arm has no pauses, a request must ask for 0."""
+        return None
+
+    @classmethod
+    def with_pauses(cls, cfg: ArmConfig, pauses: int) -> ArmConfig:
+        """``cfg`` decoding with ``pauses`` pause tokens (only for an arm whose :meth:`served_pauses` is not None)."""
+        raise ValueError(f"the {cls.name} arm has no pause tokens")
+
+    @classmethod
+    def sweep(cls, value: Any) -> list[str]:
+        """The dotted overrides that set :attr:`sweep_key` to ``value``."""
+        if cls.sweep_key is None:
+            raise ValueError(f"the {cls.name} arm has no sweep key")
+        return [f"arm.{cls.sweep_key}={value}"]
 
     def new_tokens(self) -> list[str]:
         """Tokens this arm adds to the vocabulary (beside the SID tokens)."""

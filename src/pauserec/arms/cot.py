@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from pathlib import Path
 
+from ..config import CotArmConfig
 from ..decode import ThinkSpec
 from ..errors import ConfigError
 from .base import IGNORE, Arm
@@ -26,7 +27,7 @@ class CoTArm(Arm):
         max_tokens: rationale budget in tokens, ``</think>`` included, in training (longer ones are cut) and at
             inference (generation stops there).
         samples, temperature, seed: inference rationales per user (N > 1 pools candidates by best score) and
-            their sampling (``temperature`` 0 = greedy).
+            their sampling (``temperature`` 0 = greedy; ``seed``: the run's, see :meth:`from_config`).
     """
 
     name = "cot"
@@ -50,6 +51,17 @@ class CoTArm(Arm):
         self._texts: Mapping[str, str] | None = rationales if isinstance(rationales, Mapping) else None
         self._tokenizer = None
         self.with_rationale = self.without_rationale = 0
+
+    @classmethod
+    def from_config(cls, cfg: CotArmConfig, *, seed: int) -> CoTArm:
+        """Sampled rationales (``rationale_temperature > 0``) are drawn with the run's ``seed``."""
+        return cls(cfg.rationales, cfg.max_rationale_tokens, samples=cfg.rationale_samples,
+                   temperature=cfg.rationale_temperature, seed=seed)
+
+    @classmethod
+    def upstream_stages(cls, cfg: CotArmConfig) -> dict[str, str]:
+        """The rationale acquisition directory the run trains on (none set: a run that cannot train)."""
+        return {"rationales": cfg.rationales} if cfg.rationales else {}
 
     def new_tokens(self) -> list[str]:
         return [OPEN, CLOSE]

@@ -8,8 +8,9 @@ from __future__ import annotations
 
 from typing import Literal
 
+from ..config import PauseArmConfig
 from ..errors import ConfigError
-from .base import Arm
+from .base import Arm, ServedPauses
 
 
 def pause_token_names(k: int, distinct: bool) -> list[str]:
@@ -23,6 +24,7 @@ def pause_token_names(k: int, distinct: bool) -> list[str]:
 
 class PauseArm(Arm):
     name = "pause"
+    sweep_key = "pause_tokens"
 
     def __init__(
         self,
@@ -39,6 +41,21 @@ class PauseArm(Arm):
         if distinct and k_inference > k:
             raise ConfigError(f"with distinct pauses, inference K ({k_inference}) cannot exceed training K ({k})")
         self.k, self.k_inference, self.distinct, self.placement = k, k_inference, distinct, placement
+
+    @classmethod
+    def from_config(cls, cfg: PauseArmConfig, *, seed: int) -> PauseArm:
+        return cls(cfg.pause_tokens, k_inference=cfg.inference_pause_tokens, distinct=cfg.distinct_pauses,
+                   placement=cfg.pause_placement)
+
+    @classmethod
+    def served_pauses(cls, cfg: PauseArmConfig, cap: int) -> ServedPauses:
+        """Any count up to the K distinct tokens trained, or up to ``cap`` repeats of a shared ``<pause>``."""
+        default = cfg.pause_tokens if cfg.inference_pause_tokens is None else cfg.inference_pause_tokens
+        return ServedPauses(default=default, maximum=cfg.pause_tokens if cfg.distinct_pauses else cap)
+
+    @classmethod
+    def with_pauses(cls, cfg: PauseArmConfig, pauses: int) -> PauseArmConfig:
+        return cfg.model_copy(update={"inference_pause_tokens": pauses})
 
     def new_tokens(self) -> list[str]:
         return pause_token_names(self.k, self.distinct) if self.k or self.k_inference else []

@@ -4,6 +4,7 @@ Layout::
 
     RUN/config.yaml        resolved RunConfig
     RUN/env.json           versions, machine, git revision, data directory, data / split / SID / tokenizer hashes
+    RUN/lineage.json       trained runs: the upstream stages (backbone run, rationales) with paths and hashes
     RUN/metrics.json       metrics with 95% bootstrap intervals
     RUN/predictions.jsonl  one line per user: target and ranked items (external ids)
     RUN/cost.json          the cost record (:class:`pauserec.eval.cost.CostRecord`): training, inference, memory
@@ -18,6 +19,7 @@ from typing import Any
 from ..config import RunConfig, config_from_yaml, config_to_yaml
 from ..errors import ArtifactMismatchError, PauseRecError
 from ..io import read_json, stable_hash, write_json, write_text
+from . import lineage as _lineage
 from .data_dir import DataDir
 from .provenance import environment
 
@@ -56,6 +58,15 @@ class RunDir:
 
     def env(self) -> dict[str, Any]:
         return read_json(self.path / "env.json")
+
+    def record_lineage(self, stages: list[dict[str, Any]]) -> None:
+        """Write ``lineage.json``: the upstream stages this run is built from (:mod:`.lineage`)."""
+        write_json(self.path / _lineage.FILE, {"upstream": stages})
+
+    def lineage(self) -> list[dict[str, Any]] | None:
+        """The upstream stages ``lineage.json`` records, or None for a run written before lineage was recorded."""
+        path = self.path / _lineage.FILE
+        return read_json(path)["upstream"] if path.exists() else None
 
     def check_fact(self, key: str, expected: str) -> None:
         """Refuse to mix artifacts: e.g. a run trained on another dataset, SID catalogue or tokenizer."""

@@ -9,8 +9,8 @@ A grid file (YAML)::
     models:
       popularity: {}                                     # a baseline of pauserec.baselines.BASELINES
       sasrec: {set: {baseline.sasrec.epochs: 30}}        # per-model overrides on top of the shared ones
-      direct: {}                                         # an LLM arm: direct, pause (with k: [..]) or cot
-      pause: {k: [1, 2, 4]}
+      direct: {}                                         # an LLM arm of pauserec.arms.ARMS: direct, pause, cot
+      pause: {k: [1, 2, 4]}                              # k: the values of the arm's sweep key (pause: arm.pause_tokens)
       cot-short: {arm: cot, set: {arm.max_rationale_tokens: 32}}   # a named variant of an arm
 
 Variants of one arm (pause's K values, named variants) are compared on validation in the table, which marks the
@@ -27,11 +27,10 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from ..arms import ARMS
 from ..baselines import BASELINES
 from ..config import RunConfig, build_config
 from ..errors import ConfigError, PauseRecError
-
-LLM_ARMS = ("direct", "pause", "cot")
 
 
 class ModelSpec(BaseModel):
@@ -39,7 +38,8 @@ class ModelSpec(BaseModel):
 
     arm: str | None = Field(None, description="The LLM arm a named variant runs (its model name is then free, e.g. "
                                               "cot-short); default: the model's name.")
-    k: list[int] | None = Field(None, description="pause: the K values, one model per K.")
+    k: list[int] | None = Field(None, description="Values of the arm's sweep key (pause: K, arm.pause_tokens), one "
+                                                  "model per value.")
     set: dict[str, Any] = Field({}, description="Dotted overrides for this model only.")
 
 
@@ -67,7 +67,7 @@ class Cell:
 
     @property
     def kind(self) -> str:
-        return "llm" if self.base in LLM_ARMS else "baseline"
+        return "llm" if self.base in ARMS else "baseline"
 
     @property
     def id(self) -> str:
@@ -98,9 +98,11 @@ def expand(grid: GridSpec, source: str = "grid") -> list[Cell]:
     cells = []
     for name, spec in grid.models.items():
         base = _base(name, spec, source)
-        if spec.k is not None and base != "pause":
-            raise ConfigError(f"{source}: model {name!r} takes no k (only pause has K values)")
-        for k in (spec.k or [None]) if base == "pause" else [None]:
+        swept = base in ARMS and ARMS[base].sweep_key is not None
+        if spec.k is not None and not swept:
+            raise ConfigError(f"{source}: model {name!r} takes no k (only an arm with a sweep key has k values: "
+                              f"{', '.join(sorted(SWEEP_KEYS))})")
+        for k in (spec.k or [None]) if swept else [None]:
             for dataset, data_dir in grid.datasets.items():
                 for seed in grid.seeds:
                     cell = _cell(grid, name, base, spec, k, dataset, data_dir, seed)
@@ -112,18 +114,20 @@ def expand(grid: GridSpec, source: str = "grid") -> list[Cell]:
 def _base(name: str, spec: ModelSpec, source: str) -> str:
     """The baseline or LLM arm a model runs: its ``arm:``, else its name."""
     if spec.arm is not None:
-        if spec.arm not in LLM_ARMS:
-            raise ConfigError(f"{source}: model {name!r}: unknown arm {spec.arm!r} (LLM arms: {', '.join(LLM_ARMS)})")
-        if name in BASELINES or name in LLM_ARMS:
+        if spec.arm not in ARMS:
+            raise ConfigError(f"{source}: model {name!r}: unknown arm {spec.arm!r} (LLM arms: {', '.join(ARMS)})")
+        if name in BASELINES or name in ARMS:
             raise ConfigError(f"{source}: model {name!r} with arm: needs a name of its own (e.g. {spec.arm}-long)")
         return spec.arm
-    if name not in BASELINES and name not in LLM_ARMS:
+    if name not in BASELINES and name not in ARMS:
         raise ConfigError(f"{source}: unknown model {name!r} (baselines: {', '.join(sorted(BASELINES))}; "
-                          f"LLM arms: {', '.join(LLM_ARMS)}; a named variant needs arm:)")
+                          f"LLM arms: {', '.join(ARMS)}; a named variant needs arm:)")
     return name
 
 
-RESERVED = ("seed", "arm.name", "arm.pause_tokens")  # set by the grid itself: seeds, model name, k
+#: Per arm with one, the setting a grid's ``k:`` sweeps.
+SWEEP_KEYS = {name: f"arm.{arm.sweep_key}" for name, arm in ARMS.items() if arm.sweep_key is not None}
+RESERVED = ("seed", "arm.name", *SWEEP_KEYS.values())  # set by the grid itself: seeds, model name, k
 
 
 def _cell(grid: GridSpec, name: str, base: str, spec: ModelSpec, k: int | None, dataset: str, data_dir: str,
@@ -132,7 +136,7 @@ def _cell(grid: GridSpec, name: str, base: str, spec: ModelSpec, k: int | None, 
         if key in grid.set or key in spec.set:
             raise ConfigError(f"{key} is set by the grid (seeds:, the model's name and k:), not by an override "
                               f"(model {name!r})")
-    arm = [f"arm.name={base}", *([f"arm.pause_tokens={k}"] if k is not None else [])] if base in LLM_ARMS else []
+    arm = [f"arm.name={base}", *(ARMS[base].sweep(k) if k is not None else [])] if base in ARMS else []
     overrides = [f"{key}={_yaml(v)}" for key, v in {**grid.set, **spec.set}.items()] + arm + [f"seed={seed}"]
     model = name if k is None else f"{name}-k{k}"
     return Cell(model, base, k, dataset, data_dir, seed, tuple(overrides))

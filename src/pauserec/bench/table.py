@@ -19,7 +19,8 @@ import numpy as np
 from ..eval.compare import excludes_history, paired_difference, per_user_values
 from ..io import read_json, write_json, write_text
 from ..report import fmt_difference, fmt_metric, markdown_table, save_figure
-from .grid import LLM_ARMS, Cell
+from ..arms import ARMS
+from .grid import Cell
 
 METRICS = ("recall@5", "recall@10", "ndcg@5", "ndcg@10")
 
@@ -100,7 +101,7 @@ def add_ratios(rows: list[dict[str, Any]], references: Sequence[str]) -> None:
     latency divided by the reference's (the paper quotes pause / cot this way), both means over the seeds the two
     share (``seeds``; a part-way grid would otherwise set one seed against another); None where the reference's is 0
     or unknown. Baselines get none: a popularity count's "training time" over an LLM's says nothing."""
-    by_key = {(r["dataset"], r["model"]): r for r in rows if "metrics" in r and r["arm"] in LLM_ARMS}
+    by_key = {(r["dataset"], r["model"]): r for r in rows if "metrics" in r and r["arm"] in ARMS}
     for r in rows:
         if (r["dataset"], r["model"]) not in by_key:
             continue

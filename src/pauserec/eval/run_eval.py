@@ -29,7 +29,7 @@ class ArmRanker:
     def __init__(self, trained: TrainedRun, progress: bool = False):
         cfg, catalog, tokenizer = trained.cfg, trained.data.catalog(), trained.tokenizer
         self.name, self.cfg, self.catalog, self.progress = cfg.arm.name, cfg, catalog, progress
-        self.arm = make_arm(cfg.arm)
+        self.arm = make_arm(cfg)
         check_vocabulary(tokenizer, catalog, self.arm.new_tokens())
         self.arm.bind(tokenizer)
         self.model = trained.model.to(inference_device()).eval()

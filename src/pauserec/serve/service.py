@@ -16,7 +16,7 @@ from pathlib import Path
 
 import torch
 
-from ..arms import Arm, make_arm
+from ..arms import Arm, get_arm
 from ..artifacts import load_trained
 from ..config import RunConfig
 from ..data.dataset import Dataset
@@ -79,19 +79,14 @@ class Recommender:
         self.prompts = PromptBuilder(tokenizer, catalog, dataset, cfg.model.system_prompt, cfg.arm.show_titles)
         self.level_ids = token_ids_by_level(tokenizer, catalog)
         self.decode_cfg = cfg.decode.model_copy(update={"num_beams": self.beams, "batch_size": 4096})
-        self.supports_pauses = cfg.arm.name == "pause"
-        self.default_pauses = self._default_pauses()
-        self.max_pauses = (cfg.arm.pause_tokens if cfg.arm.distinct_pauses else MAX_PAUSES) if self.supports_pauses else 0
+        self.arm_class = get_arm(cfg.arm.name)
+        served = self.arm_class.served_pauses(cfg.arm, cap=MAX_PAUSES)  # None: the arm has no pauses
+        self.supports_pauses = served is not None
+        self.default_pauses, self.max_pauses = (served.default, served.maximum) if served is not None else (0, 0)
         self._arms: dict[int, Arm] = {}
         self._lock = threading.Lock()
         self.stats = DecoderStats()
         self.arm(self.default_pauses)  # fail at start-up, not on the first request, if the arm does not bind
-
-    def _default_pauses(self) -> int:
-        if not self.supports_pauses:
-            return 0
-        a = self.cfg.arm
-        return a.pause_tokens if a.inference_pause_tokens is None else a.inference_pause_tokens
 
     def check_pauses(self, pauses: int) -> None:
         """Raise ``ValueError`` when this run cannot decode with ``pauses`` pause tokens."""
@@ -104,9 +99,8 @@ class Recommender:
         """The run's arm with ``pauses`` pause tokens at inference (cached, bound to the tokenizer)."""
         if pauses not in self._arms:
             self.check_pauses(pauses)
-            arm_cfg = self.cfg.arm.model_copy(update={"inference_pause_tokens": pauses}) if self.supports_pauses \
-                else self.cfg.arm
-            arm = make_arm(arm_cfg)
+            arm_cfg = self.arm_class.with_pauses(self.cfg.arm, pauses) if self.supports_pauses else self.cfg.arm
+            arm = self.arm_class.from_config(arm_cfg, seed=self.cfg.seed)
             check_vocabulary(self.tokenizer, self.catalog, arm.new_tokens())
             self._arms[pauses] = arm.bind(self.tokenizer)
         return self._arms[pauses]

@@ -11,6 +11,7 @@ from __future__ import annotations
 import math
 import shutil
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -18,8 +19,9 @@ from typing import Any
 import torch
 from transformers import TrainingArguments
 
-from ..arms import Arm, make_arm
+from ..arms import Arm, get_arm, make_arm
 from ..artifacts import DataDir, RunDir, tokenizer_hash
+from ..artifacts.lineage import upstream_stages
 from ..config import RunConfig
 from ..data.split import training_users_subset
 from ..data.text import item_title
@@ -102,8 +104,10 @@ def unit_data(cfg: RunConfig, units: list[list[dict]], pad_token_id: int):
     return dataset, UnitCollator(PrefixTreeCollator(pad_token_id, cfg.train.max_row_tokens))
 
 
-def open_run(cfg: RunConfig, data_dir: str | Path, run_dir: str | Path, resume: bool, kind: str):
-    """Load the data directory and create (or, with ``resume``, check) the run directory.
+def open_run(cfg: RunConfig, data_dir: str | Path, run_dir: str | Path, resume: bool, kind: str,
+             upstream: Mapping[str, str] | None = None):
+    """Load the data directory and create (or, with ``resume``, check) the run directory, with its lineage
+    (``lineage.json``: the backbone run and the ``upstream`` stages, e.g. the arm's rationales, hashed).
     Returns ``(run, dataset, catalog, split)``."""
     data = DataDir(data_dir)
     dataset, catalog, split = data.dataset(), data.catalog(), data.split(cfg)
@@ -119,7 +123,10 @@ def open_run(cfg: RunConfig, data_dir: str | Path, run_dir: str | Path, resume: 
             run.check_fact(key, facts[key])
     elif (run_dir / "checkpoints").exists():
         raise PauseRecError(f"{run_dir} already holds a training run; pass --resume to continue it or choose another --out")
-    return RunDir.create(run_dir, cfg, **facts), dataset, catalog, split
+    run = RunDir.create(run_dir, cfg, **facts)
+    if not (resume and run.lineage() is not None):  # a resumed run keeps what it was first built from
+        run.record_lineage(upstream_stages(cfg.model.backbone, upstream or {}))
+    return run, dataset, catalog, split
 
 
 def load_model(cfg: RunConfig, dataset, catalog, extra_tokens: list[str]):
@@ -261,7 +268,7 @@ class TrainingSetup:
 def build_training(cfg: RunConfig, dataset, catalog, split) -> TrainingSetup:
     """The training setup of ``cfg`` on a loaded data directory (what ``pauserec train`` and the step-time
     benchmarks share)."""
-    arm = make_arm(cfg.arm)
+    arm = make_arm(cfg)
     model, tokenizer, level_ids = load_trainable_model(cfg, dataset, catalog, arm.new_tokens())
     arm.bind(tokenizer)
     prompts = PromptBuilder(tokenizer, catalog, dataset, cfg.model.system_prompt, cfg.arm.show_titles)
@@ -286,7 +293,9 @@ def train_vocab_rows(cfg: RunConfig, model: torch.nn.Module, train_set, softmax)
 def train(cfg: RunConfig, data_dir: str | Path, run_dir: str | Path, resume: bool = False) -> dict[str, Any]:
     """Train ``cfg.arm`` on the data directory; returns the training cost summary."""
     t_start = time.perf_counter()
-    run, dataset, catalog, split = open_run(cfg, data_dir, run_dir, resume, kind=f"train:{cfg.arm.name}")
+    upstream = get_arm(cfg.arm.name).upstream_stages(cfg.arm)
+    run, dataset, catalog, split = open_run(cfg, data_dir, run_dir, resume, kind=f"train:{cfg.arm.name}",
+                                            upstream=upstream)
     s = build_training(cfg, dataset, catalog, split)
     val_examples = select_users(split.valid, cfg.train.val_users, cfg.eval.subset_seed)
     val_exclude = exclusions(dataset, val_examples, "valid", cfg.eval.exclude_history)
