@@ -197,8 +197,8 @@ def test_sasrec_test_trains_once_per_seed_and_ranks_with_and_without_exclusion(t
     dataset, catalog = planted_data()
     data = make_data_dir(tmp_path / "data", dataset, catalog)
     trained = []
-    real_train = st.train_sasrec
-    monkeypatch.setattr(st, "train_sasrec", lambda ds, cfg: trained.append(cfg.seed) or real_train(ds, cfg))
+    real_make = st.make_baseline  # one SASRec built (and fitted) per seed
+    monkeypatch.setattr(st, "make_baseline", lambda name, cfg: trained.append(cfg.seed) or real_make(name, cfg))
     monkeypatch.setattr(st, "environment", lambda: MACHINE)
     tiny = ["baseline.sasrec.hidden=16", "baseline.sasrec.layers=1", "baseline.sasrec.epochs=1",
             "baseline.sasrec.negatives=16", "baseline.sasrec.batch_size=32", "eval.max_users=20", "eval.bootstrap=20",
