@@ -69,3 +69,7 @@ def make_data_dir(path: Path, dataset: Dataset, catalog: SIDCatalog) -> Path:
     dataset.save(path / "dataset.json")
     catalog.save(path / "sids.json")
     return path
+
+
+#: Every decoder family :func:`pauserec.model.tiny.make_tiny_backbone` writes; the parity tests run over all of them.
+BACKBONE_FAMILIES = ["llama", "llama3", "qwen2", "qwen3", "mistral", "gemma2", "gemma3", "phi3"]

@@ -6,7 +6,7 @@ import json
 import numpy as np
 import pytest
 import torch
-from helpers import make_data_dir, planted_data
+from helpers import BACKBONE_FAMILIES, make_data_dir, planted_data
 
 from pauserec.arms import IGNORE, CoTArm, DirectArm, PauseArm
 from pauserec.config import build_config
@@ -81,6 +81,35 @@ def _prompts(tok, dataset, catalog, n=4):
 def test_search_after_thinking_equals_search_from_prompt_plus_rationale(tiny):
     """The SID search continues from the cache the rationale left: same items and scores as prefilling
     prompt + rationale from scratch (rows that finish early carry masked fillers)."""
+    _check_think_parity(tiny)
+
+
+@pytest.fixture(scope="module", params=BACKBONE_FAMILIES)
+def family_tiny(request, tmp_path_factory):
+    """:func:`tiny` for each decoder family (the prompts, with the family's chat head, outgrow its sliding window)."""
+    root = tmp_path_factory.mktemp(f"cot-{request.param}")
+    path = make_tiny_backbone(root / "backbone", hidden=32, layers=2, family=request.param)
+    dataset, catalog = planted_data()
+    model, tok = load_backbone(str(path), root / "cache")
+    extend_vocabulary(model, tok, catalog.all_tokens() + ["<pause>", "<think>", "</think>"], noise_std=0.5, seed=0)
+    return model.eval(), tok, dataset, catalog, token_ids_by_level(tok, catalog)
+
+
+SLIDING_FAMILIES = {"mistral", "gemma2", "gemma3"}
+
+
+def test_think_phase_equals_prefill_of_prompt_plus_rationale_for_every_family(family_tiny, request):
+    """Think phase = prefill of prompt + rationale on each decoder family (chat heads shared and prefilled once)."""
+    if request.node.callspec.params["family_tiny"] in SLIDING_FAMILIES:
+        request.applymarker(pytest.mark.xfail(strict=True, reason=(
+            "known decoder bug: a row that ends its rationale early is fed masked fillers, which take KV-cache "
+            "slots; Hugging Face's sliding window counts cache slots, not positions, so past the window (16 here) "
+            "such a row's SID search sees fewer real tokens than a fresh prefill of prompt + rationale (passes with "
+            "the window above the sequence length, and without a think phase)")))
+    _check_think_parity(family_tiny)
+
+
+def _check_think_parity(tiny):
     model, tok, dataset, catalog, level_ids = tiny
     prefixes = _prompts(tok, dataset, catalog)
     ids, mask = left_pad(prefixes, tok.pad_token_id)

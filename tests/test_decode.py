@@ -17,6 +17,7 @@ from pauserec.decode import (
     trie_codes,
 )
 from pauserec.decode.reference import exhaustive_rank, hf_beam_search
+from helpers import BACKBONE_FAMILIES
 from pauserec.sid.catalog import build_trie
 
 transformers = pytest.importorskip("transformers")
@@ -346,3 +347,27 @@ def test_exclusion_drops_items_and_keeps_the_others_scores(model, catalogue, nor
     narrow = batched_beam_search(model, prompts, trie, LEVEL_IDS, num_beams=4, batch_size=2, pad_token_id=PAD,
                                  score_normalization=normalization, exclude=exclude)
     assert all(len(items) == 4 and not set(items) & exclude[u] for u, items in enumerate(narrow.items))
+
+
+@pytest.mark.parametrize("family", BACKBONE_FAMILIES)
+def test_same_topk_as_hf_generate_for_every_family(tmp_path, catalogue, family):
+    """Decoder = HF generate on each decoder family, with prompts longer than the sliding windows (16) and rows of
+    different lengths (left padding)."""
+    from pauserec.model.tiny import make_tiny_backbone
+
+    path = make_tiny_backbone(tmp_path / "bb", hidden=32, layers=2, family=family)
+    model = transformers.AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32).eval()
+    with torch.no_grad():  # peaked distributions (no near-ties between items), as the module's Llama has
+        for p in model.parameters():
+            p.mul_(6.0)
+    _, trie = catalogue
+    prompts = _prompts(3, seed=5, lo=14, hi=30)
+    ids, mask = left_pad(prompts, PAD)
+    for kw in ({}, {"num_beams": 6}):
+        num_beams = kw.get("num_beams", 4)
+        hf = hf_beam_search(model, ids, mask, trie, LEVEL_IDS, num_beams=num_beams, pad_token_id=PAD)
+        ours = constrained_beam_search(model, ids, mask, trie, LEVEL_IDS, num_beams=num_beams)
+        for u in range(len(prompts)):
+            np.testing.assert_allclose(sorted(hf.scores[u]), sorted(ours.scores[u]), atol=1e-4, rtol=0)
+            if set(hf.items[u]) != set(ours.items[u]):
+                assert abs(ours.scores[u][-1] - min(hf.scores[u])) < 1e-4

@@ -2,6 +2,7 @@
 
 import pytest
 import torch
+from helpers import BACKBONE_FAMILIES
 
 from pauserec.arms.base import IGNORE
 from pauserec.model.tiny import make_tiny_backbone
@@ -205,3 +206,45 @@ def test_packed_trie_loss_and_gradients_equal_one_by_one(tmp_path, cap):
     torch.testing.assert_close(packed, reference, rtol=1e-5, atol=1e-6)
     for g, r in zip((p.grad for p in model.parameters()), ref_grads):
         torch.testing.assert_close(g, r, rtol=1e-4, atol=1e-6)
+
+
+def long_rows(n_labels=3):
+    """Sequences longer than the tiny families' sliding window (16): two users, each with two prefixes."""
+    a = [5 + (i * 7) % 90 for i in range(24)]
+    b = a[:10] + [9 + (i * 5) % 80 for i in range(20)]
+    return [row(a[:20] + [20, 21, 22], n_labels), row(a + [23, 24, 25], n_labels),
+            row(b[:26] + [20, 24, 21], n_labels), row(b + [22, 21, 20], n_labels)]
+
+
+@pytest.mark.parametrize("family", BACKBONE_FAMILIES)
+def test_packed_loss_equals_padded_loss_for_every_family(tmp_path, family):
+    """Packed = padded loss and gradients on each decoder family (qkv bias, q/k norms, soft-caps, sliding windows
+    shorter than the sequences, fused projections), under the family's default attention and under eager."""
+    from transformers import AutoModelForCausalLM
+
+    from pauserec.train.packing import tree_attention_masks
+
+    path = make_tiny_backbone(tmp_path / "bb", hidden=32, layers=2, family=family)
+    model = AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32)
+    softmax = LevelSoftmax([torch.tensor([20, 21, 22]), torch.tensor([23, 24, 25])], model.config.vocab_size)
+    rows = long_rows()
+    batch = PrefixTreeCollator(0, max_row_tokens=40)(rows)
+    window = getattr(model.config, "sliding_window", None)
+    if window:  # the window binds: the sliding layers' mask is narrower than the tree mask
+        masks = tree_attention_masks(model, batch["attention_mask"], batch["position_ids"])
+        banded = masks["sliding_attention"] if isinstance(masks, dict) else masks
+        assert int(banded.sum()) < int(batch["attention_mask"].sum())
+    for attention in (None, "eager"):
+        with attention_implementation(model, attention):
+            for sm in (None, softmax):
+                model.zero_grad()
+                reference, n_ref = label_window_loss(model, RightPadCollator(0)(rows), sm)
+                reference.backward()
+                ref_grads = [p.grad.clone() for p in model.parameters()]
+                model.zero_grad()
+                packed, n = tree_loss(model, batch, sm)
+                packed.backward()
+                assert n == n_ref == 12
+                torch.testing.assert_close(packed, reference, rtol=1e-5, atol=1e-6)
+                for g, r in zip((p.grad for p in model.parameters()), ref_grads):
+                    torch.testing.assert_close(g, r, rtol=1e-4, atol=1e-6)

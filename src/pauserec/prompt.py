@@ -21,6 +21,7 @@ from collections.abc import Sequence
 from .data.dataset import Dataset
 from .data.text import item_title
 from .errors import ArtifactMismatchError
+from .model.chat import chat_text
 from .sid.catalog import SIDCatalog
 
 # Bumped whenever the tokens of a prompt change for the same history: a model trained on one layout would be decoded
@@ -73,13 +74,14 @@ class PromptBuilder:
         return self._sid_ids[item]
 
     def _render_head(self) -> str:
-        """The chat template with the system and user turns and the assistant turn opened, before its content."""
+        """The chat template with the system and user turns and the assistant turn opened, before its content
+        (through :func:`~pauserec.model.chat.chat_text`: the same text on every day, for every family's template)."""
         messages = [
             {"role": "system", "content": self.system_prompt},
             {"role": "user", "content": INSTRUCTION},
             {"role": "assistant", "content": _MARKER},
         ]
-        rendered = self.tokenizer.apply_chat_template(messages, tokenize=False)
+        rendered = chat_text(self.tokenizer, messages)  # the date pinned, a refused system turn folded in
         if rendered.count(_MARKER) != 1:
             raise ValueError("the tokenizer's chat template does not write the assistant message verbatim")
         return rendered.split(_MARKER)[0]

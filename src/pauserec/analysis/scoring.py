@@ -6,13 +6,15 @@ from collections.abc import Sequence
 
 import torch
 
+from ..model.chat import chat_text
+
 SYSTEM = "You are a helpful assistant."
 
 
 def chat_ids(tokenizer, question: str, system: str = SYSTEM) -> list[int]:
     """Token ids of ``question`` as one user turn through the tokenizer's chat template, ready for the answer."""
     messages = [{"role": "system", "content": system}, {"role": "user", "content": question}]
-    text = tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+    text = chat_text(tokenizer, messages, add_generation_prompt=True)
     return tokenizer(text, add_special_tokens=False)["input_ids"]
 
 

@@ -8,6 +8,7 @@ from typing import Any
 
 import torch
 
+from ..model.chat import chat_text
 from .base import RationaleRequest
 
 
@@ -44,7 +45,7 @@ class LocalProvider:
         from transformers import GenerationConfig
 
         model, tok = self._teacher()
-        prompts = [tok.apply_chat_template(r.messages(), tokenize=False, add_generation_prompt=True) for r in requests]
+        prompts = [chat_text(tok, r.messages(), add_generation_prompt=True) for r in requests]
         order = sorted(range(len(prompts)), key=lambda i: -len(prompts[i]))
         gen = GenerationConfig(
             max_new_tokens=self.max_new_tokens,

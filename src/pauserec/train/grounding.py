@@ -24,6 +24,7 @@ from typing import Any
 import torch
 
 from ..arms import DirectArm
+from ..model.chat import chat_text
 from ..arms.base import IGNORE
 from ..config import RunConfig, TextConfig
 from ..data.split import Example, training_users_subset
@@ -50,7 +51,7 @@ class GroundingTasks:
 
     def _chat(self, question: str) -> list[int]:
         messages = [{"role": "system", "content": self.cfg.model.system_prompt}, {"role": "user", "content": question}]
-        text = self.tok.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+        text = chat_text(self.tok, messages, add_generation_prompt=True)
         return self.tok(text, add_special_tokens=False)["input_ids"]
 
     def item_prompt(self, item: int) -> list[int]:

@@ -178,6 +178,26 @@ class PrefixTreeCollator:
         }
 
 
+def tree_attention_masks(model, mask: torch.Tensor, positions: torch.Tensor):
+    """The tree mask as the model's layers need it: unchanged without a sliding window; with one (Mistral, Gemma-2/3,
+    Qwen2 with ``use_sliding_window``) the sliding layers see only the ancestors less than ``sliding_window``
+    positions back, as they would in each sequence alone (a custom 4-D mask is used as given, so Hugging Face does
+    not apply the window to it). Models with both kinds of layers (``layer_types``) get a ``{layer type: mask}``
+    dict, which their forward accepts; a model whose every layer slides (Mistral) gets the banded mask.
+
+    mask: ``(R, 1, T, T)`` bool tree mask; positions: ``(R, T)`` depths."""
+    config = getattr(model, "module", model).config.get_text_config(decoder=True)
+    window = getattr(config, "sliding_window", None)
+    layer_types = getattr(config, "layer_types", None)
+    if not window or (layer_types is not None and "sliding_attention" not in layer_types):
+        return mask
+    near = (positions[:, None, :, None] - positions[:, None, None, :]) < window  # (R, 1, T, T): q - kv < window
+    banded = mask & near.to(mask.device)
+    if layer_types is None:
+        return banded
+    return {"full_attention": mask, "sliding_attention": banded}
+
+
 def tree_loss(model, batch: dict[str, torch.Tensor], softmax=None) -> tuple[torch.Tensor, int]:
     """Weighted mean next-token NLL over the labelled nodes of prefix-tree rows (:class:`PrefixTreeCollator`).
     Returns the loss and the number of labelled tokens it averages (counting shared nodes once per sequence)."""
@@ -202,9 +222,10 @@ def tree_nll(model, batch: dict[str, torch.Tensor], softmax=None) -> tuple[torch
     src = batch["parents"][rows, cols]  # (n,) the positions whose logits predict the labels
     if bool((src < 0).any()):
         raise ValueError("a labelled first token has no position to be predicted from")
-    mask = batch["attention_mask"]  # (R, 1, T, T) bool
+    mask = tree_attention_masks(model, batch["attention_mask"], batch["position_ids"])
     if getattr(getattr(model, "module", model).config, "_attn_implementation", None) == "eager":
-        mask = torch.zeros(mask.shape, dtype=torch.float32, device=mask.device).masked_fill(~mask, float("-inf"))
+        additive = lambda m: torch.zeros(m.shape, dtype=torch.float32, device=m.device).masked_fill(~m, float("-inf"))  # noqa: E731
+        mask = {k: additive(m) for k, m in mask.items()} if isinstance(mask, dict) else additive(mask)
     out = model(
         input_ids=batch["input_ids"],
         attention_mask=mask,
