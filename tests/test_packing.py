@@ -98,17 +98,22 @@ def test_packed_loss_and_gradients_equal_one_by_one(tmp_path, cap):
     model, softmax = model_and_softmax(tmp_path)
     rows = user_rows()
     for sm in (None, softmax):
-        model.zero_grad()
-        reference, n_ref = label_window_loss(model, RightPadCollator(0)(rows), sm)
-        reference.backward()
-        ref_grads = [p.grad.clone() for p in model.parameters()]
-        model.zero_grad()
-        packed, n = tree_loss(model, PrefixTreeCollator(0, max_row_tokens=cap)(rows), sm)
-        packed.backward()
-        assert n == n_ref == 12
-        torch.testing.assert_close(packed, reference, rtol=1e-5, atol=1e-6)
-        for g, r in zip((p.grad for p in model.parameters()), ref_grads):
-            torch.testing.assert_close(g, r, rtol=1e-4, atol=1e-6)
+        assert_packed_equals_padded(model, rows, PrefixTreeCollator(0, max_row_tokens=cap)(rows), sm)
+
+
+def assert_packed_equals_padded(model, rows, batch, softmax) -> None:
+    """The tree-packed ``batch`` of ``rows`` gives the right-padded loss (12 labels) and the same gradients."""
+    model.zero_grad()
+    reference, n_ref = label_window_loss(model, RightPadCollator(0)(rows), softmax)
+    reference.backward()
+    ref_grads = [p.grad.clone() for p in model.parameters()]
+    model.zero_grad()
+    packed, n = tree_loss(model, batch, softmax)
+    packed.backward()
+    assert n == n_ref == 12
+    torch.testing.assert_close(packed, reference, rtol=1e-5, atol=1e-6)
+    for g, r in zip((p.grad for p in model.parameters()), ref_grads):
+        torch.testing.assert_close(g, r, rtol=1e-4, atol=1e-6)
 
 
 def test_eager_attention_gives_the_sdpa_loss_and_gradients_and_is_restored(tmp_path):
@@ -237,14 +242,4 @@ def test_packed_loss_equals_padded_loss_for_every_family(tmp_path, family):
     for attention in (None, "eager"):
         with attention_implementation(model, attention):
             for sm in (None, softmax):
-                model.zero_grad()
-                reference, n_ref = label_window_loss(model, RightPadCollator(0)(rows), sm)
-                reference.backward()
-                ref_grads = [p.grad.clone() for p in model.parameters()]
-                model.zero_grad()
-                packed, n = tree_loss(model, batch, sm)
-                packed.backward()
-                assert n == n_ref == 12
-                torch.testing.assert_close(packed, reference, rtol=1e-5, atol=1e-6)
-                for g, r in zip((p.grad for p in model.parameters()), ref_grads):
-                    torch.testing.assert_close(g, r, rtol=1e-4, atol=1e-6)
+                assert_packed_equals_padded(model, rows, batch, sm)
