@@ -6,6 +6,7 @@ same user order; :func:`sample_users` works on a read :class:`Dataset`. The inpu
 
 from __future__ import annotations
 
+import random
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
@@ -86,8 +87,6 @@ def sample_users(dataset: Dataset, max_users: int, seed: int = 0) -> Dataset:
     """
     if dataset.n_users <= max_users:
         return dataset
-    import random
-
     kept = sorted(random.Random(seed).sample(range(dataset.n_users), max_users))
     used = sorted({i for u in kept for i in dataset.sequences[u]})
     new_index = {old: new for new, old in enumerate(used)}
