@@ -7,9 +7,10 @@ drifting machine slows all of them alike:
                 positions), full-vocabulary cross-entropy at the labelled nodes, backward, fused AdamW;
 * ``before``    the pauserec trainer (``SFTTrainer``) as it was: ``train.vocab_rows=all``, ``train.cpu_allocator=system``;
 * ``+allocator`` ``train.cpu_allocator=reuse`` added;
-* ``now``       the default recipe (``train.vocab_rows=active`` added);
+* ``now``       the default recipe (``train.vocab_rows=active`` and, on a CPU, eager attention added);
 * ``now, system allocator``: the default recipe less ``train.cpu_allocator=reuse`` (what that lever adds on top);
-* ``now + eager attention``: the opt-in ``train.attention=eager`` (faster, not exact under bf16).
+* ``now, backbone attention``: the default recipe with the backbone's SDPA instead of ``train.attention=auto``'s
+  eager attention on a CPU (what that lever adds on top).
 
 The floor: the machine's bf16 matmul rate at the model's shapes, measured here, times the step's matmul work
 (6 x non-embedding parameters per real token, plus the head over the SID codes at the labelled nodes), plus the
@@ -38,14 +39,14 @@ from common import load_recipe, write_result
 from pauserec.report import markdown_table
 from pauserec.artifacts import environment
 
-BEFORE = ["train.vocab_rows=all", "train.cpu_allocator=system"]
+BEFORE = ["train.vocab_rows=all", "train.cpu_allocator=system", "train.attention=backbone"]
 CONFIGS = {
     "hf-bare": BEFORE,
     "before": BEFORE,
-    "+allocator": ["train.vocab_rows=all", "train.cpu_allocator=reuse"],
-    "now": [],  # + vocab rows: the default recipe
+    "+allocator": ["train.vocab_rows=all", "train.cpu_allocator=reuse", "train.attention=backbone"],
+    "now": [],  # + vocab rows + eager attention on a CPU: the default recipe
     "now, system allocator": ["train.cpu_allocator=system"],  # what the allocator adds on top of vocab rows
-    "now + eager attention": ["train.attention=eager"],  # opt-in: faster, not exact under bf16
+    "now, backbone attention": ["train.attention=backbone"],  # what eager attention (auto on a CPU) adds
 }
 
 

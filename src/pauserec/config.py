@@ -255,13 +255,14 @@ class TrainConfig(_Section):
         "loss, SID labels only and no weight decay (direct, pause); elsewhere, and with 'all', the whole matrix "
         "trains (train_cost.json says which). src/pauserec/train/vocab_rows.py.",
     )
-    attention: Literal["backbone", "eager"] = Field(
-        "backbone",
-        description="Attention implementation of the packed training forward (the tree mask as 0 / -inf): the "
-        "backbone's own (SDPA / flash), or eager (matmul, add, softmax), ~12% faster per default step on 2 CPU cores "
-        "but not exact under bf16 (attention scores rounded to bf16): over 800 Scientific steps its training loss "
-        "ran ~0.045 nats above SDPA's (one seed pair, benchmarks/results/time-to-quality-trainer-levers.md), so it "
-        "is opt-in. Decoding keeps the backbone's.",
+    attention: Literal["auto", "backbone", "eager"] = Field(
+        "auto",
+        description="Attention implementation of the packed training forward (the tree mask as 0 / -inf): 'auto' = "
+        "eager (matmul, add, softmax) on a CPU, the backbone's own (SDPA / flash) on a GPU; or either one forced. On "
+        "2 CPU cores eager takes ~15% off a default step (torch's CPU flash kernel computes the dense T x T mask at "
+        "the fp32 rate) and its gradients are as close to an fp32 reference as SDPA's under bf16 (relative error "
+        "~0.03 for both: benchmarks/results/grad-error.md). train_cost.json records the one used. Decoding keeps "
+        "the backbone's.",
     )
     cpu_allocator: Literal["reuse", "system"] = Field(
         "reuse",

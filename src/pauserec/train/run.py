@@ -163,7 +163,10 @@ def checkpoint_bytes(model: torch.nn.Module) -> tuple[int, int]:
 
 
 def training_attention(cfg: RunConfig) -> str | None:
-    """The attention implementation of packed training forwards for ``train.attention`` (None: the backbone's)."""
+    """The attention implementation of packed training forwards for ``train.attention`` (None: the backbone's);
+    ``auto``: eager where training runs on the CPU (no CUDA device), the backbone's on a GPU."""
+    if cfg.train.attention == "auto":
+        return None if torch.cuda.is_available() else "eager"
     return None if cfg.train.attention == "backbone" else cfg.train.attention
 
 
@@ -238,6 +241,7 @@ def fit(cfg: RunConfig, run: RunDir, model, tokenizer, train_set, collator, vali
         "parameters": params,
         "vocab_rows_trained": vocab_trained,  # of the vocabulary matrix's rows (train.vocab_rows)
         "bf16": trainer.args.bf16,
+        "attention": trainer.attention or "backbone",  # of the packed training forward (train.attention)
         "device": str(trainer.args.device),
         "resumed_from": checkpoint,
         "counts_from_step": trainer.counted_from_step,  # > 0: resumed from a checkpoint without logged counts
