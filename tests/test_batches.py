@@ -59,3 +59,25 @@ def test_window_loss_gradients_are_finite_and_reach_the_prompt(tmp_path):
     grads = [p.grad for p in model.parameters() if p.grad is not None]
     assert grads and all(torch.isfinite(g).all() for g in grads)
     assert model.get_input_embeddings().weight.grad[[5, 6, 7]].abs().sum() > 0  # prompt tokens get gradient
+
+
+def test_level_softmax_nll_by_hand_for_sid_only_and_mixed_labels():
+    """SID labels: cross-entropy over their level's codes only; other labels: over the whole vocabulary; the
+    gradient reaches only the columns each label's softmax reads."""
+    softmax = LevelSoftmax([torch.tensor([2, 3]), torch.tensor([4, 5, 6])], vocab_size=8)
+    logits = torch.tensor([[0.0, 9.0, 1.0, 2.0, 5.0, 5.0, 5.0, 9.0],
+                           [0.0, 9.0, 1.0, 2.0, 0.0, 1.0, 2.0, 9.0],
+                           [0.0, 1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0]], requires_grad=True)
+    lse = lambda *xs: torch.logsumexp(torch.tensor(xs), 0)  # noqa: E731
+    level0 = lse(1.0, 2.0) - 1.0  # target 2 among codes {2: 1.0, 3: 2.0}
+    level1 = lse(0.0, 1.0, 2.0) - 2.0  # target 6 among {4: 0, 5: 1, 6: 2}
+    full = lse(*[float(v) for v in range(8)]) - 7.0  # target 7, not an SID token: the whole row
+    sid_only = softmax.nll(logits[:2], torch.tensor([2, 6]))
+    torch.testing.assert_close(sid_only, torch.stack([level0, level1]))
+    mixed = softmax.nll(logits, torch.tensor([2, 6, 7]))
+    torch.testing.assert_close(mixed, torch.stack([level0, level1, full]))
+    mixed.sum().backward()
+    read = logits.grad != 0
+    assert read[0].tolist() == [False, False, True, True, False, False, False, False]
+    assert read[1].tolist() == [False, False, False, False, True, True, True, False]
+    assert read[2].all()

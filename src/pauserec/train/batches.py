@@ -99,15 +99,18 @@ class LevelSoftmax:
         """Per-position negative log-likelihood: ``logits`` (N, V) float, ``targets`` (N,) -> (N,).
         ``where`` (the labels' places in the batch) is read by :class:`TrieSoftmax` only."""
         level = self.level_of.to(targets.device)[targets]
-        full = torch.nn.functional.cross_entropy(logits, targets, reduction="none")
         is_sid = level >= 0  # as is_sid(targets), with the levels kept
         if not bool(is_sid.any()):
-            return full
+            return torch.nn.functional.cross_entropy(logits, targets, reduction="none")
         cols = self.columns.to(targets.device)[level[is_sid]]  # (n_sid, C_max)
         allowed = (cols >= 0) & self._prefix_allows(level, is_sid, where)
         sub = logits[is_sid].gather(1, cols.clamp(min=0)).masked_fill(~allowed, float("-inf"))
         restricted = torch.nn.functional.cross_entropy(sub, self.code_of.to(targets.device)[targets[is_sid]], reduction="none")
-        return full.masked_scatter(is_sid, restricted)
+        nll = logits.new_zeros(targets.shape).masked_scatter(is_sid, restricted)
+        if bool(is_sid.all()):  # SID labels only (direct, pause): no full-vocabulary softmax over (N, V) at all
+            return nll
+        full = torch.nn.functional.cross_entropy(logits[~is_sid], targets[~is_sid], reduction="none")
+        return nll.masked_scatter(~is_sid, full)
 
     def codes(self) -> torch.Tensor:
         """``(C,)`` the vocabulary ids of every level's codes (the only columns an SID label's loss reads)."""
