@@ -259,10 +259,10 @@ class TrainConfig(_Section):
         "auto",
         description="Attention implementation of the packed training forward (the tree mask as 0 / -inf): 'auto' = "
         "eager (matmul, add, softmax) on a CPU, the backbone's own (SDPA / flash) on a GPU; or either one forced. On "
-        "2 CPU cores eager takes ~15% off a default step (torch's CPU flash kernel computes the dense T x T mask at "
-        "the fp32 rate) and its gradients are as close to an fp32 reference as SDPA's under bf16 (relative error "
-        "~0.03 for both: benchmarks/results/grad-error.md). train_cost.json records the one used. Decoding keeps "
-        "the backbone's.",
+        "2 CPU cores eager takes 6-12% off a default step (torch's CPU flash kernel works through the dense T x T "
+        "mask at the fp32 rate; benchmarks/results/bench-train.md) and its gradient is about as close to an fp32 "
+        "reference as SDPA's under bf16 (relative error 0.033 vs 0.030: benchmarks/results/grad-error.md). "
+        "train_cost.json records the one used. Decoding keeps the backbone's.",
     )
     cpu_allocator: Literal["reuse", "system"] = Field(
         "reuse",
