@@ -7,25 +7,11 @@ import math
 from collections.abc import Collection, Sequence
 from typing import Any
 
-import torch
-
 from ..sid.catalog import PrefixTrie
 from .scoring import Normalization
 from .search import BeamResult, constrained_beam_search
+from .state import left_pad
 from .think import ThinkSpec
-
-
-def left_pad(prompts: Sequence[Sequence[int]], pad_token_id: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """Left-pad token lists into ``(input_ids, attention_mask)``, both LongTensor (B, max_len)."""
-    if any(len(p) == 0 for p in prompts):
-        raise ValueError("empty prompt")
-    width = max(len(p) for p in prompts)
-    ids = torch.full((len(prompts), width), int(pad_token_id), dtype=torch.long)
-    mask = torch.zeros((len(prompts), width), dtype=torch.long)
-    for i, p in enumerate(prompts):
-        ids[i, width - len(p) :] = torch.as_tensor(list(p), dtype=torch.long)
-        mask[i, width - len(p) :] = 1
-    return ids, mask
 
 
 def common_prefix_length(prompts: Sequence[Sequence[int]]) -> int:

@@ -33,7 +33,7 @@ from ..sid.catalog import PrefixTrie
 from .scoring import Normalization, Scorer, as_level_ids
 from .state import prefill
 from .step import Beams, check_forced, constrained_step
-from .think import ThinkSpec, think_phase
+from .think import ThinkSpec, refill, think_phase
 
 
 @dataclass
@@ -43,7 +43,8 @@ class BeamResult:
     Attributes:
         items: per user, item indices best first; distinct, all real catalogue items.
         scores: per user, the cumulative log-probabilities (sum over the L levels) aligned with ``items``.
-        prefill_tokens: non-pad prefix tokens run through the model (once per user).
+        prefill_tokens: non-pad prefix tokens run through the model (once per user; twice, prompt + rationale the
+            second time, where a think phase on a sliding-window model needs :func:`.think.refill`).
         prefill_padded_tokens: prefix positions including padding (``B * T`` per call): the work actually done.
         decode_tokens: tokens fed after the prefill, summed over beams (``sum_d R_d * (1 + len(forced[d]))``).
         steps: incremental forward calls after the prefill (``L - 1`` per call; summed over batches).
@@ -173,6 +174,12 @@ def constrained_beam_search(
         state = prefill(body, input_ids, attention_mask, shared, model.config)
         if think is not None:
             result.leads, result.think_tokens = think_phase(body, scorer, state, think)
+            search_tokens = sum(1 + len(f) for f in forced)  # slots the SID search adds after the rationale
+            if (fresh := refill(body, state, input_ids, attention_mask, shared, result.leads, model.config,
+                                search_tokens)) is not None:
+                state, mask = fresh
+                result.prefill_tokens += int(mask.sum()) + shared.numel()
+                result.prefill_padded_tokens += int(mask.numel()) + shared.numel()
 
         beams = Beams.roots(n_users, device)  # one live beam per user: the empty SID prefix at the trie root
         for d in range(n_levels):

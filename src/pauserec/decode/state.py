@@ -16,6 +16,7 @@ Transformers 5 cache API used here (``transformers.cache_utils``):
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -72,3 +73,22 @@ def prefill(body: Any, input_ids: torch.Tensor, attention_mask: torch.Tensor, sh
     position_ids = (n_shared + attention_mask.cumsum(-1) - 1).masked_fill(attention_mask == 0, 1)
     out = body(input_ids=input_ids, attention_mask=mask, position_ids=position_ids, cache=cache, use_cache=True)
     return DecodeState(out.cache, mask, out.last_hidden_state[:, -1], position_ids[:, -1])
+
+
+def left_pad(prompts: Sequence[Sequence[int]], pad_token_id: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Left-pad token lists into ``(input_ids, attention_mask)``, both LongTensor (B, max_len)."""
+    if any(len(p) == 0 for p in prompts):
+        raise ValueError("empty prompt")
+    width = max(len(p) for p in prompts)
+    ids = torch.full((len(prompts), width), int(pad_token_id), dtype=torch.long)
+    mask = torch.zeros((len(prompts), width), dtype=torch.long)
+    for i, p in enumerate(prompts):
+        ids[i, width - len(p) :] = torch.as_tensor(list(p), dtype=torch.long)
+        mask[i, width - len(p) :] = 1
+    return ids, mask
+
+
+def sliding_window(cache: Any) -> int | None:
+    """The smallest sliding window among the cache's layers (their ``sliding_window``), None without one."""
+    windows = [layer.sliding_window for layer in getattr(cache, "layers", []) if getattr(layer, "is_sliding", False)]
+    return min(windows) if windows else None

@@ -3,6 +3,13 @@
 Greedy or sampled generation over the full vocabulary (SID tokens suppressed) until the arm's end token; finished
 rows are fed a masked filler until every row is done, so the SID search then continues from the very KV cache the
 rationale left (the prompt and the rationale are never prefilled again).
+
+Except where fillers would change what a row sees: a sliding-window layer keeps and masks cache *slots*, not
+positions, so a row that ended its rationale early and then took fillers would see fewer of its own real tokens in
+the window than a fresh prefill of its prompt + rationale. Where the model has such a layer, rows ended at different
+steps and the whole sequence (cache slots plus the SID search's tokens) exceeds the window, :func:`refill` prefills
+prompt + rationale again (one prefill of the batch; exact by construction). A model without a sliding window
+(Llama, Qwen, ...) never pays it.
 """
 
 from __future__ import annotations
@@ -14,7 +21,7 @@ from typing import Any
 import torch
 
 from .scoring import Scorer
-from .state import DecodeState
+from .state import DecodeState, left_pad, prefill, sliding_window
 
 
 @dataclass(frozen=True)
@@ -76,3 +83,18 @@ def think_phase(body: Any, scorer: Scorer, state: DecodeState, spec: ThinkSpec) 
             break
     generated = torch.stack(steps, dim=1).cpu().tolist()
     return [[tok for tok in row if tok >= 0] for row in generated], fed
+
+
+def refill(body: Any, state: DecodeState, input_ids: torch.Tensor, attention_mask: torch.Tensor, shared: torch.Tensor,
+           leads: list[list[int]], config: Any, search_tokens: int) -> tuple[DecodeState, torch.Tensor] | None:
+    """After the think phase: a fresh prefill of each row's prefix (``input_ids`` (B, T) left-padded, after
+    ``shared``) + its rationale ``leads[row]`` where fillers would fall inside a sliding window (see the module
+    docstring; ``search_tokens``: the slots the SID search will still add per beam), else None. Returns the new
+    state and its attention mask (B, T'), whose sum and size are the tokens the refill computed."""
+    window = sliding_window(state.cache)
+    if window is None or len({len(lead) for lead in leads}) < 2 or state.mask.shape[1] + search_tokens <= window:
+        return None
+    rows = [ids[mask.bool()].tolist() + lead for ids, mask, lead in zip(input_ids, attention_mask, leads, strict=True)]
+    ids, mask = left_pad(rows, pad_token_id=0)  # the pad id is never attended to
+    ids, mask = ids.to(input_ids.device), mask.to(input_ids.device)
+    return prefill(body, ids, mask, shared, config), mask
