@@ -58,7 +58,7 @@ def run_demo(cfg: RunConfig, out: str | Path, announce: Callable[[str], None] = 
     dataset = timed(f"prepare {cfg.data.path}", lambda: pipeline.prepare(cfg, data_dir))
     catalog = timed("semantic IDs", lambda: pipeline.build_sids(cfg, data_dir))
     steps = lambda cell, step: announce(f"{next(stage)}/{n_stages} {_step_name(cell.model, step)}")  # noqa: E731
-    result = run_grid(grid, out, log=lambda m: None, defaults=cfg, report=False, on_step=steps)
+    result = run_grid(grid, out, log=lambda m: None, defaults=cfg, report=False, on_step=steps, progress=True)
     cells = {c.split("/")[1]: s for c, s in result["cells"].items()}
     if failed := {m: s for m, s in cells.items() if s.get("status") != "done"}:
         model, s = next(iter(failed.items()))

@@ -39,14 +39,16 @@ def select_cells(cells: Sequence[Cell], patterns: Sequence[str]) -> list[Cell]:
 def run_grid(grid_path: str | Path | GridSpec, out: str | Path, parallel: int = 1,
              references: Sequence[str] | None = None, log: Callable[[str], None] = print, run: bool = True,
              only: Sequence[str] | None = None, results: str | Path | None = None, defaults: RunConfig | None = None,
-             report: bool = True, on_step: Callable[[Cell, str], Any] | None = None) -> dict[str, Any]:
+             report: bool = True, on_step: Callable[[Cell, str], Any] | None = None,
+             progress: bool = False) -> dict[str, Any]:
     """Validate the whole grid (a file, or a loaded :class:`GridSpec`), run its unfinished cells in dependency order
     (none with ``run=False``: a table of what has finished, e.g. while the grid runs elsewhere; only those whose id
     ``DATASET/MODEL/seedN`` (a stage: ``DATASET/STAGE``) matches a glob of ``only``, e.g. ``*/cot-template/seed0``,
     with the unfinished cells they wait for), and write the table and figures of the whole grid into ``out`` (none
     with ``report=False``: the demo writes its own). With ``results``, cells finished there are restored into ``out`` first and every cell finished
     in ``out`` is saved there as each finishes (:mod:`.results`). ``defaults``: the cells' base config instead of the
-    grid's ``preset:``; ``on_step(cell, "fit" | "evaluate")`` is called before each step.
+    grid's ``preset:``; ``on_step(cell, "fit" | "evaluate")`` is called before each step; ``progress``: the steps'
+    progress bars.
 
     Returns ``{"cells": grid state, "rows": table rows, "files": written paths}``.
     """
@@ -67,7 +69,8 @@ def run_grid(grid_path: str | Path | GridSpec, out: str | Path, parallel: int = 
     check_stored_configs(cells, out)  # every cell, before anything runs: a stale one would be tabulated hours later
     check_stored_foundation(cells, out)
     keep = (lambda cell: save_results([cell], out, Path(results))) if results else None  # as each finishes
-    state = run_cells(chosen, out, parallel, log, on_done=keep, on_step=on_step, grid=cells) if run else {}
+    state = run_cells(chosen, out, parallel, log, on_done=keep, on_step=on_step, grid=cells,
+                       progress=progress) if run else {}
     if results and (saved := save_results(cells, out, Path(results))):  # also cells finished before, or elsewhere
         log(f"saved the results of {len(saved)} cells into {results}")
     state = {**cell_states(cells, out), **state}
