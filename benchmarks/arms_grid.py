@@ -1,4 +1,7 @@
-"""The arms grid as before, now a thin wrapper over ``pauserec bench``: arms (+ popularity) on one data directory,
+"""FROZEN (issue 42): kept only because committed results cite it (arms-grid-scientific, -cpu, -h200)
+and benchmarks/gpu/main.sh and probe.sh call it; do not extend it: write a grid file and run ``pauserec bench``.
+
+The arms grid as before, now a thin wrapper over ``pauserec bench``: arms (+ popularity) on one data directory,
 one seed, written as a grid file ``WORK/grid.yaml`` and run by :func:`pauserec.bench.run_grid` (resumable, failures
 recorded, ``--parallel`` trains all arms at once and evaluates them one by one). The table and figures land in
 ``WORK``; the committed result ``benchmarks/results/NAME.{json,md}`` (:mod:`grid_result`) holds the table and,

@@ -1,4 +1,8 @@
-"""Explicit chain of thought vs pauses vs direct, under one budget: accuracy, whole-pipeline training cost, latency,
+"""FROZEN (issue 42): kept only because committed results cite it (cot-vs-pause-scientific, -05ep); do not
+extend it. ``pauserec bench`` now expresses its stages: a grid's ``stages:`` (ground, rationales) and a cot model's
+``uses: {backbone: ground, rationales: ...}`` (docs/benchmarks.md).
+
+Explicit chain of thought vs pauses vs direct, under one budget: accuracy, whole-pipeline training cost, latency,
 and the paper's three ratios (pause / cot) beside ours.
 
 Stages (each a normal run directory under ``--work``; finished ones are skipped, so the benchmark resumes):

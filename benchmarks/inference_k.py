@@ -1,4 +1,8 @@
-"""Inference-K ablation: one model trained with K pauses, decoded with other numbers of pauses.
+"""FROZEN (issue 42): kept only because a committed result cites it (inference-k-scientific-cpu); do not
+extend it. ``pauserec bench`` now expresses it: an eval-only variant ``pause-k4-infer: {eval_of: pause-k4, k: [0,
+1, 2, 4, 8]}`` decodes a grid's trained pause-k4 with other pause counts (docs/benchmarks.md).
+
+Inference-K ablation: one model trained with K pauses, decoded with other numbers of pauses.
 
 Every inference K is decoded on the run's own evaluation users (its stored ``eval`` config) into
 ``--work/kN`` (the run's own evaluation is left alone), one after another in this process so latencies

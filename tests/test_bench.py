@@ -361,3 +361,187 @@ def test_ratios_use_the_seeds_both_rows_have():
     assert ratio.pop("seeds") == [0]
     assert ratio == pytest.approx({"ndcg@10": 1.2, "train_seconds": 1.5, "latency_per_user_s": 1.5})
     assert alone["ratios"] == {} and direct["ratios"] == {}  # no shared seed; no ratio to itself
+
+
+# --- dependencies (stages -> models) and eval-only variants --------------------------------------------------------
+
+COT_STAGES = {"ground": {"run": "ground", "set": {"train.max_steps": 2, "train.eval_every": 2}},
+              "rationales": {"run": "rationales", "set": {"rationale.provider": "template"}}}
+
+
+def test_a_dependency_chain_runs_in_order_and_the_cot_run_records_its_stages(setup, tmp_path, monkeypatch):
+    """rationales and grounding, then cot trained on both: the stages run first (once per dataset, not per seed),
+    the cot cells are configured from them by lineage stage name, training records that lineage, and the pipeline
+    cost of each cot cell adds the two stages; stages are no rows of the table; a second run runs nothing."""
+    root, data, backbone = setup
+    grid = write_grid(tmp_path / "grid.yaml", data, backbone,
+                      {"cot": {"uses": {"backbone": "ground", "rationales": "rationales"},
+                               "set": {"arm.max_rationale_tokens": 4, "eval.max_users": 10}}}, seeds=(0, 1))
+    text = yaml.safe_load(grid.read_text())
+    grid.write_text(yaml.safe_dump({**text, "stages": COT_STAGES}))
+    out = tmp_path / "out"
+    order, real_fit = [], bench_cells.fit
+    monkeypatch.setattr(bench_cells, "fit", lambda cell, out, **k: order.append(cell.id) or real_fit(cell, out, **k))
+    result = run_grid(grid, out, log=lambda m: None)
+    assert order == ["planted/ground", "planted/rationales", "planted/cot/seed0", "planted/cot/seed1"]
+    assert all(v["status"] == "done" for v in result["cells"].values()) and len(result["cells"]) == 4
+    cot = out / "planted" / "cot" / "seed1"
+    lineage = {r["stage"]: r for r in json.loads((cot / "lineage.json").read_text())["upstream"]}
+    assert lineage["backbone"]["run"] == str((out / "planted" / "ground").resolve())
+    assert lineage["rationales"]["path"] == str((out / "planted" / "rationales").resolve())
+    stages = json.loads((cot / "cost.json").read_text())["pipeline"]["stages"]
+    assert [s["stage"] for s in stages][:2] == ["ground", "rationales"] and len(stages) == 3
+    assert not (out / "planted" / "ground" / "checkpoints").exists() and (out / "planted" / "ground" / "model").is_dir()
+    assert [r["model"] for r in result["rows"]] == ["cot"] and result["rows"][0]["seeds"] == [0, 1]
+    order.clear()
+    again = run_grid(grid, out, log=lambda m: None)
+    assert order == [] and again["cells"]["planted/ground"]["status"] == "done"
+
+
+def test_a_failed_upstream_cell_skips_what_waits_for_it_and_a_rerun_retries_it(setup, tmp_path, monkeypatch):
+    """ground -> ground2 (a stage on a stage) -> cot: ground fails, ground2 and every cot cell are skipped naming
+    what they wait for, an independent model still runs; fixed, a rerun runs the chain in order."""
+    root, data, backbone = setup
+    grid = write_grid(tmp_path / "grid.yaml", data, backbone,
+                      {"direct": {}, "cot": {"uses": {"backbone": "ground2", "rationales": "rationales"}}}, seeds=(0, 1))
+    text = yaml.safe_load(grid.read_text())
+    stages = {**COT_STAGES, "ground2": {"run": "ground", "uses": {"backbone": "ground"}}}
+    grid.write_text(yaml.safe_dump({**text, "stages": stages}))
+    order, broken = [], {"planted/ground"}
+
+    def fake_fit(cell, out, **k):
+        order.append(cell.id)
+        if cell.id in broken:
+            raise RuntimeError("planted failure")
+
+    monkeypatch.setattr(bench_cells, "fit", fake_fit)
+    monkeypatch.setattr(bench_cells, "evaluate", lambda *a, **k: None)
+    monkeypatch.setattr(bench_cells, "finished", lambda cell, out: False)
+    out = tmp_path / "out"
+    state = run_grid(grid, out, log=lambda m: None)["cells"]
+    assert order == ["planted/ground", "planted/rationales", "planted/direct/seed0", "planted/direct/seed1"]
+    assert state["planted/ground"]["status"] == "failed" and state["planted/rationales"]["status"] == "done"
+    assert state["planted/ground2"] == {"status": "skipped", "error": "waits for planted/ground (failed)"}
+    assert state["planted/cot/seed1"] == {"status": "skipped", "error": "waits for planted/ground2 (skipped)"}
+    assert state["planted/direct/seed1"]["status"] == "done"
+    from pauserec.bench import expand, load_grid
+
+    cells = {c.id: c for c in expand(load_grid(grid), out=out)}
+    assert cells["planted/cot/seed0"].config().model.backbone == str(out / "planted" / "ground2" / "model")
+    assert cells["planted/ground2"].config().model.backbone == str(out / "planted" / "ground" / "model")
+    broken.clear()
+    order.clear()
+    run_grid(grid, out, log=lambda m: None, only=["*/cot/seed0"])  # the chain it waits for runs with it
+    assert order == ["planted/ground", "planted/rationales", "planted/ground2", "planted/cot/seed0"]
+
+
+def test_an_eval_only_variant_decodes_the_trained_weights_without_training_again(setup, tmp_path, monkeypatch):
+    """pause K=2 trained once, decoded with 0 and 3 pauses into cells of their own (prefill grows by one token per
+    pause, the same users); popularity fitted once and ranked with and without the history excluded."""
+    from pauserec.baselines.popularity import PopularityRanker
+    from pauserec.train import run as train_run
+
+    root, data, backbone = setup
+    grid = write_grid(tmp_path / "grid.yaml", data, backbone, {
+        "popularity": {}, "popularity-exclude": {"eval_of": "popularity", "set": {"eval.exclude_history": True}},
+        "pause": {"k": [2]}, "pause-k2-infer": {"eval_of": "pause-k2", "k": [0, 3]}}, seeds=(0,))
+    trained, fitted = [], []
+    real_train, real_fit = train_run.train, PopularityRanker.fit
+    monkeypatch.setattr(train_run, "train", lambda cfg, *a, **k: trained.append(cfg.arm.name) or real_train(cfg, *a, **k))
+    monkeypatch.setattr(PopularityRanker, "fit", lambda self, *a: fitted.append(1) or real_fit(self, *a))
+    out = tmp_path / "out"
+    result = run_grid(grid, out, log=lambda m: None)
+    assert all(v["status"] == "done" for v in result["cells"].values()), result["cells"]
+    assert trained == ["pause"] and fitted == [1]  # no retraining, one fit for both rankings
+    cells = {k: out / "planted" / k / "seed0" for k in ("pause-k2", "pause-k2-infer-k0", "pause-k2-infer-k3")}
+    assert not (cells["pause-k2-infer-k0"] / "model").exists()
+    env = json.loads((cells["pause-k2-infer-k3"] / "env.json").read_text())
+    assert env["evaluated_run"] == str(cells["pause-k2"])
+    prefill = {k: json.loads((d / "cost.json").read_text())["inference"]["prefill_tokens_per_user"]
+               for k, d in cells.items()}
+    assert prefill["pause-k2"] - prefill["pause-k2-infer-k0"] == pytest.approx(2)
+    assert prefill["pause-k2-infer-k3"] - prefill["pause-k2"] == pytest.approx(1)
+    rows = {r["model"]: r for r in result["rows"]}
+    assert rows["pause-k2-infer-k3"]["eval_of"] == "pause-k2" and rows["pause-k2-infer-k3"]["k"] == 3
+    assert "val_best" not in rows["pause-k2-infer-k0"]  # its validation score is its model's
+    assert rows["popularity-exclude"]["paired"]["popularity"]  # the same users: paired
+
+    dataset, _ = planted_data()
+    history = {u: {dataset.item_ids[i] for i in s[:-1]} for u, s in zip(dataset.user_ids, dataset.sequences)}
+    ranked = {m: [json.loads(x) for x in (out / "planted" / m / "seed0" / "predictions.jsonl").read_text().splitlines()]
+              for m in ("popularity", "popularity-exclude")}
+    assert [r["user"] for r in ranked["popularity"]] == [r["user"] for r in ranked["popularity-exclude"]]
+    assert any(set(r["items"]) & history[r["user"]] for r in ranked["popularity"])
+    assert not any(set(r["items"]) & history[r["user"]] for r in ranked["popularity-exclude"])
+
+
+@pytest.mark.parametrize("models, stages, expected", [
+    ({"direct": {}, "d2": {"eval_of": "direct", "set": {"train.lr": 0.1}}}, {}, "changes train.lr"),
+    ({"direct": {}, "d2": {"eval_of": "pause-k9"}}, {}, "eval_of 'pause-k9' is not a trained model"),
+    ({"direct": {}, "d2": {"eval_of": "direct", "k": [1]}}, {}, "model 'd2' takes no k"),
+    ({"pause": {"k": [1]}, "p": {"eval_of": "pause-k1", "k": [0], "set": {"arm.inference_pause_tokens": 1}}}, {},
+     "arm.inference_pause_tokens is set by the grid"),
+    ({"cot": {"uses": {"rationales": "nope"}}}, {}, "uses 'nope', which is not a stage"),
+    ({"direct": {"uses": {"rationales": "r"}}}, {"r": {"run": "rationales"}}, "no upstream stage 'rationales'"),
+    ({"cot": {"uses": {"backbone": "r"}}}, {"r": {"run": "rationales"}}, "a rationales stage makes a rationales"),
+    ({"cot": {"uses": {"rationales": "r"}, "set": {"arm.rationales": "x"}}}, {"r": {"run": "rationales"}},
+     "arm.rationales is set by uses"),
+    ({"direct": {}}, {"r": {"run": "distil"}}, "unknown run 'distil'"),
+    ({"direct": {}}, {"direct": {"run": "ground"}}, "both a stage and a model"),
+])
+def test_bad_dependencies_fail_before_anything_runs(setup, tmp_path, models, stages, expected):
+    root, data, backbone = setup
+    grid = write_grid(tmp_path / "grid.yaml", data, backbone, models)
+    grid.write_text(yaml.safe_dump({**yaml.safe_load(grid.read_text()), "stages": stages}))
+    with pytest.raises(ConfigError, match=expected.replace("(", r"\(")) as e:
+        run_grid(grid, tmp_path / "out", log=lambda m: None)
+    assert "\n" not in str(e.value) and not (tmp_path / "out").exists()
+
+
+def test_the_demo_grid_expands_to_the_cells_the_demo_ran(tmp_path):
+    """The packaged demo grid: popularity, SASRec, direct and pause, one seed, each cell's config the one the demo
+    built by hand before it was a grid (the preset for the baselines, the preset with arm.name for the arms)."""
+    from pauserec.bench import expand
+    from pauserec.config import build_config, differing_settings
+    from pauserec.demo import demo_grid
+
+    make_data_dir(tmp_path / "data", *planted_data())
+    cfg = build_config("demo")
+    cells = expand(demo_grid(tmp_path), defaults=cfg)
+    assert [c.id for c in cells] == [f"demo/{m}/seed0" for m in ("popularity", "sasrec", "direct", "pause")]
+    assert {c.data_dir for c in cells} == {str(tmp_path / "data")}
+    by_hand = {"popularity": cfg, "sasrec": cfg,
+               **{arm: build_config(base=cfg.model_dump(), overrides=[f"arm.name={arm}"]) for arm in ("direct", "pause")}}
+    for c in cells:
+        assert differing_settings([c.config(), by_hand[c.model]]) == [{}, {}], c.model
+
+
+def test_the_sasrec_test_grid_fits_each_baseline_once_per_seed_and_ranks_it_twice(setup, tmp_path, monkeypatch):
+    """benchmarks/grids/sasrec-test-scientific.yaml (what benchmarks/sasrec_test.py did), on the planted data with a
+    tiny SASRec: per seed one fit of each baseline, two rankings (history excluded or not) of the same users."""
+    pytest.importorskip("cornac")
+    from pathlib import Path
+
+    from pauserec.baselines.sasrec import SASRecRanker
+    from pauserec.bench.grid import load_grid
+
+    root, data, backbone = setup
+    grid = load_grid(Path(__file__).parents[1] / "benchmarks" / "grids" / "sasrec-test-scientific.yaml")
+    assert grid.models["sasrec-exclude"].eval_of == "sasrec" and grid.seeds == [0, 1, 2]
+    tiny = {**SASREC["set"], "baseline.sasrec.epochs": 1, "eval.max_users": 20, "eval.bootstrap": 20,
+            "cache_dir": str(tmp_path / "cache")}
+    grid = grid.model_copy(update={"datasets": {"planted": str(data)}, "seeds": [0, 1], "set": {**grid.set, **tiny}})
+    fits, real_fit = [], SASRecRanker.fit
+    monkeypatch.setattr(SASRecRanker, "fit", lambda self, *a: fits.append(self.cfg.seed) or real_fit(self, *a))
+    result = run_grid(grid, tmp_path / "out", log=lambda m: None)
+    assert fits == [0, 1] and all(v["status"] == "done" for v in result["cells"].values())
+    assert {r["model"]: r["seeds"] for r in result["rows"]} == {
+        m: [0, 1] for m in ("popularity", "sasrec", "popularity-exclude", "sasrec-exclude")}
+    dataset, _ = planted_data()
+    history = {u: set(s[:-1]) for u, s in zip(dataset.user_ids, dataset.sequences, strict=True)}
+    for model, exclude in (("sasrec", False), ("sasrec-exclude", True)):
+        rows = [json.loads(x) for x in (tmp_path / "out" / "planted" / model / "seed0" / "predictions.jsonl")
+                .read_text().splitlines()]
+        assert len(rows) == 20
+        overlap = sum(len({dataset.item_ids.index(i) for i in r["items"]} & history[r["user"]]) for r in rows)
+        assert (overlap == 0) == exclude

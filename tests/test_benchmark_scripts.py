@@ -1,14 +1,16 @@
 """The benchmark scripts are not part of the package, so nothing else imports them: these tests keep them from
 rotting silently when the package they call changes.
 
-Every script is imported. Run on tiny inputs, with their outputs checked: ``grid_result.py``, ``inference_k.py``,
-``sasrec_test.py`` (and ``common.write_result`` through them), and ``time_to_quality.py``'s seed pairing and
+Every script is imported. Run on tiny inputs, with their outputs checked: ``grid_result.py``, ``inference_k.py``
+(frozen; and ``common.write_result`` through them), and ``time_to_quality.py``'s seed pairing and
 summaries. Import-only, and why: what ``bench_train``, ``bench_decode``, ``bench_packing``, ``bench_compile``,
 ``bench_arm_latency``, ``load_test`` and ``profile_step`` commit is timings (no value a tiny run could check, and
 no timing in unit tests; ``bench_compile`` also compiles for minutes); ``foundation`` needs the sentence-transformers
 embedding model to build SIDs; ``cot_vs_pause`` runs rationales, grounding and three trainings; ``baselines_vs_llm``
 and ``sasrec_tuning`` need trained runs or several SASRec fits (not yet written: candidates for a next pass);
-``arms_grid`` is obsolete (issue 42; ``pauserec bench`` replaces it) and is kept for the results that cite it.
+``arms_grid`` and ``cot_vs_pause`` are frozen (issue 42; ``pauserec bench`` replaces them) and kept for the results
+that cite them. ``sasrec_test.py`` is gone: its cells are the grid ``benchmarks/grids/sasrec-test-scientific.yaml``
+(eval-only variants; tests/test_bench.py).
 """
 
 from __future__ import annotations
@@ -182,36 +184,3 @@ def test_inference_k_decodes_each_k_and_pairs_it_with_the_trained_k(tmp_path: Pa
     assert paired["2"] is None and set(paired["0"]) >= {"recall@10"} and set(paired["3"]) >= {"recall@10"}
     assert "| 2 (trained) |" in (results / "ik.md").read_text() and (results / "ik.png").exists()
     assert not (run / "predictions.jsonl").exists()  # the run's own evaluation is left alone
-
-
-def test_sasrec_test_trains_once_per_seed_and_ranks_with_and_without_exclusion(tmp_path: Path, monkeypatch) -> None:
-    """``sasrec_test.py`` with a tiny SASRec: per seed one training, two rankings (history excluded or not) on the
-    same users; popularity beside it; excluded rankings hold none of the user's items."""
-    pytest.importorskip("cornac")
-    from helpers import make_data_dir, planted_data
-
-    from pauserec.io import read_json, read_jsonl
-
-    st = load(BENCHMARKS / "sasrec_test.py")
-    results = results_into(tmp_path, monkeypatch, st)
-    dataset, catalog = planted_data()
-    data = make_data_dir(tmp_path / "data", dataset, catalog)
-    trained = []
-    real_make = st.make_baseline  # one SASRec built (and fitted) per seed
-    monkeypatch.setattr(st, "make_baseline", lambda name, cfg: trained.append(cfg.seed) or real_make(name, cfg))
-    monkeypatch.setattr(st, "environment", lambda: MACHINE)
-    tiny = ["baseline.sasrec.hidden=16", "baseline.sasrec.layers=1", "baseline.sasrec.epochs=1",
-            "baseline.sasrec.negatives=16", "baseline.sasrec.batch_size=32", "eval.max_users=20", "eval.bootstrap=20",
-            f"cache_dir={tmp_path / 'cache'}"]
-    run_main(st, monkeypatch, data, "--work", tmp_path / "work", "--seeds", 0, 1, "--name", "st",
-             *[a for kv in tiny for a in ("--set", kv)])
-    assert trained == [0, 1]
-    rows = {(r["dataset"], r["model"]): r for r in read_json(results / "st.json")["rows"]}
-    assert set(rows) == {(d, m) for d in ("scientific", "scientific-exclude") for m in ("popularity", "sasrec")}
-    assert all(r["seeds"] == [0, 1] for r in rows.values())
-    history = {u: set(s[:-1]) for u, s in zip(dataset.user_ids, dataset.sequences, strict=True)}
-    for setting, exclude in (("scientific", False), ("scientific-exclude", True)):
-        predictions = read_jsonl(tmp_path / "work" / setting / "sasrec" / "seed0" / "predictions.jsonl")
-        assert len(predictions) == 20
-        overlap = sum(len({dataset.item_ids.index(i) for i in p["items"]} & history[p["user"]]) for p in predictions)
-        assert (overlap == 0) == exclude

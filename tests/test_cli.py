@@ -122,8 +122,8 @@ def test_demo_runs_every_stage_and_prints_the_comparison(tmp_path):
             "baseline.sasrec.epochs=1", "baseline.sasrec.negatives=8"]
     r = runner.invoke(app, ["demo", "--out", str(tmp_path / "demo"), *[a for s in sets for a in ("--set", s)]])
     assert r.exit_code == 0, r.output
-    for run in ("popularity", "sasrec", "direct", "pause"):
-        assert (tmp_path / "demo" / run / "metrics.json").exists(), run
+    for run in ("popularity", "sasrec", "direct", "pause"):  # the cells of the packaged demo grid
+        assert (tmp_path / "demo" / "demo" / run / "seed0" / "metrics.json").exists(), run
     assert "direct" in r.output and "pause" in r.output and "popularity" in r.output and "sasrec" in r.output
     for reference in ("direct", "popularity", "sasrec"):
         assert f"paired difference vs {reference}" in r.output

@@ -48,6 +48,13 @@ class Arm(ABC):
     name: ClassVar[str] = "arm"
     #: The ``arm.*`` setting a grid's ``k:`` list sweeps (one model per value), or None: the arm takes no ``k:``.
     sweep_key: ClassVar[str | None] = None
+    #: The ``arm.*`` settings that change decoding only (a grid's eval-only variant of a trained model may set them).
+    inference_keys: ClassVar[tuple[str, ...]] = ()
+    #: The ``arm.*`` setting an eval-only variant's ``k:`` list sweeps (one of :attr:`inference_keys`), or None.
+    inference_sweep_key: ClassVar[str | None] = None
+    #: Upstream stage name -> the ``arm.*`` setting naming its artifact (e.g. cot: ``{"rationales": "rationales"}``):
+    #: what :meth:`upstream_stages` reads and what a grid's ``uses:`` sets.
+    upstream_keys: ClassVar[dict[str, str]] = {}
 
     def __init__(self) -> None:
         self._ids: dict[str, int] = {}
@@ -60,8 +67,9 @@ class Arm(ABC):
     @classmethod
     def upstream_stages(cls, cfg: ArmConfig) -> dict[str, str]:
         """Artifacts of earlier stages a run of this arm trains on, by stage name (e.g. ``{"rationales": DIR}``),
-        beside the backbone; recorded in the run's lineage (:mod:`pauserec.artifacts.lineage`)."""
-        return {}
+        beside the backbone; recorded in the run's lineage (:mod:`pauserec.artifacts.lineage`). Those of
+        :attr:`upstream_keys` that are set."""
+        return {stage: getattr(cfg, key) for stage, key in cls.upstream_keys.items() if getattr(cfg, key, None)}
 
     @classmethod
     def served_pauses(cls, cfg: ArmConfig, cap: int) -> ServedPauses | None:
@@ -75,11 +83,12 @@ class Arm(ABC):
         raise ValueError(f"the {cls.name} arm has no pause tokens")
 
     @classmethod
-    def sweep(cls, value: Any) -> list[str]:
-        """The dotted overrides that set :attr:`sweep_key` to ``value``."""
-        if cls.sweep_key is None:
-            raise ValueError(f"the {cls.name} arm has no sweep key")
-        return [f"arm.{cls.sweep_key}={value}"]
+    def sweep(cls, value: Any, inference: bool = False) -> list[str]:
+        """The dotted overrides that set :attr:`sweep_key` (``inference``: :attr:`inference_sweep_key`) to ``value``."""
+        key = cls.inference_sweep_key if inference else cls.sweep_key
+        if key is None:
+            raise ValueError(f"the {cls.name} arm has no {'inference ' if inference else ''}sweep key")
+        return [f"arm.{key}={value}"]
 
     def new_tokens(self) -> list[str]:
         """Tokens this arm adds to the vocabulary (beside the SID tokens)."""

@@ -31,6 +31,9 @@ class CoTArm(Arm):
     """
 
     name = "cot"
+    #: The rationale acquisition directory the run trains on (none set: a run that cannot train).
+    upstream_keys = {"rationales": "rationales"}
+    inference_keys = ("rationale_samples", "rationale_temperature")
 
     def __init__(
         self,
@@ -57,11 +60,6 @@ class CoTArm(Arm):
         """Sampled rationales (``rationale_temperature > 0``) are drawn with the run's ``seed``."""
         return cls(cfg.rationales, cfg.max_rationale_tokens, samples=cfg.rationale_samples,
                    temperature=cfg.rationale_temperature, seed=seed)
-
-    @classmethod
-    def upstream_stages(cls, cfg: CotArmConfig) -> dict[str, str]:
-        """The rationale acquisition directory the run trains on (none set: a run that cannot train)."""
-        return {"rationales": cfg.rationales} if cfg.rationales else {}
 
     def new_tokens(self) -> list[str]:
         return [OPEN, CLOSE]

@@ -25,6 +25,8 @@ def pause_token_names(k: int, distinct: bool) -> list[str]:
 class PauseArm(Arm):
     name = "pause"
     sweep_key = "pause_tokens"
+    inference_keys = ("inference_pause_tokens",)
+    inference_sweep_key = "inference_pause_tokens"
 
     def __init__(
         self,

@@ -9,7 +9,7 @@ items, oldest first, then eos: ``(B, L * n_history + 1)``. Decoder target = the 
 (the length is always L).
 
 Decoding: trie-constrained beam search with Hugging Face ``generate(num_beams=W, num_return_sequences=W,
-prefix_allowed_tokens_fn=...)`` -- *not* our :mod:`pauserec.decode.beam`. That decoder is built around a decoder-only
+prefix_allowed_tokens_fn=...)`` -- *not* our :mod:`pauserec.decode`. That decoder is built around a decoder-only
 LM: one causal prefill of the prompt into a ``DynamicCache``, reordered by beam, and ``model.base_model`` returning
 the last hidden state. An encoder-decoder needs an encoder pass, cross-attention over encoder states expanded per beam
 and an ``EncoderDecoderCache``: a second code path, for a baseline whose decode is 3 tiny steps. ``generate`` is

@@ -28,6 +28,8 @@ def save_results(cells: Sequence[Cell], out: Path, results: Path) -> list[Cell]:
     """Copy each cell finished in ``out`` whose metrics ``results`` lacks or holds otherwise; returns those cells."""
     saved = []
     for cell in cells:
+        if cell.stage:  # a stage's artifact is a model or rationales, not a result
+            continue
         src, dst = cell.run_dir(out), cell.run_dir(results)
         if not finished(cell, out) or _same(src / "metrics.json", dst / "metrics.json"):
             continue
@@ -43,6 +45,8 @@ def restore_results(cells: Sequence[Cell], out: Path, results: Path) -> list[Cel
     """Copy each cell finished in ``results`` but not in ``out`` into ``out``; returns those cells."""
     restored = []
     for cell in cells:
+        if cell.stage:
+            continue
         src, dst = cell.run_dir(results), cell.run_dir(out)
         if not finished(cell, results) or finished(cell, out):
             continue

@@ -68,6 +68,7 @@ def summarize(cells: Sequence[Cell], out: Path, references: Sequence[str] | None
     (default :func:`default_references`) from per-user metrics averaged over the seeds both have. ``val_best``: True
     on the variant of its arm with the highest mean validation NDCG@10 over the seeds its variants share, where an arm
     has several (e.g. pause K)."""
+    cells = [c for c in cells if not c.stage]  # a stage has no metrics: the rows are the models
     groups: dict[tuple[str, str], list[Cell]] = {}
     for c in cells:
         groups.setdefault((c.dataset, c.model), []).append(c)
@@ -78,6 +79,8 @@ def summarize(cells: Sequence[Cell], out: Path, references: Sequence[str] | None
         done = [c for c in group if (c.run_dir(out) / "metrics.json").exists()]
         row: dict[str, Any] = {"dataset": dataset, "model": model, "arm": group[0].base, "k": group[0].k,
                                "seeds": [c.seed for c in done], "missing_seeds": [c.seed for c in group if c not in done]}
+        if group[0].source is not None:
+            row["eval_of"] = group[0].source.model
         if done:
             evals = [{**read_json(c.run_dir(out) / "metrics.json"), "cost": _read_cost(c, out)} for c in done]
             row["metrics"] = {m: seed_interval([e["metrics"][m]["mean"] for e in evals]) for m in METRICS}
@@ -119,14 +122,14 @@ def _ratio(a: float | None, b: float | None) -> float | None:
 
 
 def mark_validation_best(rows: list[dict[str, Any]]) -> None:
-    """Per dataset and arm with two or more validated variants, ``val_best`` True on the one with the highest mean
-    validation score (the first listed on a tie), False on the others. The means are taken over the seeds every
+    """Per dataset and arm with two or more validated variants (eval-only variants left out: they have their trained
+    model's validation score), ``val_best`` True on the one with the highest mean validation score (the first listed on a tie), False on the others. The means are taken over the seeds every
     variant of the arm has (``val_best_seeds``), so a variant run on one lucky seed does not beat one averaged over
     three; where the variants share no seed, over each one's own seeds."""
     key = f"val_{VALIDATION}"
     families: dict[tuple[str, str], list[dict[str, Any]]] = {}
     for r in rows:
-        if r.get(key) is not None:
+        if r.get(key) is not None and "eval_of" not in r:  # an eval-only variant has its model's validation
             families.setdefault((r["dataset"], r["arm"]), []).append(r)
     for family in families.values():
         if len(family) < 2:

@@ -3,7 +3,7 @@
 * :func:`exhaustive_rank` teacher-forces every catalogue SID after the prompt (no KV cache, the model's own logits)
   and sorts by total log-probability: the ground truth a beam search of width ``n_items`` must reproduce.
 * :func:`hf_beam_search` is the same search with Hugging Face ``generate`` + ``prefix_allowed_tokens_fn``: the usual
-  baseline the production decoder (:mod:`.beam`) is measured against.
+  baseline the production decoder (:mod:`.search`) is measured against.
 """
 
 from __future__ import annotations
@@ -15,8 +15,10 @@ from typing import Any
 import numpy as np
 import torch
 
-from ..sid.catalog import PrefixTrie
-from .beam import BeamResult, Normalization, _as_level_ids, _check_forced, _eval_mode, _unwrap, trie_codes
+from ..sid.catalog import PrefixTrie, trie_codes
+from .scoring import Normalization, as_level_ids
+from .search import BeamResult, eval_mode, unwrap
+from .step import check_forced
 
 __all__ = ["exhaustive_rank", "hf_beam_search"]
 
@@ -61,10 +63,10 @@ def exhaustive_rank(
     """
     codes = _catalogue_codes(trie_or_codes)
     n_items, n_levels = codes.shape
-    forced = _check_forced(forced_between_levels, n_levels)
-    model = _unwrap(model)
+    forced = check_forced(forced_between_levels, n_levels)
+    model = unwrap(model)
     device = model.get_input_embeddings().weight.device
-    level_ids = _as_level_ids(level_token_ids, device)
+    level_ids = as_level_ids(level_token_ids, device)
     # the token layout after the prompt and the position (in the full sequence) that predicts each level's token
     prompt = torch.as_tensor(list(prompt_ids), dtype=torch.long, device=device)
     codes_t = torch.as_tensor(codes, device=device)
@@ -79,7 +81,7 @@ def exhaustive_rank(
             offset += len(forced[d])
     suffix = torch.cat(pieces, dim=1)
     totals = torch.zeros(n_items, dtype=torch.float64)
-    with torch.inference_mode(), _eval_mode(model):
+    with torch.inference_mode(), eval_mode(model):
         for start in range(0, n_items, chunk_size):
             sl = slice(start, start + chunk_size)
             seq = torch.cat([prompt[None, :].expand(suffix[sl].shape[0], -1), suffix[sl]], dim=1)
@@ -119,7 +121,7 @@ def hf_beam_search(
     """
     from transformers import GenerationConfig
 
-    model = _unwrap(model)
+    model = unwrap(model)
     n_levels = trie.depth
     device = model.get_input_embeddings().weight.device
     level_lists = [[int(t) for t in torch.as_tensor(ids).reshape(-1).tolist()] for ids in level_token_ids]
@@ -159,7 +161,7 @@ def hf_beam_search(
     saved = model.generation_config
     model.generation_config = GenerationConfig()  # nothing of the checkpoint's may fill the unset fields
     try:
-        with torch.inference_mode(), _eval_mode(model):
+        with torch.inference_mode(), eval_mode(model):
             out = model.generate(
                 input_ids=input_ids.to(device),
                 attention_mask=attention_mask.to(device),

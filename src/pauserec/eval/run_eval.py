@@ -19,12 +19,12 @@ from ..prompt import PromptBuilder
 from .contract import Ranking, evaluate_ranker
 from .cost import TrainCost
 from .pipeline_cost import pipeline_cost
-from .recommend import recommend
+from ..recommend import recommend
 
 
 class ArmRanker:
     """A trained run's LLM arm as a :class:`.contract.Ranker`: prompts of the histories, then the trie-constrained
-    beam search of :func:`.recommend.recommend` (``decode.num_beams`` items per user, whatever ``k``)."""
+    beam search of :func:`pauserec.recommend.recommend` (``decode.num_beams`` items per user, whatever ``k``)."""
 
     def __init__(self, trained: TrainedRun, progress: bool = False):
         cfg, catalog, tokenizer = trained.cfg, trained.data.catalog(), trained.tokenizer

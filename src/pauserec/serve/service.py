@@ -2,7 +2,7 @@
 
 A run is loaded exactly as ``pauserec eval`` loads it (:func:`pauserec.artifacts.load_trained`): the stored
 config, the data directory named in ``env.json`` (prompt layout, dataset and SID catalogue hashes checked), the
-checkpoint in ``RUN/model`` (tokenizer hash checked), the arm and the prompt builder. Decoding goes through :func:`pauserec.eval.recommend.recommend`, the
+checkpoint in ``RUN/model`` (tokenizer hash checked), the arm and the prompt builder. Decoding goes through :func:`pauserec.recommend.recommend`, the
 same trie-constrained beam search the evaluation uses, so a served ranking is the evaluated ranking.
 """
 
@@ -21,7 +21,7 @@ from ..artifacts import load_trained
 from ..config import RunConfig
 from ..data.dataset import Dataset
 from ..data.split import Example
-from ..eval.recommend import recommend
+from ..recommend import recommend
 from ..model.backbone import inference_device
 from ..model.vocab import check_vocabulary, token_ids_by_level
 from ..prompt import PromptBuilder

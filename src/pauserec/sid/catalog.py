@@ -100,6 +100,20 @@ class PrefixTrie:
         return {k: frozenset(v) for k, v in forbid.items()}
 
 
+def trie_codes(trie: PrefixTrie) -> np.ndarray:
+    """Every SID stored in ``trie`` as codes ``(n_items, L)``, row ``i`` = item ``i``."""
+    nodes = np.zeros(1, dtype=np.int64)
+    prefixes = np.zeros((1, 0), dtype=np.int64)
+    for d, table in enumerate(trie.tables):
+        rows, codes = np.nonzero(table[nodes] >= 0)
+        children = table[nodes[rows], codes].astype(np.int64)
+        prefixes = np.concatenate([prefixes[rows], codes[:, None]], axis=1)
+        nodes = children
+    out = np.empty_like(prefixes)
+    out[nodes] = prefixes  # at the last depth the "node" is the item index
+    return out
+
+
 def build_trie(codes: np.ndarray, level_sizes: list[int]) -> PrefixTrie:
     """Build the per-level tables from unique SID rows ``codes`` of shape ``(n_items, L)``."""
     n_items, n_levels = codes.shape
