@@ -22,7 +22,7 @@ from pauserec.arms import make_arm
 from pauserec.artifacts import environment, load_trained
 from pauserec.data.split import leave_one_out
 from pauserec.eval.evaluate import select_users
-from pauserec.eval.recommend import recommend
+from pauserec.recommend import recommend
 from pauserec.model.vocab import token_ids_by_level
 from pauserec.prompt import PromptBuilder
 from pauserec.report import markdown_table

@@ -377,7 +377,7 @@ def _load_run_pair(run_dir: str, beams: int):
 
 
 def _decode(rec, model, examples) -> Any:
-    from pauserec.eval.recommend import recommend
+    from pauserec.recommend import recommend
 
     with torch.inference_mode():
         return recommend(model, rec.prompts, rec.arm(rec.default_pauses), rec.catalog, rec.level_ids, examples,

@@ -178,7 +178,7 @@ def test_sampled_rationales_are_pooled_and_reproducible(tiny):
 def test_inference_rationale_never_sees_the_target(tiny):
     """Two examples that differ only in their target get the same rationale and the same ranking."""
     from pauserec.config import DecodeConfig
-    from pauserec.eval.recommend import recommend
+    from pauserec.recommend import recommend
 
     model, tok, dataset, catalog, level_ids = tiny
     prompts = PromptBuilder(tok, catalog, dataset, "sys", show_titles=False)
@@ -195,7 +195,7 @@ def test_sampled_rationales_follow_the_runs_seed(tiny):
     others. Greedy rationales do not depend on it."""
     from pauserec.arms import make_arm
     from pauserec.config import DecodeConfig
-    from pauserec.eval.recommend import recommend
+    from pauserec.recommend import recommend
 
     model, tok, dataset, catalog, level_ids = tiny
     prompts = PromptBuilder(tok, catalog, dataset, "sys", show_titles=False)

@@ -29,7 +29,7 @@ from ..arms.base import IGNORE
 from ..config import RunConfig, TextConfig
 from ..data.split import Example, training_users_subset
 from ..data.text import item_title, render_item_text
-from ..eval.recommend import recommend_from_prompts
+from ..recommend import recommend_from_prompts
 from ..io import write_json
 from ..prompt import PromptBuilder
 from .batches import sid_softmax

@@ -29,7 +29,7 @@ from ..errors import PauseRecError
 from ..eval.cost import peak_memory_bytes, reset_peak_memory
 from ..eval.evaluate import select_users
 from ..eval.exclusion import exclusions
-from ..eval.recommend import recommend
+from ..recommend import recommend
 from ..io import write_json
 from ..model.backbone import load_backbone
 from ..model.params import apply_trainable_policy, count_parameters, save_plain_checkpoint
