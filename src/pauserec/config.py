@@ -59,10 +59,38 @@ class TextConfig(_Section):
 
 
 class SplitConfig(_Section):
-    """Leave-one-out: last item = test, second to last = validation, the rest = training."""
+    """How users' sequences become training, validation and test examples (``pauserec.data.split``); every model
+    (LLM arms, popularity, SASRec, HSTU, TIGER) reads the same split.
 
+    ``leave_one_out``: per user, last item = test target, second to last = validation target, the rest = training
+    (one validation and one test example per user). ``temporal`` (MiniOneRec's protocol): every (history -> next
+    item) sample of every user, ordered globally by the target's time, cut ``fractions`` (8:1:1); a user can have
+    several validation and test examples. Without timestamps (LC-Rec JSON) the order is the target's relative position
+    in its user's sequence (docs/data.md). MiniOneRec shows at most 10 history items: ``split.max_history=10``.
+    """
+
+    kind: Literal["leave_one_out", "temporal"] = Field("leave_one_out", description="The protocol (see above).")
     max_history: int = Field(20, ge=1, description="Only the most recent N items of a history are shown.")
-    sliding_window: bool = Field(True, description="Every prefix of the training part is a training example.")
+    sliding_window: bool = Field(True, description="leave_one_out: every prefix of the training part is a training "
+                                 "example (temporal: every sample always is).")
+    fractions: tuple[float, float, float] = Field(
+        (0.8, 0.1, 0.1), description="temporal: train / validation / test shares of the time-ordered samples; the "
+        "cut points are int(n * train) and int(n * (train + validation)), as MiniOneRec's.",
+    )
+
+    @field_validator("fractions")
+    @classmethod
+    def _fractions_sum_to_one(cls, v: tuple[float, float, float]) -> tuple[float, float, float]:
+        if any(f <= 0 for f in v) or abs(sum(v) - 1.0) > 1e-6:
+            raise ConfigError(f"split.fractions={list(v)} must be three positive shares that sum to 1")
+        return v
+
+    def protocol(self) -> dict[str, Any]:
+        """The keys that define this kind's split (recorded beside every metric): the other kind's are left out."""
+        keys = ("kind", "max_history", "sliding_window") if self.kind == "leave_one_out" else \
+            ("kind", "max_history", "fractions")
+        dump = self.model_dump(mode="json")
+        return {k: dump[k] for k in keys}
 
 
 class EmbedConfig(_Section):
@@ -372,7 +400,8 @@ class EvalConfig(_Section):
     ks: list[int] = [1, 5, 10, 20]
     bootstrap: int = Field(1000, ge=0, description="Bootstrap resamples for 95% intervals (0 = none).")
     split: Literal["valid", "test"] = "test"
-    max_users: int | None = Field(None, description="Evaluate only the first N users (a fixed random order); None = all.")
+    max_users: int | None = Field(None, description="Evaluate only N examples (a fixed random subset; one example per "
+                                  "user under leave-one-out, so N users); None = all.")
     subset_seed: int = Field(
         0, ge=0, description="Seed of the max_users subset (and of the validation users). Fixed, not the run's "
         "seed, so that runs with different seeds are decoded on the same users and can be compared per user.",
