@@ -442,6 +442,62 @@ class SASRecConfig(_Section):
         return self
 
 
+class NextItemConfig(_Section):
+    """Training of the full-softmax next-item baselines (``pauserec.baselines.next_item``: SASRec-CE and HSTU).
+
+    Each user's training part (``Split.training_sequences``), its last ``max_len + 1`` items, is one row: the encoder
+    reads items ``[:-1]`` (left-padded) and every position predicts the next item with cross-entropy over the whole
+    catalogue (no sampled negatives). Adam, a fixed number of epochs at most; after each epoch Recall@10 / NDCG@10 on
+    ``val_users`` fixed validation examples, the best epoch's weights are kept (validation only, never test).
+    """
+
+    max_len: int = Field(20, ge=2, description="Most recent items the encoder reads (training and scoring).")
+    dropout: float = Field(0.2, ge=0.0, lt=1.0)
+    epochs: int = Field(60, ge=1, description="At most this many passes over the users' training parts.")
+    lr: float = Field(1e-3, gt=0, description="Adam learning rate.")
+    weight_decay: float = Field(0.0, ge=0.0)
+    batch_size: int = Field(128, ge=1, description="Users (training rows) per step.")
+    val_users: int = Field(1000, ge=1, description="Fixed validation examples for model selection (eval.subset_seed).")
+    select_metric: Literal["recall@10", "ndcg@10"] = Field("ndcg@10", description="Validation metric of the best epoch.")
+    patience: int = Field(5, ge=1, description="Stop after this many epochs without a better validation metric.")
+    score_batch: int = Field(256, ge=1, description="Examples scored together at inference.")
+
+
+class SASRecCEConfig(NextItemConfig):
+    """SASRec (Kang & McAuley 2018; torch-rechub 0.9.0's ``SASRec`` encoder: learned positions, causal
+    self-attention blocks, item embeddings shared with the output) trained with full-softmax cross-entropy instead of
+    sampled binary cross-entropy (Klenitskiy & Vasilev, RecSys 2023). Defaults: see ``baselines.next_item``'s tuning
+    note in docs/evaluation.md (validation only)."""
+
+    hidden: int = Field(64, ge=2, description="Item embedding / hidden size.")
+    layers: int = Field(2, ge=1, description="Self-attention blocks.")
+    heads: int = Field(1, ge=1, description="Attention heads; must divide hidden.")
+
+    @model_validator(mode="after")
+    def _heads_divide_hidden(self) -> SASRecCEConfig:
+        if self.hidden % self.heads:
+            raise ConfigError(f"baseline.sasrec_ce.heads={self.heads} does not divide hidden={self.hidden}")
+        return self
+
+
+class HSTUConfig(NextItemConfig):
+    """HSTU (Zhai et al., ICML 2024; torch-rechub 0.9.0's ``HSTUModel``: pointwise SiLU attention with a relative
+    position bias, gated output, tied item embeddings) trained with full-softmax cross-entropy. No time input (the
+    default data has no clock: ``use_time_embedding=False``, the relative bias is position-only)."""
+
+    d_model: int = Field(64, ge=2, description="Hidden size (item embeddings).")
+    layers: int = Field(2, ge=1, description="HSTU layers.")
+    heads: int = Field(2, ge=1, description="Attention heads; must divide d_model.")
+    dqk: int = Field(32, ge=1, description="Query/key size per head.")
+    dv: int = Field(32, ge=1, description="Value/gate size per head.")
+
+    @model_validator(mode="after")
+    def _heads_divide_d_model(self) -> HSTUConfig:
+        if self.d_model % self.heads:
+            raise ConfigError(f"baseline.hstu.heads={self.heads} does not divide d_model={self.d_model}")
+        return self
+
+
 class TigerConfig(_Section):
     """TIGER baseline (``pauserec.baselines.tiger``): a small T5 encoder-decoder trained from scratch on the SIDs.
 
@@ -476,6 +532,8 @@ class BaselineConfig(_Section):
     """Classic baselines evaluated under the same contract as the LLM arms (``pauserec.baselines.BASELINES``)."""
 
     sasrec: SASRecConfig = SASRecConfig()
+    sasrec_ce: SASRecCEConfig = SASRecCEConfig()
+    hstu: HSTUConfig = HSTUConfig()
     tiger: TigerConfig = TigerConfig()
 
 
