@@ -65,12 +65,17 @@ def test_training_rows_golden():
 
 
 class FixedLogits(torch.nn.Module):
+    """States = the given logits, output layer = identity: token scores are exactly ``logits``."""
+
     def __init__(self, logits):
         super().__init__()
         self.value = logits
 
-    def logits(self, tokens):
+    def hidden(self, tokens):
         return self.value
+
+    def output_layer(self):
+        return torch.eye(self.value.shape[-1]), None
 
 
 def test_loss_is_cross_entropy_over_items_only_by_hand():
@@ -94,6 +99,21 @@ def test_loss_matches_torch_rechub_seq_trainer():
     labels = torch.cat([seq[:, 1:], target[:, None]], dim=1).masked_fill(seq.eq(0), 0)
     ours = next_item.next_item_loss(FixedLogits(logits), seq, labels)
     assert ours.item() == pytest.approx(theirs.item(), rel=1e-5)
+
+
+@pytest.mark.parametrize("name", ["sasrec_ce", "hstu"])
+def test_masked_scores_equal_the_models_full_logits(name):
+    """``hidden`` + ``output_layer`` at labelled positions == the model's own all-position logits (HSTU: torch-rechub's
+    ``HSTUModel.forward``), loss and last-position scores alike."""
+    cfg = build_config(overrides=overrides(name))
+    torch.manual_seed(0)
+    model = MODELS[name](20, getattr(cfg.baseline, name)).eval()
+    x = torch.tensor([[0, 0, 3, 4, 5], [1, 2, 3, 4, 6], [0, 0, 0, 0, 7]])
+    y = torch.tensor([[0, 0, 4, 5, 6], [2, 3, 4, 5, 7], [0, 0, 0, 0, 8]])
+    full = model.logits(x)[..., 1:]
+    reference = torch.nn.functional.cross_entropy(full.reshape(-1, 20), (y - 1).reshape(-1), ignore_index=-1)
+    assert next_item.next_item_loss(model, x, y).item() == pytest.approx(reference.item(), rel=1e-5)
+    torch.testing.assert_close(next_item.item_logits(model, model.hidden(x)[:, -1]), full[:, -1])
 
 
 @pytest.mark.parametrize("name", ["sasrec_ce", "hstu"])

@@ -8,6 +8,9 @@ implementation: token + absolute position embedding, per layer one SiLU over the
 vocabulary at every non-padded position, the padding logit excluded. Time: the model can add time-difference
 embeddings and a time bias; our default data has no clock, so ``use_time_embedding=False`` and the relative bias is
 position-only (``time_diffs=None``).
+
+:meth:`HSTU.hidden` is ``HSTUModel.forward`` up to its output projection (the same calls, in order; the test checks
+``hidden`` + :meth:`HSTU.output_layer` against ``forward``), so that the loss scores labelled positions only.
 """
 
 from __future__ import annotations
@@ -29,7 +32,21 @@ class HSTU(torch.nn.Module):
                                dqk=cfg.dqk, dv=cfg.dv, max_seq_len=cfg.max_len, dropout=cfg.dropout,
                                use_time_embedding=False)
 
+    def hidden(self, tokens: torch.Tensor) -> torch.Tensor:
+        """``(B, L, d_model)``: ``HSTUModel.forward`` without time input, before the item projection."""
+        m = self.model
+        if tokens.shape[1] > m.max_seq_len:
+            raise ValueError(f"{tokens.shape[1]} tokens exceed baseline.hstu.max_len={m.max_seq_len}")
+        valid = tokens.ne(0).unsqueeze(-1)
+        positions = torch.arange(tokens.shape[1], device=tokens.device)
+        x = (m.token_embedding(tokens) + m.position_embedding(positions).unsqueeze(0)) * valid
+        return m.hstu_block(m.dropout(x), padding_mask=tokens.ne(0), time_diffs=None) * valid
+
+    def output_layer(self) -> tuple[torch.Tensor, torch.Tensor | None]:
+        return self.model.token_embedding.weight, self.model.output_bias  # tied, as HSTUModel's default
+
     def logits(self, tokens: torch.Tensor) -> torch.Tensor:
+        """``(B, L, n_items + 1)``: torch-rechub's own forward (the reference of :meth:`hidden`)."""
         return self.model(tokens)
 
 

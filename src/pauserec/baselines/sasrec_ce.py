@@ -48,7 +48,11 @@ class SASRecCE(torch.nn.Module):
         x = {"seq": tokens}
         return self.encoder.seq_forward(x, self.encoder.item_emb(x, self.features)[:, 0])
 
+    def output_layer(self) -> tuple[torch.Tensor, None]:
+        return self.item_embedding, None
+
     def logits(self, tokens: torch.Tensor) -> torch.Tensor:
+        """``(B, L, n_items + 1)`` scores of every token at every position (the reference of the masked loss)."""
         return self.hidden(tokens) @ self.item_embedding.T
 
 
