@@ -294,6 +294,7 @@ def test_recbole_time_order_ties_repeats_and_fields(recbole_dir: Path):
     assert ds.notes["duplicate_interactions"] == 1
     assert ds.notes["dropped_short_users"] == 1
     assert ds.notes["time_ties"] == 1
+    assert ds.timestamps == [[100.0, 200.0, 200.0, 300.0], [50.0, 60.0, 70.0]]  # kept, aligned with the items
 
 
 def test_recbole_without_timestamp_keeps_file_order(tmp_path: Path):
@@ -304,6 +305,7 @@ def test_recbole_without_timestamp_keeps_file_order(tmp_path: Path):
     assert seqs(ds) == {"u": ["b", "a", "c"]}
     assert ds.item_fields[0] == {"title": "A", "categories": "x,y", "brand": "Acme"}
     assert ds.notes["time_ties"] == "no timestamp column"
+    assert ds.timestamps is None
 
 
 @pytest.mark.parametrize(
@@ -352,6 +354,7 @@ def check_lab(ds, *, categories: str) -> None:
 def test_amazon_2018_gz(amazon2018: Path):
     ds = read_dataset(amazon2018, kcore=2, min_interactions=2)
     check_lab(ds, categories="Industrial & Scientific,Lab")
+    assert ds.timestamps == [[10.0, 30.0], [5.0, 5.0]]  # U1 = B@10 A@30, U2 = A@5 B@5 (the kept events' times)
     assert ds.notes["reviews_file"] == "Lab_5.json.gz"
 
 

@@ -14,12 +14,17 @@ from helpers import make_data_dir, planted_data  # noqa: E402
 from pauserec.baselines import get_baseline, run_baseline  # noqa: E402
 from pauserec.baselines import sasrec  # noqa: E402
 from pauserec.config import build_config  # noqa: E402
+from pauserec.config import SplitConfig  # noqa: E402
 from pauserec.data.split import Example, leave_one_out  # noqa: E402
 from pauserec.errors import ConfigError, PauseRecError  # noqa: E402
 from pauserec.io import read_json  # noqa: E402
 
 TINY = ["baseline.sasrec.hidden=16", "baseline.sasrec.layers=1", "baseline.sasrec.epochs=15",
         "baseline.sasrec.batch_size=32", "baseline.sasrec.negatives=16", "baseline.sasrec.max_len=8"]
+
+
+def train_parts(dataset):
+    return leave_one_out(dataset, SplitConfig()).training_sequences(dataset)
 
 
 @pytest.fixture(scope="module")
@@ -30,7 +35,7 @@ def planted(tmp_path_factory):
 
 def test_cornac_sees_only_training_parts(planted):
     dataset, _ = planted
-    train_set = sasrec.cornac_train_set(sasrec.training_sequences(dataset), dataset.n_items, seed=0)
+    train_set = sasrec.cornac_train_set(train_parts(dataset), dataset.n_items, seed=0)
     items = train_set.uir_tuple[1]
     for u, seq in enumerate(dataset.sequences):
         got = [int(items[i]) for i in train_set.sessions[train_set.sid_map[u]]]
@@ -44,7 +49,7 @@ def test_training_never_reaches_a_target(planted, monkeypatch):
     real = sasrec.cornac_train_set
     monkeypatch.setattr(sasrec, "cornac_train_set", lambda seqs, n, seed: seen.setdefault("s", real(seqs, n, seed)))
     cfg = build_config(overrides=[*TINY, "baseline.sasrec.epochs=1"])
-    sasrec.fit_sasrec(dataset, cfg.baseline.sasrec, seed=0)
+    sasrec.fit_sasrec(train_parts(dataset), dataset.n_items, cfg.baseline.sasrec, seed=0)
     train_set = seen["s"]
     count = len(train_set.uir_tuple[1])
     assert count == sum(len(s) - 2 for s in dataset.sequences)
@@ -77,7 +82,7 @@ def test_run_directory_contract(planted, tmp_path):
 def test_scores_match_cornac_score_one_by_one(planted):
     dataset, _ = planted
     cfg = build_config(overrides=[*TINY, "baseline.sasrec.epochs=1"])
-    model = sasrec.fit_sasrec(dataset, cfg.baseline.sasrec, seed=0)
+    model = sasrec.fit_sasrec(train_parts(dataset), dataset.n_items, cfg.baseline.sasrec, seed=0)
     examples = leave_one_out(dataset, cfg.split).valid[:5]
     batch = sasrec.score_histories(model, examples)
     assert batch.shape == (5, dataset.n_items)
@@ -96,7 +101,7 @@ def test_top_k_excludes_history_items():
 def test_rank_with_exclusion_drops_every_seen_item(planted):
     dataset, _ = planted
     cfg = build_config(overrides=[*TINY, "baseline.sasrec.epochs=1"])
-    model = sasrec.fit_sasrec(dataset, cfg.baseline.sasrec, seed=0)
+    model = sasrec.fit_sasrec(train_parts(dataset), dataset.n_items, cfg.baseline.sasrec, seed=0)
     examples = leave_one_out(dataset, cfg.split).test
     seen = [frozenset(dataset.sequences[e.user][:-1]) for e in examples]
     items, _ = sasrec.rank(model, examples, 10, batch=7, exclude=seen)

@@ -59,10 +59,38 @@ class TextConfig(_Section):
 
 
 class SplitConfig(_Section):
-    """Leave-one-out: last item = test, second to last = validation, the rest = training."""
+    """How users' sequences become training, validation and test examples (``pauserec.data.split``); every model
+    (LLM arms, popularity, SASRec, HSTU, TIGER) reads the same split.
 
+    ``leave_one_out``: per user, last item = test target, second to last = validation target, the rest = training
+    (one validation and one test example per user). ``temporal`` (MiniOneRec's protocol): every (history -> next
+    item) sample of every user, ordered globally by the target's time, cut ``fractions`` (8:1:1); a user can have
+    several validation and test examples. Without timestamps (LC-Rec JSON) the order is the target's relative position
+    in its user's sequence (docs/data.md). MiniOneRec shows at most 10 history items: ``split.max_history=10``.
+    """
+
+    kind: Literal["leave_one_out", "temporal"] = Field("leave_one_out", description="The protocol (see above).")
     max_history: int = Field(20, ge=1, description="Only the most recent N items of a history are shown.")
-    sliding_window: bool = Field(True, description="Every prefix of the training part is a training example.")
+    sliding_window: bool = Field(True, description="leave_one_out: every prefix of the training part is a training "
+                                 "example (temporal: every sample always is).")
+    fractions: tuple[float, float, float] = Field(
+        (0.8, 0.1, 0.1), description="temporal: train / validation / test shares of the time-ordered samples; the "
+        "cut points are int(n * train) and int(n * (train + validation)), as MiniOneRec's.",
+    )
+
+    @field_validator("fractions")
+    @classmethod
+    def _fractions_sum_to_one(cls, v: tuple[float, float, float]) -> tuple[float, float, float]:
+        if any(f <= 0 for f in v) or abs(sum(v) - 1.0) > 1e-6:
+            raise ConfigError(f"split.fractions={list(v)} must be three positive shares that sum to 1")
+        return v
+
+    def protocol(self) -> dict[str, Any]:
+        """The keys that define this kind's split (recorded beside every metric): the other kind's are left out."""
+        keys = ("kind", "max_history", "sliding_window") if self.kind == "leave_one_out" else \
+            ("kind", "max_history", "fractions")
+        dump = self.model_dump(mode="json")
+        return {k: dump[k] for k in keys}
 
 
 class EmbedConfig(_Section):
@@ -372,7 +400,8 @@ class EvalConfig(_Section):
     ks: list[int] = [1, 5, 10, 20]
     bootstrap: int = Field(1000, ge=0, description="Bootstrap resamples for 95% intervals (0 = none).")
     split: Literal["valid", "test"] = "test"
-    max_users: int | None = Field(None, description="Evaluate only the first N users (a fixed random order); None = all.")
+    max_users: int | None = Field(None, description="Evaluate only N examples (a fixed random subset; one example per "
+                                  "user under leave-one-out, so N users); None = all.")
     subset_seed: int = Field(
         0, ge=0, description="Seed of the max_users subset (and of the validation users). Fixed, not the run's "
         "seed, so that runs with different seeds are decoded on the same users and can be compared per user.",
@@ -413,6 +442,65 @@ class SASRecConfig(_Section):
         return self
 
 
+class NextItemConfig(_Section):
+    """Training of the full-softmax next-item baselines (``pauserec.baselines.next_item``: SASRec-CE and HSTU).
+
+    Each user's training part (``Split.training_sequences``), its last ``max_len + 1`` items, is one row: the encoder
+    reads items ``[:-1]`` (left-padded) and every position predicts the next item with cross-entropy over the whole
+    catalogue (no sampled negatives). Adam, a fixed number of epochs at most; after each epoch Recall@10 / NDCG@10 on
+    ``val_users`` fixed validation examples, the best epoch's weights are kept (validation only, never test).
+    """
+
+    max_len: int = Field(20, ge=2, description="Most recent items the encoder reads (training and scoring).")
+    dropout: float = Field(0.2, ge=0.0, lt=1.0)
+    epochs: int = Field(60, ge=1, description="At most this many passes over the users' training parts.")
+    lr: float = Field(3e-3, gt=0, description="Adam learning rate (validation-chosen, next-item-tuning-scientific).")
+    weight_decay: float = Field(0.0, ge=0.0)
+    batch_size: int = Field(128, ge=1, description="Users (training rows) per step.")
+    val_users: int = Field(1000, ge=1, description="Fixed validation examples for model selection (eval.subset_seed).")
+    select_metric: Literal["recall@10", "ndcg@10"] = Field("ndcg@10", description="Validation metric of the best epoch.")
+    patience: int = Field(5, ge=1, description="Stop after this many epochs without a better validation metric.")
+    score_batch: int = Field(256, ge=1, description="Examples scored together at inference.")
+
+
+class SASRecCEConfig(NextItemConfig):
+    """SASRec (Kang & McAuley 2018; torch-rechub 0.9.0's ``SASRec`` encoder: learned positions, causal
+    self-attention blocks, item embeddings shared with the output) trained with full-softmax cross-entropy instead of
+    sampled binary cross-entropy (Klenitskiy & Vasilev, RecSys 2023). Tuned on Scientific leave-one-out validation
+    (``benchmarks/results/next-item-tuning-scientific.md``, one knob at a time around hidden 64, 2 layers, dropout
+    0.2, lr 1e-3): val NDCG@10 0.0679 base, 0.0682 lr 3e-3, 0.0679 dropout 0.5, 0.0686 hidden 128, all within noise;
+    lr 3e-3 kept (half the training time)."""
+
+    hidden: int = Field(64, ge=2, description="Item embedding / hidden size.")
+    layers: int = Field(2, ge=1, description="Self-attention blocks.")
+    heads: int = Field(1, ge=1, description="Attention heads; must divide hidden.")
+
+    @model_validator(mode="after")
+    def _heads_divide_hidden(self) -> SASRecCEConfig:
+        if self.hidden % self.heads:
+            raise ConfigError(f"baseline.sasrec_ce.heads={self.heads} does not divide hidden={self.hidden}")
+        return self
+
+
+class HSTUConfig(NextItemConfig):
+    """HSTU (Zhai et al., ICML 2024; torch-rechub 0.9.0's ``HSTUModel``: pointwise SiLU attention with a relative
+    position bias, gated output, tied item embeddings) trained with full-softmax cross-entropy. No time input (the
+    default data has no clock: ``use_time_embedding=False``, the relative bias is position-only). Tuned like
+    SASRec-CE: val NDCG@10 0.0524 base (lr 1e-3), 0.0615 lr 3e-3 (kept), 0.0464 dropout 0.5, 0.0608 d_model 128."""
+
+    d_model: int = Field(64, ge=2, description="Hidden size (item embeddings).")
+    layers: int = Field(2, ge=1, description="HSTU layers.")
+    heads: int = Field(2, ge=1, description="Attention heads; must divide d_model.")
+    dqk: int = Field(32, ge=1, description="Query/key size per head.")
+    dv: int = Field(32, ge=1, description="Value/gate size per head.")
+
+    @model_validator(mode="after")
+    def _heads_divide_d_model(self) -> HSTUConfig:
+        if self.d_model % self.heads:
+            raise ConfigError(f"baseline.hstu.heads={self.heads} does not divide d_model={self.d_model}")
+        return self
+
+
 class TigerConfig(_Section):
     """TIGER baseline (``pauserec.baselines.tiger``): a small T5 encoder-decoder trained from scratch on the SIDs.
 
@@ -447,6 +535,8 @@ class BaselineConfig(_Section):
     """Classic baselines evaluated under the same contract as the LLM arms (``pauserec.baselines.BASELINES``)."""
 
     sasrec: SASRecConfig = SASRecConfig()
+    sasrec_ce: SASRecCEConfig = SASRecCEConfig()
+    hstu: HSTUConfig = HSTUConfig()
     tiger: TigerConfig = TigerConfig()
 
 

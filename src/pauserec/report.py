@@ -15,6 +15,18 @@ from .io import atomic_path
 METRIC_ORDER = ["recall@1", "recall@5", "recall@10", "recall@20", "ndcg@5", "ndcg@10", "ndcg@20"]
 
 
+def protocol_label(protocol: dict[str, Any] | None) -> str:
+    """``"leave-one-out, history 20"`` / ``"temporal 0.8/0.1/0.1 by timestamp, history 10"``: a ``metrics.json``
+    ``protocol`` in words (results that predate the field were all leave-one-out)."""
+    p = protocol or {"kind": "leave_one_out"}
+    history = f", history {p['max_history']}" if "max_history" in p else ""
+    if p.get("kind") != "temporal":
+        return "leave-one-out" + history
+    cut = "/".join(f"{f:g}" for f in p.get("fractions", ()))
+    order = p.get("order", "?").replace("_", " ")
+    return f"temporal {cut} by {order}{history}"
+
+
 def fmt_metric(m: dict[str, float]) -> str:
     """``0.0523 [0.048, 0.057]``."""
     if m.get("ci_low") is None or m["ci_low"] != m["ci_low"]:  # NaN: no bootstrap
@@ -81,7 +93,9 @@ def print_comparison(title: str, named: Sequence[tuple[str, dict[str, Any]]], co
     metrics = [m for m in METRIC_ORDER if any(m in r["metrics"] for _, r in named)]
     for m in metrics:
         table.add_row(m, *[fmt_metric(r["metrics"][m]) if m in r["metrics"] else "-" for _, r in named])
-    table.add_row("users", *[str(int(r["metrics"].get("users", {}).get("count", 0))) for _, r in named])
+    table.add_row("examples" if any((r.get("protocol") or {}).get("kind") == "temporal" for _, r in named) else "users",
+                  *[str(int(r["metrics"].get("users", {}).get("count", 0))) for _, r in named])
+    table.add_row("split protocol", *[protocol_label(r.get("protocol")) for _, r in named])
     table.add_row("distinct top lists", *[str(r["metrics"].get("users", {}).get("distinct_lists", "-")) for _, r in named])
     for label, values in _cost_rows([r for _, r in named]):
         table.add_row(label, *values)

@@ -17,7 +17,7 @@ from typing import Any
 
 from ..config import RunConfig, config_to_yaml
 from ..data.dataset import Dataset
-from ..data.split import Split, leave_one_out
+from ..data.split import Split, make_split
 from ..io import write_json, write_text
 from ..sid.catalog import SIDCatalog
 
@@ -75,8 +75,8 @@ class DataDir:
         return self._catalog
 
     def split(self, cfg: RunConfig) -> Split:
-        """The leave-one-out split ``cfg.split`` makes of the dataset."""
-        return leave_one_out(self.dataset(), cfg.split)
+        """The split ``cfg.split`` makes of the dataset (:func:`~pauserec.data.split.make_split`: every model's)."""
+        return make_split(self.dataset(), cfg.split)
 
     def hashes(self) -> dict[str, str]:
         """``{"dataset_hash", "catalog_hash"}`` (no ``catalog_hash`` before ``sids``; nothing where no dataset is

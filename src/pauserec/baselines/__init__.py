@@ -25,6 +25,8 @@ from ..eval.contract import Baseline, evaluate_ranker
 BASELINES: dict[str, str] = {
     "popularity": ".popularity:PopularityRanker",
     "sasrec": ".sasrec:SASRecRanker",
+    "sasrec_ce": ".sasrec_ce:SASRecCERanker",
+    "hstu": ".hstu:HSTURanker",
     "tiger": ".tiger:TigerRanker",
 }
 

@@ -9,7 +9,6 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from ..config import RunConfig
-from ..data.dataset import Dataset
 from ..data.split import Example, Split
 from ..eval.contract import Ranking
 from ..eval.cost import TrainCost, peak_memory_bytes, reset_peak_memory
@@ -23,10 +22,10 @@ class Popularity:
         self.n_items = n_items
         self.order: np.ndarray | None = None
 
-    def fit(self, dataset: Dataset) -> Popularity:
-        """Count item occurrences in each user's whole training part (everything but the last two items),
-        never validation or test targets, and not only the truncated histories the LLM reads."""
-        train_part = [item for seq in dataset.sequences for item in seq[:-2]]
+    def fit(self, sequences: Sequence[Sequence[int]]) -> Popularity:
+        """Count item occurrences in each user's whole training part (``Split.training_sequences``: never a
+        validation or test target, and not only the truncated histories the LLM reads)."""
+        train_part = [item for seq in sequences for item in seq]
         counts = np.bincount(np.asarray(train_part, dtype=np.int64), minlength=self.n_items)
         self.order = np.lexsort((np.arange(self.n_items), -counts))  # by count desc, then index asc
         return self
@@ -58,7 +57,7 @@ class PopularityRanker:
     def fit(self, data: DataDir, split: Split, run: RunDir) -> TrainCost:
         reset_peak_memory()
         t0 = time.perf_counter()
-        self.model = Popularity(data.dataset().n_items).fit(data.dataset())
+        self.model = Popularity(data.dataset().n_items).fit(split.training_sequences(data.dataset()))
         return TrainCost(time.perf_counter() - t0, peak_memory_bytes(), parameters=self.model.n_items)
 
     def rank(self, examples: Sequence[Example], k: int, exclude: Sequence[frozenset[int]] | None) -> Ranking:

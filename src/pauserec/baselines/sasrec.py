@@ -3,8 +3,9 @@
 cornac's own evaluation would split the data itself; here it only trains and encodes. What it is given and how it
 is read:
 
-* training: one cornac session per user = the user's training part (``sequence[:-2]``), so no validation or test
-  target is ever seen; cornac trains on every prefix of it (as our ``split.sliding_window``).
+* training: one cornac session per user = the user's training part (``Split.training_sequences``: leave-one-out
+  ``sequence[:-2]``, temporal up to its last training target), so no validation or test target is ever seen; cornac
+  trains on every prefix of it (as our ``split.sliding_window``).
 * item indices: cornac's item map is pre-seeded with our whole catalogue in our order (``iid_map[i] == i``), so its
   score vector is indexed like ours and items absent from training are still ranked (with their untrained rows).
 * scoring: the exact history of our example (``Example.history``, what every model reads), its last
@@ -24,18 +25,12 @@ import numpy as np
 import torch
 
 from ..config import RunConfig, SASRecConfig
-from ..data.dataset import Dataset
 from ..data.split import Example, Split
 from ..eval.contract import Ranking
 from ..eval.cost import TrainCost, peak_memory_bytes, reset_peak_memory
 
 if TYPE_CHECKING:
     from ..artifacts import DataDir, RunDir
-
-
-def training_sequences(dataset: Dataset) -> list[list[int]]:
-    """Per user, the training part: the sequence without its validation and test items (the last two)."""
-    return [list(seq[:-2]) for seq in dataset.sequences]
 
 
 def cornac_train_set(sequences: Sequence[Sequence[int]], n_items: int, seed: int):
@@ -47,8 +42,9 @@ def cornac_train_set(sequences: Sequence[Sequence[int]], n_items: int, seed: int
     return SequentialDataset.build(rows, fmt="USIT", global_iid_map=item_map, seed=seed)
 
 
-def fit_sasrec(dataset: Dataset, cfg: SASRecConfig, seed: int, progress: bool = False):
-    """Train cornac's SASRec on the training parts of ``dataset``; everything seeded from ``seed``."""
+def fit_sasrec(sequences: Sequence[Sequence[int]], n_items: int, cfg: SASRecConfig, seed: int, progress: bool = False):
+    """Train cornac's SASRec on the users' training parts ``sequences`` (item indices < ``n_items``); everything
+    seeded from ``seed``."""
     from cornac.models import SASRec
 
     random.seed(seed)
@@ -59,7 +55,7 @@ def fit_sasrec(dataset: Dataset, cfg: SASRecConfig, seed: int, progress: bool = 
         max_len=cfg.max_len, n_epochs=cfg.epochs, learning_rate=cfg.lr, batch_size=cfg.batch_size,
         loss=cfg.loss, n_sample=cfg.negatives, seed=seed, verbose=progress,
     )
-    return model.fit(cornac_train_set(training_sequences(dataset), dataset.n_items, seed))
+    return model.fit(cornac_train_set(sequences, n_items, seed))
 
 
 def padded_histories(examples: Sequence[Example], max_len: int, pad: int) -> np.ndarray:
@@ -120,7 +116,9 @@ class SASRecRanker:
         """Train on the training parts; cost: seconds, peak memory, epochs, parameters."""
         reset_peak_memory()
         t0 = time.perf_counter()
-        self.model = fit_sasrec(data.dataset(), self.cfg.baseline.sasrec, self.cfg.seed, self.progress)
+        dataset = data.dataset()
+        self.model = fit_sasrec(split.training_sequences(dataset), dataset.n_items, self.cfg.baseline.sasrec,
+                                self.cfg.seed, self.progress)
         return TrainCost(time.perf_counter() - t0, peak_memory_bytes(),
                          parameters=sum(p.numel() for p in self.model.model.parameters()),
                          details={"epochs": self.cfg.baseline.sasrec.epochs})

@@ -311,7 +311,9 @@ def train(
 def training_key(cfg: RunConfig, facts: dict[str, str]) -> str:
     """What a trained model depends on: data, split, the TIGER section, the seed, and what model selection saw
     (beam width, history exclusion)."""
-    return stable_hash([facts, cfg.split.model_dump(), cfg.baseline.tiger.model_dump(), cfg.seed, cfg.decode.num_beams,
+    split = cfg.split.model_dump(include={"max_history", "sliding_window"}) if cfg.split.kind == "leave_one_out" \
+        else cfg.split.model_dump(mode="json")  # leave-one-out: the key models trained before split.kind had
+    return stable_hash([facts, split, cfg.baseline.tiger.model_dump(), cfg.seed, cfg.decode.num_beams,
                         cfg.eval.exclude_history, cfg.eval.subset_seed])
 
 

@@ -16,9 +16,9 @@ from typing import Any
 
 import numpy as np
 
-from ..eval.compare import excludes_history, paired_difference, per_user_values
+from ..eval.compare import excludes_history, paired_difference, per_user_values, same_tasks
 from ..io import read_json, write_json, write_text
-from ..report import fmt_difference, fmt_metric, markdown_table, save_figure
+from ..report import fmt_difference, fmt_metric, markdown_table, protocol_label, save_figure
 from ..arms import ARMS
 from .grid import Cell
 
@@ -85,6 +85,7 @@ def summarize(cells: Sequence[Cell], out: Path, references: Sequence[str] | None
             evals = [{**read_json(c.run_dir(out) / "metrics.json"), "cost": _read_cost(c, out)} for c in done]
             row["metrics"] = {m: seed_interval([e["metrics"][m]["mean"] for e in evals]) for m in METRICS}
             row["users"] = int(evals[0]["metrics"]["users"]["count"])
+            row["protocol"] = evals[0].get("protocol", {"kind": "leave_one_out"})
             row["by_seed"] = {c.seed: _seed_record(e) for c, e in zip(done, evals)}
             for key in SEED_MEANS:
                 row[key] = _mean([s[key] for s in row["by_seed"].values()])
@@ -166,7 +167,7 @@ def _paired(ref: Sequence[Cell], cells: Sequence[Cell], out: Path) -> dict[str, 
             return {"error": f"different item sets: {by_seed[0][s].id} and the reference differ in eval.exclude_history"}
         for side, target in ((by_seed[0][s], mine), (by_seed[1][s], theirs)):
             t, values = per_user_values(side.run_dir(out), ks)
-            if tasks is not None and t != tasks:
+            if tasks is not None and not same_tasks(t, tasks):
                 return {"error": f"different users: {side.id} was not decoded on the reference's users"}
             tasks = t
             target.append(values)
@@ -177,7 +178,7 @@ def _paired(ref: Sequence[Cell], cells: Sequence[Cell], out: Path) -> dict[str, 
 def write_table(rows: Sequence[dict[str, Any]], out: Path) -> dict[str, Path]:
     """``table.md``, ``table.csv`` and ``table.json`` in ``out``."""
     refs = list(dict.fromkeys(ref for r in rows for ref in r.get("paired", {})))
-    header = ["dataset", "model", "seeds", "users", *METRICS, f"val {VALIDATION}",
+    header = ["dataset", "protocol", "model", "seeds", "users", *METRICS, f"val {VALIDATION}",
               *[f"{short} - {ref} (paired)" for ref in refs for short in PAIRED], "train s (pipeline)", "latency/user ms"]
     lines = [_line(r, refs) for r in rows]
     paths = {"md": out / "table.md", "csv": out / "table.csv", "json": out / "table.json"}
@@ -212,9 +213,9 @@ def _ratio_tables(rows: Sequence[dict[str, Any]]) -> str:
 def _line(r: dict[str, Any], refs: Sequence[str]) -> list[str]:
     model = r["model"] + (" *" if r.get("val_best") else "")
     if "metrics" not in r:
-        return [r["dataset"], model, "0", "-", *["-"] * (len(METRICS) + 1 + len(PAIRED) * len(refs)), "-", "-"]
+        return [r["dataset"], "-", model, "0", "-", *["-"] * (len(METRICS) + 1 + len(PAIRED) * len(refs)), "-", "-"]
     fmt = lambda v, scale, spec: "-" if v is None else format(v * scale, spec)  # noqa: E731
-    return [r["dataset"], model, ",".join(map(str, r["seeds"])), str(r["users"]),
+    return [r["dataset"], protocol_label(r.get("protocol")), model, ",".join(map(str, r["seeds"])), str(r["users"]),
             *[fmt_metric(r["metrics"][m]) for m in METRICS], fmt(r[f"val_{VALIDATION}"], 1, ".4f"),
             *[_diff(r["paired"].get(ref), metric) for ref in refs for metric in PAIRED.values()],
             fmt(r["train_seconds"], 1, ".0f"), fmt(r["latency_per_user_s"], 1000, ".2f")]

@@ -22,6 +22,9 @@ class Dataset:
         user_ids: external user ids; position = internal user index.
         sequences: per user, internal item indices in time order (oldest first).
         notes: what the reader did (e.g. ``{"dropped_short_users": 3}``), reported to the user.
+        timestamps: per user, the time of each interaction (seconds, aligned with ``sequences``, non-decreasing),
+            where the source has them (RecBole with a timestamp column, raw Amazon reviews); None otherwise (LC-Rec
+            JSON: time order without a clock). Read by the temporal split only.
     """
 
     name: str
@@ -30,12 +33,24 @@ class Dataset:
     user_ids: list[str]
     sequences: list[list[int]]
     notes: dict[str, int | str] = field(default_factory=dict)
+    timestamps: list[list[float]] | None = None
 
     def __post_init__(self) -> None:
         if len(self.item_ids) != len(self.item_fields):
             raise DataError(f"{len(self.item_ids)} item ids but {len(self.item_fields)} item records")
         if len(self.user_ids) != len(self.sequences):
             raise DataError(f"{len(self.user_ids)} user ids but {len(self.sequences)} sequences")
+        if self.timestamps is not None:
+            self._check_timestamps(self.timestamps)
+
+    def _check_timestamps(self, timestamps: list[list[float]]) -> None:
+        if len(timestamps) != len(self.sequences):
+            raise DataError(f"{len(timestamps)} timestamp lists but {len(self.sequences)} sequences")
+        for user, (seq, times) in enumerate(zip(self.sequences, timestamps)):
+            if len(seq) != len(times):
+                raise DataError(f"user {self.user_ids[user]!r}: {len(seq)} items but {len(times)} timestamps")
+            if any(b < a for a, b in zip(times, times[1:])):
+                raise DataError(f"user {self.user_ids[user]!r}: timestamps are not in time order")
 
     @property
     def n_items(self) -> int:
@@ -50,8 +65,10 @@ class Dataset:
         return sum(len(s) for s in self.sequences)
 
     def content_hash(self) -> str:
-        """Hash of sequences, item ids and item texts: artifacts built from this data carry it."""
-        return stable_hash([self.item_ids, self.item_fields, self.user_ids, self.sequences])
+        """Hash of sequences, item ids and item texts (and timestamps, only where there are any: a dataset without
+        them keeps the hash it always had): artifacts built from this data carry it."""
+        parts: list = [self.item_ids, self.item_fields, self.user_ids, self.sequences]
+        return stable_hash(parts if self.timestamps is None else [*parts, self.timestamps])
 
     def stats(self) -> dict[str, float | int | str]:
         lengths = sorted(len(s) for s in self.sequences)
@@ -66,6 +83,7 @@ class Dataset:
             "seq_len_mean": round(sum(lengths) / n, 3) if n else 0.0,
             "seq_len_max": lengths[-1] if n else 0,
             "content_hash": self.content_hash(),
+            "timestamps": self.timestamps is not None,
         }
 
     # --- persistence: the prepared dataset is one JSON file -------------------------------------
@@ -81,6 +99,7 @@ class Dataset:
                 "user_ids": self.user_ids,
                 "sequences": self.sequences,
                 "notes": self.notes,
+                **({} if self.timestamps is None else {"timestamps": self.timestamps}),
             },
             indent=None,
         )
@@ -96,6 +115,7 @@ class Dataset:
                 user_ids=raw["user_ids"],
                 sequences=raw["sequences"],
                 notes=raw.get("notes", {}),
+                timestamps=raw.get("timestamps"),
             )
         except FileNotFoundError:
             raise DataError("prepared dataset not found (run `pauserec prepare` first)", path=path) from None

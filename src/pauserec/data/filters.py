@@ -99,4 +99,5 @@ def sample_users(dataset: Dataset, max_users: int, seed: int = 0) -> Dataset:
         user_ids=[dataset.user_ids[u] for u in kept],
         sequences=[[new_index[i] for i in dataset.sequences[u]] for u in kept],
         notes=notes,
+        timestamps=None if dataset.timestamps is None else [list(dataset.timestamps[u]) for u in kept],
     )

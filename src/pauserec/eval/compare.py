@@ -1,6 +1,7 @@
-"""Paired comparison of evaluated runs: per-user metric differences against a baseline run.
+"""Paired comparison of evaluated runs: per-example metric differences against a baseline run.
 
-Two runs decoded on the same users are compared user by user: the difference of each user's metric
+Two runs decoded on the same examples (one per user under leave-one-out, several per user under the temporal
+split: paired by ``(user, target, position)``) are compared example by example: the difference of each user's metric
 (hit or NDCG gain) is resampled as a pair, so the interval reflects the runs' disagreement only, not
 how hard the sampled users happen to be. That interval is much tighter than comparing the two runs'
 separate intervals, and it is the honest way to say whether one arm beats another.
@@ -18,15 +19,38 @@ from ..io import read_json, read_jsonl
 from .metrics import bootstrap_interval, per_user_metrics, target_ranks
 
 
-def per_user_values(run_dir: str | Path, ks: Sequence[int]) -> tuple[list[tuple[str, str]], dict[str, np.ndarray]]:
-    """``(user, target)`` pairs of a run's ``predictions.jsonl`` and its per-user metrics, shape (n_users,) each."""
+def per_user_values(run_dir: str | Path, ks: Sequence[int]) -> tuple[list[tuple[str, ...]], dict[str, np.ndarray]]:
+    """The tasks of a run's ``predictions.jsonl`` and its per-example metrics, shape (n_examples,) each.
+
+    A task is ``(user, target, position)``: the example's key, so that a user with several examples (the temporal
+    split) is paired example by example. Rows written before predictions recorded the position give
+    ``(user, target)``, one example per user (leave-one-out); :func:`same_tasks` compares the two kinds.
+    """
     path = Path(run_dir) / "predictions.jsonl"
     if not path.exists():
         raise PauseRecError(f"{path} not found: evaluate the run first (pauserec eval {run_dir})")
     rows = read_jsonl(path)
-    tasks = [(str(r["user"]), str(r["target"])) for r in rows]
+    tasks = [(str(r["user"]), str(r["target"]), *([str(r["position"])] if "position" in r else [])) for r in rows]
     ranks = target_ranks([r["items"] for r in rows], [r["target"] for r in rows])
     return tasks, per_user_metrics(ranks, ks)
+
+
+def same_tasks(a: Sequence[tuple[str, ...]], b: Sequence[tuple[str, ...]]) -> bool:
+    """Whether two runs ranked the same examples in the same order: by ``(user, target, position)``, or by
+    ``(user, target)`` where either run's rows predate the position (a leave-one-out result, one per user)."""
+    if len(a) != len(b):
+        return False
+    if any(len(t) == 2 for t in (*a[:1], *b[:1])):
+        return [t[:2] for t in a] == [t[:2] for t in b]
+    return list(a) == list(b)
+
+
+def protocol(run_dir: str | Path) -> dict | None:
+    """The split protocol a run was evaluated under (``metrics.json``), leave-one-out for results that predate it."""
+    path = Path(run_dir) / "metrics.json"
+    if not path.exists():
+        return None
+    return read_json(path).get("protocol", {"kind": "leave_one_out"})
 
 
 def excludes_history(run_dir: str | Path) -> bool:
@@ -78,7 +102,11 @@ def compare_runs(
                 f"(eval.exclude_history={excludes_history(baseline)}) ranked different item sets: evaluate both "
                 "with the same eval.exclude_history"
             )
-        if tasks != base_tasks:
+        if protocol(other) is not None and protocol(baseline) is not None \
+                and protocol(other)["kind"] != protocol(baseline)["kind"]:
+            raise PauseRecError(f"{other} ({protocol(other)['kind']}) and {baseline} ({protocol(baseline)['kind']}) "
+                                "were evaluated under different split protocols: no example is shared")
+        if not same_tasks(tasks, base_tasks):
             shared = len(set(tasks) & set(base_tasks))
             raise PauseRecError(
                 f"{other} and {baseline} were evaluated on different users ({len(tasks)} vs {len(base_tasks)}, "

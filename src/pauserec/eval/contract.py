@@ -7,7 +7,8 @@
 2. the exclusions: each user's own history under ``eval.exclude_history`` (:func:`.exclusion.exclusions`);
 3. the ranking: :meth:`Ranker.rank` over the whole catalogue, ``max(eval.ks)`` items per user, timed, peak memory
    measured;
-4. the metrics with bootstrap intervals and one prediction row per user (:func:`.evaluate.evaluate_rankings`);
+4. the metrics with bootstrap intervals and one prediction row per example (:func:`.evaluate.evaluate_rankings`;
+   one per user under leave-one-out, several under the temporal split);
 5. three files in the destination run directory: ``metrics.json``, ``predictions.jsonl`` and ``cost.json`` (one
    :class:`.cost.CostRecord`, the same schema for every model).
 
@@ -77,7 +78,8 @@ def evaluate_ranker(ranker: Ranker, cfg: RunConfig, data: DataDir, dest: RunDir,
                     pipeline: dict[str, Any] | None = None, split: Split | None = None) -> dict[str, Any]:
     """Evaluate ``ranker`` under the contract on ``data`` (``split`` defaults to ``data.split(cfg)``), write
     ``metrics.json``, ``predictions.jsonl`` and ``cost.json`` into ``dest``. Returns ``metrics.json``'s content
-    (``model``, ``split``, ``metrics``) with ``cost`` (``cost.json``'s)."""
+    (``model``, ``split``, ``protocol``: the split's kind and parameters, ``metrics``) with ``cost``
+    (``cost.json``'s)."""
     dataset = data.dataset()
     split = split or data.split(cfg)
     examples, users = user_subset(split.part(cfg.eval.split), cfg.eval.max_users, cfg.eval.subset_seed)
@@ -92,7 +94,7 @@ def evaluate_ranker(ranker: Ranker, cfg: RunConfig, data: DataDir, dest: RunDir,
     if ranking.rationales is not None:  # the model's generated text, kept beside its ranking
         for row, text in zip(rows, ranking.rationales, strict=True):
             row["rationale"] = text
-    result = {"model": ranker.name, "split": cfg.eval.split, "metrics": metrics}
+    result = {"model": ranker.name, "split": cfg.eval.split, "protocol": split.protocol, "metrics": metrics}
     cost = CostRecord(train, inference, pipeline).to_json()
     write_jsonl(dest.file("predictions.jsonl"), rows)
     write_json(dest.file("metrics.json"), result)

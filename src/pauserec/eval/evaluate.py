@@ -20,10 +20,11 @@ def evaluate_rankings(
     seed: int = 0,
     users: dict[str, Any] | None = None,
 ) -> tuple[dict[str, Any], list[dict[str, Any]]]:
-    """Metrics (with bootstrap intervals) and one prediction row per user, in external ids.
+    """Metrics (with bootstrap intervals, over examples) and one prediction row per example, in external ids.
 
     Args:
-        examples: the evaluated tasks (one per user).
+        examples: the evaluated tasks (leave-one-out: one per user; temporal: any number per user, a row's
+            ``position`` tells them apart).
         ranked: per example, item indices best first (at least ``max(cfg.ks)`` long where possible).
         scores: optional per-item scores aligned with ``ranked``.
         users: which users these are (:func:`user_subset`), merged into ``metrics["users"]``.
@@ -42,6 +43,8 @@ def evaluate_rankings(
             "target": dataset.item_ids[ex.target],
             "items": [dataset.item_ids[j] for j in items[:top]],
         }
+        if ex.position is not None:  # the example's identity beside the user's: a user may have several
+            row["position"] = ex.position
         if scores is not None:
             row["scores"] = [round(float(s), 5) for s in scores[i][:top]]
         rows.append(row)

@@ -14,25 +14,22 @@ from ..data.dataset import Dataset
 from ..data.split import Example
 from ..errors import PauseRecError
 
-# where the target sits in each user's sequence, per evaluated split part (leave-one-out)
-_TARGET_OFFSET = {"valid": 2, "test": 1}
-
 
 def seen_items(dataset: Dataset, examples: Sequence[Example], part: str) -> list[frozenset[int]]:
-    """Per example, every item the user interacted with before its target: the whole sequence, not only the
-    (``split.max_history``-truncated) history the model reads. ``part`` is ``"valid"`` or ``"test"``."""
-    if part not in _TARGET_OFFSET:
+    """Per example, every item the user interacted with before its target (``sequence[:example.position]``): the
+    whole past, not only the (``split.max_history``-truncated) history the model reads. ``part`` (``"valid"`` or
+    ``"test"``) names the examples in errors. Under either split protocol (one or many examples per user)."""
+    if part not in ("valid", "test"):
         raise PauseRecError(f"history exclusion is defined for the valid and test parts, not {part!r}")
-    offset = _TARGET_OFFSET[part]
     out = []
     for ex in examples:
         seq = dataset.sequences[ex.user]
-        if seq[-offset] != ex.target:
+        if ex.position is None or not 0 < ex.position < len(seq) or seq[ex.position] != ex.target:
             raise PauseRecError(
-                f"user {dataset.user_ids[ex.user]!r}: the {part} target is not item {len(seq) - offset} of the "
-                "sequence (not a leave-one-out example?)"
+                f"user {dataset.user_ids[ex.user]!r}: a {part} example whose target is not item {ex.position} of the "
+                "user's sequence (not an example of this dataset's split?)"
             )
-        out.append(frozenset(seq[:-offset]))
+        out.append(frozenset(seq[:ex.position]))
     return out
 
 

@@ -32,9 +32,10 @@ class ItemCatalogue:
         for i, t in enumerate(self.titles):
             self._by_title.setdefault(t.casefold(), []).append(i)
         self._words = [_words(t) for t in self.titles]
-        pop = Popularity(len(self.ids)).fit(dataset)
+        train_parts = [seq[:-2] for seq in dataset.sequences]  # leave-one-out's training parts
+        pop = Popularity(len(self.ids)).fit(train_parts)
         self.popular_order: list[int] = [int(i) for i in pop.order]
-        train_part = [item for seq in dataset.sequences for item in seq[:-2]]
+        train_part = [item for seq in train_parts for item in seq]
         self.counts = np.bincount(np.asarray(train_part, dtype=np.int64), minlength=len(self.ids))
 
     def __len__(self) -> int:

@@ -152,8 +152,12 @@ def build_dataset(
     short_users: Literal["drop", "error"],
     notes: dict[str, int | str],
     path: Path,
+    times: Mapping[tuple[str, str], float] | None = None,
 ) -> Dataset:
     """Apply ``min_interactions`` and turn external-id sequences into a :class:`Dataset`.
+
+    ``times`` (``{(user, item): time}``, from :func:`order_by_time`): the interactions' timestamps, kept as
+    :attr:`Dataset.timestamps`; None where the source has no clock.
 
     Users and items are sorted by id (numeric when all ids are integers). ``catalogue="all"`` keeps every item of
     ``items`` (the item file is the catalogue); ``"used"`` keeps only items some kept user interacted with.
@@ -177,6 +181,7 @@ def build_dataset(
         user_ids=user_ids,
         sequences=[[index[i] for i in kept[u]] for u in user_ids],
         notes=notes,
+        timestamps=None if times is None else [[float(times[u, i]) for i in kept[u]] for u in user_ids],
     )
 
 
@@ -238,13 +243,16 @@ def field_text(value: Any, path: Path, key: str, sep: str = ",") -> str:
     return sep.join(parts)
 
 
-def order_by_time(events: Mapping[str, list[tuple[float, str]]]) -> tuple[dict[str, list[str]], int, int]:
+def order_by_time(
+    events: Mapping[str, list[tuple[float, str]]],
+) -> tuple[dict[str, list[str]], int, int, dict[tuple[str, str], float]]:
     """Per user, sort ``(time, item)`` events by time (stable: ties keep file order) and keep each item's first event.
 
-    Returns ``(sequences, repeated (user, item) events dropped, kept events whose time equals the previous one's)``;
-    the last count says how much of the order rests on file order alone.
+    Returns ``(sequences, repeated (user, item) events dropped, kept events whose time equals the previous one's,
+    {(user, item): time of the kept event})``; the third says how much of the order rests on file order alone, the
+    last gives the :class:`Dataset` its timestamps (filters drop pairs, never reorder them).
     """
-    sequences, repeated, ties = {}, 0, 0
+    sequences, repeated, ties, times = {}, 0, 0, {}
     for user, evs in events.items():
         seen: set[str] = set()
         seq, last = [], None
@@ -255,6 +263,7 @@ def order_by_time(events: Mapping[str, list[tuple[float, str]]]) -> tuple[dict[s
             ties += time == last
             seen.add(item)
             seq.append(item)
+            times[user, item] = time
             last = time
         sequences[user] = seq
-    return sequences, repeated, ties
+    return sequences, repeated, ties, times

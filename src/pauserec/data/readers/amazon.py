@@ -203,7 +203,7 @@ def read_amazon(
     if not path.exists():
         raise DataError("file or directory not found", path=path)
     reviews_path, meta_path = locate(path)
-    sequences, repeated, ties = order_by_time(read_reviews(reviews_path))
+    sequences, repeated, ties, times = order_by_time(read_reviews(reviews_path))
     n_reviews = sum(len(s) for s in sequences.values())
     items, repeated_meta = read_metadata(meta_path, {i for s in sequences.values() for i in s})
     sequences, no_meta, no_title = drop_unknown_items(sequences, items)
@@ -236,4 +236,5 @@ def read_amazon(
         short_users=short_users,
         notes=notes,
         path=reviews_path,
+        times=times,
     )

@@ -109,8 +109,11 @@ def _item_fields(columns: list[tuple[str, str]], cells: list[str]) -> dict[str, 
     return fields
 
 
-def read_sequences(path: Path) -> tuple[dict[str, list[str]], int, int | None]:
-    """``({user id: [item id, ...]} time-ordered, repeated pairs dropped, time ties or None without timestamps)``."""
+def read_sequences(
+    path: Path,
+) -> tuple[dict[str, list[str]], int, int | None, dict[tuple[str, str], float] | None]:
+    """``({user id: [item id, ...]} time-ordered, repeated pairs dropped, time ties, {(user, item): timestamp})``,
+    the last two None without a timestamp column."""
     events: dict[str, list[tuple[float, str]]] = {}
     has_time = False
     for lineno, columns, cells in iter_rows(path, (USER, ITEM)):
@@ -120,8 +123,8 @@ def read_sequences(path: Path) -> tuple[dict[str, list[str]], int, int | None]:
             raise DataError("empty user_id or item_id", path=path, line=lineno)
         has_time = TIME in record
         events.setdefault(user, []).append((_timestamp(record, path, lineno), item))
-    sequences, repeated, ties = order_by_time(events)  # without timestamps every time is 0: file order
-    return sequences, repeated, ties if has_time else None
+    sequences, repeated, ties, times = order_by_time(events)  # without timestamps every time is 0: file order
+    return sequences, repeated, ties if has_time else None, times if has_time else None
 
 
 def _timestamp(record: dict[str, str], path: Path, lineno: int) -> float:
@@ -153,7 +156,7 @@ def read_recbole(
 ) -> Dataset:
     """Read RecBole atomic files (a directory, or the ``.inter`` / ``.item`` file)."""
     inter_path, item_path = locate(Path(path))
-    sequences, repeated_pairs, ties = read_sequences(inter_path)
+    sequences, repeated_pairs, ties, times = read_sequences(inter_path)
     items, repeated_items = read_items(item_path)
     check_items_known(sequences, items, inter_path, item_path)
     notes: dict[str, int | str] = {
@@ -172,4 +175,5 @@ def read_recbole(
         short_users=short_users,
         notes=notes,
         path=inter_path,
+        times=times,
     )
