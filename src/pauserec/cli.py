@@ -188,7 +188,7 @@ def analyze(
 def eval_(
     run: Annotated[Path, typer.Argument(help="Run directory: a trained run to evaluate, or where a baseline writes.")],
     data_dir: Annotated[Optional[Path], typer.Option("--data", help="Data directory (baselines only).")] = None,
-    baseline: Annotated[Optional[str], typer.Option(help="Evaluate a baseline instead of a trained run: popularity, sasrec, tiger (pauserec.baselines.BASELINES).")] = None,
+    baseline: Annotated[Optional[str], typer.Option(help="Evaluate a baseline instead of a trained run: popularity, sasrec, sasrec_ce, hstu, tiger (pauserec.baselines.BASELINES).")] = None,
     out: Annotated[Optional[Path], typer.Option("--out", help="Write the results here instead of into RUN "
                                                 "(e.g. an ablation with --set arm.inference_pause_tokens=0).")] = None,
     preset: PresetOpt = None,
