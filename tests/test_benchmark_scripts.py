@@ -2,8 +2,8 @@
 rotting silently when the package they call changes.
 
 Every script is imported. Run on tiny inputs, with their outputs checked: ``grid_result.py``, ``inference_k.py``
-(frozen; and ``common.write_result`` through them), and ``time_to_quality.py``'s seed pairing and
-summaries. Import-only, and why: what ``bench_train``, ``bench_decode``, ``bench_packing``, ``bench_compile``,
+(frozen; and ``common.write_result`` through them), ``time_to_quality.py``'s seed pairing and summaries, and
+``reproduce_cells.py``'s comparison. Import-only, and why: what ``bench_train``, ``bench_decode``, ``bench_packing``, ``bench_compile``,
 ``bench_arm_latency``, ``load_test`` and ``profile_step`` commit is timings (no value a tiny run could check, and
 no timing in unit tests; ``bench_compile`` also compiles for minutes); ``foundation`` needs the sentence-transformers
 embedding model to build SIDs; ``cot_vs_pause`` runs rationales, grounding and three trainings; ``baselines_vs_llm``
@@ -184,3 +184,38 @@ def test_inference_k_decodes_each_k_and_pairs_it_with_the_trained_k(tmp_path: Pa
     assert paired["2"] is None and set(paired["0"]) >= {"recall@10"} and set(paired["3"]) >= {"recall@10"}
     assert "| 2 (trained) |" in (results / "ik.md").read_text() and (results / "ik.png").exists()
     assert not (run / "predictions.jsonl").exists()  # the run's own evaluation is left alone
+
+
+def test_reproduce_cells_finds_equal_cells_and_names_what_differs(tmp_path: Path) -> None:
+    """``reproduce_cells.py``: two equal evaluations (one stored gzipped, as ``--results`` keeps cells) reproduce;
+    one user ranked otherwise, or one metric bound moved, does not, and says which."""
+    import gzip
+
+    rc = load(BENCHMARKS / "reproduce_cells.py")
+    metrics = {"model": "m", "split": "test", "metrics": {"recall@10": {"mean": 0.5, "ci_low": 0.0, "ci_high": 1.0},
+                                                          "users": 2}}
+    preds = [{"user": "0", "target": "1", "items": ["1", "2"], "scores": [2.0, 1.0]},
+             {"user": "1", "target": "3", "items": ["2", "1"], "scores": [3.0, 0.5]}]
+
+    def cell(name: str, rows: list[dict], m: dict, packed: bool = False) -> Path:
+        d = tmp_path / name
+        d.mkdir()
+        (d / "metrics.json").write_text(json.dumps(m))
+        text = "".join(json.dumps(r) + "\n" for r in rows)
+        if packed:
+            with gzip.open(d / "predictions.jsonl.gz", "wt") as f:
+                f.write(text)
+        else:
+            (d / "predictions.jsonl").write_text(text)
+        return d
+
+    stored = cell("stored", preds, metrics, packed=True)
+    same = rc.compare(stored, cell("same", preds, metrics), score_tol=1e-5)
+    assert same["reproduces"] and same["users"] == 2 and same["metrics_compared"] == 3
+    swapped = [preds[0], {**preds[1], "items": ["1", "2"]}]
+    other = rc.compare(stored, cell("swapped", swapped, metrics), score_tol=1e-5)
+    assert not other["reproduces"] and other["users_ranked_differently"] == 1
+    moved = json.loads(json.dumps(metrics))
+    moved["metrics"]["recall@10"]["ci_high"] = 0.9
+    bound = rc.compare(stored, cell("bound", preds, moved), score_tol=1e-5)
+    assert not bound["reproduces"] and bound["max_metric_diff"] == pytest.approx(0.1)
