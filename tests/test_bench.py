@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
 import pytest
 import yaml
 from helpers import make_data_dir, planted_data
@@ -66,7 +67,10 @@ def test_tiny_grid_end_to_end_then_resume(setup, tmp_path, monkeypatch):
     assert sorted(r["val_best"] for r in pauses) == [False, True] and "val_best" not in rows["direct"]
     assert max(pauses, key=lambda r: r["val_ndcg@10"])["val_best"]
     table = (out / "table.md").read_text()
-    assert "pause-k1" in table and "N@10 - direct (paired)" in table
+    assert "pause-k1" in table and "N@10 - direct (paired)" in table and "N@10 - direct (over seeds)" in table
+    # the over-seeds interval: its mean is the user-level paired mean (the same users in every seed)
+    level = rows["pause-k1"]["paired"]["direct"]["seed_level"]["ndcg@10"]
+    assert level["seeds"] == 2 and level["mean"] == pytest.approx(rows["pause-k1"]["paired"]["direct"]["ndcg@10"]["mean"])
     # ratios to an LLM reference, as the paper quotes pause / cot
     ratio = rows["pause-k1"]["ratios"]["direct"]
     assert ratio["ndcg@10"] == pytest.approx(rows["pause-k1"]["metrics"]["ndcg@10"]["mean"]
@@ -545,3 +549,20 @@ def test_the_sasrec_test_grid_fits_each_baseline_once_per_seed_and_ranks_it_twic
         assert len(rows) == 20
         overlap = sum(len({dataset.item_ids.index(i) for i in r["items"]} & history[r["user"]]) for r in rows)
         assert (overlap == 0) == exclude
+
+
+def test_seed_level_differences_by_hand():
+    """Three seeds, two users: per-seed paired differences 0.1, 0.3, 0.2 (mean 0.2, sd 0.1), so the 95% t-interval
+    is 0.2 -+ t(0.975, 2) x 0.1 / sqrt(3) = 0.2 -+ 4.3027 x 0.057735 = [-0.0484, 0.4484]."""
+    from pauserec.bench.table import METRICS, seed_level_differences
+
+    def values(a, b):
+        return {m: np.array([a, b]) for m in METRICS}
+
+    mine = [values(0.3, 0.1), values(0.5, 0.3), values(0.4, 0.2)]
+    theirs = [values(0.1, 0.1), values(0.1, 0.1), values(0.1, 0.1)]
+    level = seed_level_differences(mine, theirs)["ndcg@10"]
+    assert level["seeds"] == 3 and level["mean"] == pytest.approx(0.2)
+    assert level["ci_low"] == pytest.approx(-0.0484, abs=1e-4) and level["ci_high"] == pytest.approx(0.4484, abs=1e-4)
+    one = seed_level_differences(mine[:1], theirs[:1])["recall@10"]
+    assert one["seeds"] == 1 and one["ci_low"] == one["ci_high"] == pytest.approx(0.1)

@@ -171,21 +171,34 @@ def _paired(ref: Sequence[Cell], cells: Sequence[Cell], out: Path) -> dict[str, 
                 return {"error": f"different users: {side.id} was not decoded on the reference's users"}
             tasks = t
             target.append(values)
-    return {m: paired_difference(np.mean([v[m] for v in theirs], axis=0), np.mean([v[m] for v in mine], axis=0))
-            for m in METRICS} | {"seeds": seeds}
+    paired = {m: paired_difference(np.mean([v[m] for v in theirs], axis=0), np.mean([v[m] for v in mine], axis=0))
+              for m in METRICS}
+    return paired | {"seeds": seeds, "seed_level": seed_level_differences(mine, theirs)}
+
+
+def seed_level_differences(mine: Sequence[dict[str, np.ndarray]], theirs: Sequence[dict[str, np.ndarray]]
+                           ) -> dict[str, dict[str, float]]:
+    """Per metric: each shared seed's paired difference (model - reference, mean over the same users), and the
+    Student-t 95% interval over those seeds (:func:`seed_interval`). ``mine[i]`` / ``theirs[i]``: per-user values
+    (metric -> array of shape (users,)) of seed i. The mean equals the user-level paired mean (same users every seed);
+    the interval is what training seeds spread, which the bootstrap over users does not see."""
+    return {m: seed_interval([float(np.mean(a[m]) - np.mean(b[m])) for a, b in zip(mine, theirs, strict=True)])
+            for m in METRICS}
 
 
 def write_table(rows: Sequence[dict[str, Any]], out: Path) -> dict[str, Path]:
     """``table.md``, ``table.csv`` and ``table.json`` in ``out``."""
     refs = list(dict.fromkeys(ref for r in rows for ref in r.get("paired", {})))
     header = ["dataset", "protocol", "model", "seeds", "users", *METRICS, f"val {VALIDATION}",
-              *[f"{short} - {ref} (paired)" for ref in refs for short in PAIRED], "train s (pipeline)", "latency/user ms"]
+              *[f"{short} - {ref} (paired)" for ref in refs for short in PAIRED],
+              *[f"N@10 - {ref} (over seeds)" for ref in refs], "train s (pipeline)", "latency/user ms"]
     lines = [_line(r, refs) for r in rows]
     paths = {"md": out / "table.md", "csv": out / "table.csv", "json": out / "table.json"}
     note = ("\n\n`*` the validation-best variant of its arm (highest mean validation NDCG@10 over the seeds all its "
             "variants have; chosen without test data)." if any(r.get("val_best") for r in rows) else "")
     write_text(paths["md"], "Mean [95% t-interval over seeds]; paired differences vs " + (", ".join(refs) or "-")
-               + " on the same users (per-user metric averaged over the seeds both have, bootstrap over users)."
+               + " on the same users (per-user metric averaged over the seeds both have, bootstrap over users), and "
+               "over seeds (each shared seed's paired difference, 95% t-interval over them; `-` for one seed)."
                + note + "\n\n" + markdown_table(header, lines) + _ratio_tables(rows))
     buf = io.StringIO()
     csv.writer(buf).writerows([header, *lines])
@@ -213,11 +226,12 @@ def _ratio_tables(rows: Sequence[dict[str, Any]]) -> str:
 def _line(r: dict[str, Any], refs: Sequence[str]) -> list[str]:
     model = r["model"] + (" *" if r.get("val_best") else "")
     if "metrics" not in r:
-        return [r["dataset"], "-", model, "0", "-", *["-"] * (len(METRICS) + 1 + len(PAIRED) * len(refs)), "-", "-"]
+        return [r["dataset"], "-", model, "0", "-", *["-"] * (len(METRICS) + 1 + (len(PAIRED) + 1) * len(refs)), "-", "-"]
     fmt = lambda v, scale, spec: "-" if v is None else format(v * scale, spec)  # noqa: E731
     return [r["dataset"], protocol_label(r.get("protocol")), model, ",".join(map(str, r["seeds"])), str(r["users"]),
             *[fmt_metric(r["metrics"][m]) for m in METRICS], fmt(r[f"val_{VALIDATION}"], 1, ".4f"),
             *[_diff(r["paired"].get(ref), metric) for ref in refs for metric in PAIRED.values()],
+            *[_seed_diff(r["paired"].get(ref), "ndcg@10") for ref in refs],
             fmt(r["train_seconds"], 1, ".0f"), fmt(r["latency_per_user_s"], 1000, ".2f")]
 
 
@@ -225,6 +239,12 @@ def _diff(paired: dict[str, Any] | None, metric: str) -> str:
     if not paired:
         return "-"
     return paired.get("error") or fmt_difference(paired[metric])
+
+
+def _seed_diff(paired: dict[str, Any] | None, metric: str) -> str:
+    """The over-seeds interval of a paired difference; ``-`` where there is none (one shared seed, an error)."""
+    level = (paired or {}).get("seed_level", {}).get(metric)
+    return fmt_difference(level) if level and level["seeds"] > 1 else "-"
 
 
 def plot_all(rows: Sequence[dict[str, Any]], out: Path, metric: str = "recall@10") -> list[Path]:
