@@ -1,0 +1,162 @@
+"""Two ranks (gloo, CPU) equal one process: ``pauserec train`` and ``pauserec eval`` under ``torch.distributed.run``.
+
+Each run starts tests/multirank_worker.py (the CLI with recorders) as one plain process, the reference, or as two
+ranks through torch's own launcher; nothing in the product launches processes. fp32 throughout (no bf16), so the
+tolerance on the weights can be tight: 2 ranks sum their halves' gradients in another order than one process.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from helpers import make_data_dir, planted_data
+from safetensors.torch import load_file
+
+from pauserec.model.tiny import make_tiny_backbone
+from pauserec.sid.catalog import SIDCatalog
+
+WORKER = Path(__file__).with_name("multirank_worker.py")
+SRC = Path(__file__).resolve().parents[1] / "src"
+TIMEOUT = 150  # seconds per launch: a rank waiting forever in a collective fails the test instead of hanging CI
+STEPS = 6
+# largest |w_2ranks - w_1process| after 6 AdamW steps at lr 3e-3 (fp32; 8.8e-8 measured, weights moved up to 9e-3): the gradients differ in the last bits only
+# (another summation order), which Adam's normalisation can bring to ~1e-6 on weights of size ~0.1-1
+WEIGHT_ATOL = 1e-6
+
+pytestmark = pytest.mark.skipif(not torch.distributed.is_available() or not torch.distributed.is_gloo_available(),
+                                reason="torch.distributed with gloo")
+
+
+def uneven_data():
+    """:func:`planted_data` with histories of 4-8 items: users carry 2-6 training targets, so the ranks' halves of a
+    batch hold different label counts (where a mean per rank would weigh them wrongly)."""
+    dataset, catalog = planted_data(length=8)
+    dataset = dataclasses.replace(dataset, sequences=[s[: 4 + u % 5] for u, s in enumerate(dataset.sequences)])
+    return dataset, SIDCatalog(catalog.codes, catalog.level_sizes, dataset.item_ids, dataset.content_hash())
+
+
+@pytest.fixture(scope="module")
+def setup(tmp_path_factory):
+    root = tmp_path_factory.mktemp("multirank")
+    data_dir = make_data_dir(root / "data", *uneven_data())
+    backbone = make_tiny_backbone(root / "backbone", hidden=32, layers=2)
+    return root, data_dir, backbone
+
+
+def settings(root: Path, backbone: Path, *extra: str) -> list[str]:
+    options = [f"model.backbone={backbone}", f"cache_dir={root / 'cache'}", f"train.max_steps={STEPS}",
+               "train.batch_size=4", "train.grad_accum=2", "train.lr=0.003", f"train.eval_every={STEPS}", "train.val_users=15",
+               "train.logging_steps=1", "train.bf16=false", "decode.num_beams=5", "eval.ks=[1,5]", "eval.bootstrap=20",
+               "eval.max_users=25", *extra]
+    return [a for o in options for a in ("--set", o)]
+
+
+def launch(root: Path, ranks: int, record: str, command: str, *args: str, env: dict | None = None) -> list[dict]:
+    """Run the worker as one process or ``ranks`` ranks in ``root``; returns each rank's record."""
+    launcher = [] if ranks == 1 else ["-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={ranks}"]
+    environ = {**os.environ, "PYTHONPATH": f"{SRC}{os.pathsep}{os.environ.get('PYTHONPATH', '')}",
+               "OMP_NUM_THREADS": "1", **(env or {})}
+    for key in ("RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT"):
+        environ.pop(key, None)
+    out = subprocess.run([sys.executable, *launcher, str(WORKER), str(root / record), command, *args], cwd=root,
+                         env=environ, capture_output=True, text=True, timeout=TIMEOUT)
+    assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-6000:]
+    return [json.loads((root / record / f"rank{r}.json").read_text()) for r in range(ranks)]
+
+
+def weights(run: Path) -> dict[str, torch.Tensor]:
+    return load_file(str(run / "model" / "model.safetensors"))
+
+
+@pytest.fixture(scope="module")
+def trained(setup):
+    """The same 6-step training as one process and as 2 ranks on the same global batch: 8 users per step, in 2
+    accumulated micro-batches of 4 (2 per rank)."""
+    root, data_dir, backbone = setup
+    one = launch(root, 1, "rec-1", "train", str(data_dir), "--out", "run-1", *settings(root, backbone))
+    two = launch(root, 2, "rec-2", "train", str(data_dir), "--out", "run-2", *settings(root, backbone))
+    return root, one, two
+
+
+def test_two_ranks_train_the_weights_of_one_process(trained):
+    root, _, _ = trained
+    a, b = weights(root / "run-1"), weights(root / "run-2")
+    assert a.keys() == b.keys()
+    start = weights_at_start(root)
+    moved = max((a[k] - start[k]).abs().max().item() for k in a if k in start and start[k].shape == a[k].shape)
+    assert moved > 100 * WEIGHT_ATOL  # training moved the weights far more than the tolerance
+    diff = max((a[k] - b[k]).abs().max().item() for k in a)
+    print(f"largest weight difference, 2 ranks vs 1 process: {diff:.3g} (training moved weights up to {moved:.3g})")
+    assert diff <= WEIGHT_ATOL, diff
+
+
+def weights_at_start(root: Path) -> dict[str, torch.Tensor]:
+    return load_file(str(root / "backbone" / "model.safetensors"))
+
+
+def test_two_ranks_see_disjoint_halves_of_the_global_batch(trained):
+    _, (one,), (rank0, rank1) = trained
+    for micro in range(2 * STEPS):  # each rank's collator packs its half of every micro-batch
+        a, b = rank0["batches"][micro], rank1["batches"][micro]
+        assert len(a) == len(b) == 2
+        assert not set(a) & set(b)
+        assert sorted(a + b) == sorted(one["batches"][micro]), micro
+
+
+def test_costs_count_every_rank_and_record_the_batch(trained):
+    root, _, _ = trained
+    one = json.loads((root / "run-1" / "train_cost.json").read_text())
+    two = json.loads((root / "run-2" / "train_cost.json").read_text())
+    assert (one["world_size"], one["per_rank_batch_size"], one["global_batch_size"]) == (1, 4, 8)
+    assert (two["world_size"], two["per_rank_batch_size"], two["global_batch_size"]) == (2, 2, 8)
+    assert two["steps"] == one["steps"] == STEPS
+    assert two["examples_seen"] == one["examples_seen"] > 8 * STEPS  # summed over the ranks
+    # a rank's prefix tree shares the chat template's head between its own users only: 2 ranks compute it twice
+    assert one["real_tokens"] < two["real_tokens"] < 2 * one["real_tokens"]
+    log1 = json.loads((root / "run-1" / "train_log.json").read_text())
+    log2 = json.loads((root / "run-2" / "train_log.json").read_text())
+    losses1, losses2 = ([e["loss"] for e in log if "loss" in e] for log in (log1, log2))
+    assert losses2 == pytest.approx(losses1, rel=1e-4)  # the global batch's mean, not one rank's
+    assert two["best_val_ndcg@10"] == pytest.approx(one["best_val_ndcg@10"], abs=1e-9)  # validation sharded, gathered
+
+
+def test_only_rank_0_writes_run_files(trained):
+    _, _, (rank0, rank1) = trained
+    assert any(path == "run-2/train_cost.json" for _, path in rank0["writes"])
+    # rank 1 writes nothing but its own RNG state into each checkpoint (Hugging Face's, for --resume): it may make
+    # the checkpoint's folder for it
+    others = [(e, p) for e, p in rank1["writes"] if p.startswith("run-2")]
+    assert others and all(re.fullmatch(r"run-2/checkpoints/checkpoint-\d+(/rng_state_1\.pth)?", p) for _, p in others), \
+        others
+
+
+def test_time_cap_stop_is_taken_by_every_rank_at_the_same_step(setup):
+    """Rank 1's clock alone says "stop" after the first step: both ranks leave at step 1 (a rank left behind would
+    wait in a collective until the launch timeout fails the test)."""
+    root, data_dir, backbone = setup
+    records = launch(root, 2, "rec-stop", "train", str(data_dir), "--out", "run-stop",
+                     *settings(root, backbone, "train.max_minutes=60"), env={"STOP_ON_RANK": "1"})
+    assert [r["steps"] for r in records] == [1, 1]
+    cost = json.loads((root / "run-stop" / "train_cost.json").read_text())
+    assert cost["stopped_by_time_cap"] and cost["steps"] == 1
+
+
+def test_two_rank_eval_writes_the_files_of_one_process(trained):
+    root, _, _ = trained
+    launch(root, 1, "rec-eval-1", "eval", "run-1", "--out", "eval-1")
+    _, rank1 = launch(root, 2, "rec-eval-2", "eval", "run-1", "--out", "eval-2")
+    assert not [w for w in rank1["writes"] if w[1].startswith(("eval-2", "run-1"))]  # rank 0 alone writes
+    for name in ("metrics.json", "predictions.jsonl"):
+        assert (root / "eval-2" / name).read_bytes() == (root / "eval-1" / name).read_bytes(), name
+    cost1 = json.loads((root / "eval-1" / "cost.json").read_text())["inference"]
+    cost2 = json.loads((root / "eval-2" / "cost.json").read_text())["inference"]
+    assert cost2["users"] == cost1["users"] == 25 and cost2["world_size"] == 2
+    assert cost2["prefill_tokens"] == cost1["prefill_tokens"]  # summed over the ranks
