@@ -160,3 +160,23 @@ def test_two_rank_eval_writes_the_files_of_one_process(trained):
     cost2 = json.loads((root / "eval-2" / "cost.json").read_text())["inference"]
     assert cost2["users"] == cost1["users"] == 25 and cost2["world_size"] == 2
     assert cost2["prefill_tokens"] == cost1["prefill_tokens"]  # summed over the ranks
+
+
+def test_fsdp2_sharded_model_trains_decodes_and_saves_as_the_whole_one(setup):
+    """FSDP2 (``fully_shard`` per decoder layer, then the root: what accelerate's FSDP plugin applies on GPUs; it
+    ignores FSDP on the CPU, so the Trainer path is not run here) on 2 gloo ranks: the packed loss, with the LM head
+    applied outside the wrapped forward (the root's weights stay whole after its forward), has the one-process
+    gradients; decoding and saving inside :func:`pauserec.dist.full_weights` equal the unsharded model's."""
+    root, data_dir, backbone = setup
+    environ = {**os.environ, "PYTHONPATH": f"{SRC}{os.pathsep}{os.environ.get('PYTHONPATH', '')}", "OMP_NUM_THREADS": "1"}
+    out = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
+                          str(WORKER.with_name("fsdp_worker.py")), str(data_dir), str(backbone), str(root / "fsdp")],
+                         cwd=root, env=environ, capture_output=True, text=True, timeout=TIMEOUT)
+    assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-6000:]
+    for rank in (0, 1):
+        r = json.loads((root / "fsdp" / f"rank{rank}.json").read_text())
+        assert r["sharded_type"] == "DTensor" and r["users"] == (5, 4)[rank]
+        assert r["loss"][1] == pytest.approx(r["loss"][0], abs=1e-6)
+        assert r["grad_diff"] <= 1e-6, r
+        assert r["decode_equal"] and r["again"]
+        assert r["saved_keys"] > 0 and r["saved_diff"] == 0.0

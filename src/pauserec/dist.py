@@ -14,11 +14,13 @@ back in the original order, identical on every rank.
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from typing import Any, TypeVar
 
 import torch
 import torch.distributed as tdist
+from torch.distributed.fsdp import FSDPModule
 
 T = TypeVar("T")
 
@@ -116,3 +118,48 @@ def gather_shards(part: Sequence[T]) -> list[T]:
     """The per-rank results of :func:`shard` concatenated in rank order: the results of the whole list, in its
     order, on every rank."""
     return [x for piece in gather_objects(list(part)) for x in piece]
+
+
+def fsdp_requested() -> bool:
+    """True where the launcher asks for FSDP (``accelerate launch --use_fsdp`` sets ``ACCELERATE_USE_FSDP``) and
+    accelerate will apply it: on GPUs only (accelerate 1.15 turns FSDP on for multi-GPU-like distributed types;
+    on the CPU the flag is ignored and the model is wrapped in DDP, see docs/training.md)."""
+    return os.environ.get("ACCELERATE_USE_FSDP", "false").lower() == "true" and torch.cuda.is_available()
+
+
+@contextmanager
+def full_weights(model: torch.nn.Module) -> Iterator[torch.nn.Module]:
+    """Within the block every FSDP2-sharded part of ``model`` (``torch.distributed.fsdp.fully_shard``, as accelerate's
+    FSDP plugin applies it) holds its whole parameters as plain tensors and keeps them through its forwards, so the
+    decoder (which reads ``model.base_model`` and slices of the head's weight outside the wrapped forward) and
+    ``save_pretrained`` see the unsharded model, and ranks decoding different numbers of batches issue no
+    collectives; on exit each part is sharded again with its own resharding setting. Gathering is a collective
+    under FSDP (every rank must enter); a no-op for a model that is not sharded (one process, DDP)."""
+    sharded = [m for m in model.modules() if isinstance(m, FSDPModule)]
+    if not sharded:
+        yield model
+        return
+    # FSDP2 has no getter for reshard_after_forward (the root's is False, set at its lazy init): keep each group's own
+    saved = [(g, g.post_forward_mesh_info) for m in sharded for g in m._get_fsdp_state()._fsdp_param_groups]
+    for m in sharded:
+        m.unshard()
+    for g, _ in saved:
+        g.post_forward_mesh_info = None  # no resharding after a forward: the weights stay whole until the end
+    try:
+        yield model
+    finally:
+        for g, info in saved:
+            g.post_forward_mesh_info = info
+        for m in sharded:
+            m.reshard()
+
+
+def full_state_dict(model: torch.nn.Module) -> dict[str, torch.Tensor] | None:
+    """An FSDP2-sharded model's whole state dict, gathered onto rank 0's CPU (empty on the other ranks): what
+    ``save_pretrained`` must be given, since the model's own ``state_dict()`` holds the shards. A collective under
+    FSDP; None for a model that is not sharded (its own state dict is whole)."""
+    if not any(isinstance(m, FSDPModule) for m in model.modules()):
+        return None
+    from torch.distributed.checkpoint.state_dict import StateDictOptions, get_model_state_dict
+
+    return get_model_state_dict(model, options=StateDictOptions(full_state_dict=True, cpu_offload=True))

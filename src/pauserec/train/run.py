@@ -248,8 +248,9 @@ def fit(cfg: RunConfig, run: RunDir, model, tokenizer, train_set, collator, vali
     vocab_rows.detach(trainer.model)
     params = count_parameters(trainer.model)
     counts = trainer.global_counts()  # summed over the ranks
+    state = dist.full_state_dict(trainer.model)  # FSDP: the whole weights gathered onto rank 0; else None
     if dist.is_main():
-        save_plain_checkpoint(trainer.model, tokenizer, run.path / "model")
+        save_plain_checkpoint(trainer.model, tokenizer, run.path / "model", state_dict=state)
         write_json(run.file("train_log.json"), trainer.state.log_history)
     cost = {
         "train_seconds": train_seconds,
@@ -324,7 +325,7 @@ def build_training(cfg: RunConfig, dataset, catalog, split) -> TrainingSetup:
 def train_vocab_rows(cfg: RunConfig, model: torch.nn.Module, train_set, softmax) -> None:
     """``train.vocab_rows=active``: train only the vocabulary rows that can receive a gradient, where that is exact
     (:mod:`.vocab_rows`); otherwise the whole matrix trains."""
-    if cfg.train.vocab_rows != "active":
+    if cfg.train.vocab_rows != "active" or dist.fsdp_requested():  # FSDP shards the matrix the rows are written into
         return
     ids = vocab_rows.rows_to_train(model, getattr(train_set, "units", []), softmax, policy=cfg.model.trainable,
                                    weight_decay=cfg.train.weight_decay, packed=cfg.train.packing == "prefix_tree")

@@ -240,7 +240,8 @@ class SFTTrainer(Trainer):
         t0 = time.perf_counter()
         train_seconds = self.training_seconds()
         try:
-            metrics = {f"{metric_key_prefix}_{k}": v for k, v in self.validate(self.model).items()}
+            with dist.full_weights(self.model) as whole:  # FSDP: the decoder reads the whole weights
+                metrics = {f"{metric_key_prefix}_{k}": v for k, v in self.validate(whole).items()}
         finally:
             self.model.train(was_training)
             self._validation_seconds += time.perf_counter() - t0
