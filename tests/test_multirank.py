@@ -22,6 +22,7 @@ from safetensors.torch import load_file
 
 from pauserec.model.tiny import make_tiny_backbone
 from pauserec.sid.catalog import SIDCatalog
+from pauserec.train.trainer import CHECKPOINT_COMPLETE
 
 WORKER = Path(__file__).with_name("multirank_worker.py")
 SRC = Path(__file__).resolve().parents[1] / "src"
@@ -180,3 +181,25 @@ def test_fsdp2_sharded_model_trains_decodes_and_saves_as_the_whole_one(setup):
         assert r["grad_diff"] <= 1e-6, r
         assert r["decode_equal"] and r["again"]
         assert r["saved_keys"] > 0 and r["saved_diff"] == 0.0
+
+
+def test_two_ranks_resume_from_a_torn_run_to_the_uninterrupted_weights(setup):
+    """2 ranks validate and save every 3 of 6 steps; the step-6 checkpoint is made torn (its completion marker
+    removed, as a kill while saving leaves it) and the run resumed on 2 ranks: rank 0 alone deletes the torn
+    checkpoint, training goes on from step 3 to the uninterrupted run's weights and counts."""
+    root, data_dir, backbone = setup
+    args = ("train", str(data_dir), "--out", "run-resume")
+    launch(root, 2, "rec-full", *args, *settings(root, backbone, "train.eval_every=3"))
+    run = root / "run-resume"
+    full, full_cost = weights(run), json.loads((run / "train_cost.json").read_text())
+    (run / "checkpoints" / "checkpoint-6" / CHECKPOINT_COMPLETE).unlink()
+    for name in ("train_cost.json", "train_log.json"):
+        (run / name).unlink()
+    rank0, rank1 = launch(root, 2, "rec-resume", *args, "--resume")
+    assert ["shutil.rmtree", "run-resume/checkpoints/checkpoint-6"] in rank0["writes"]
+    assert not [w for w in rank1["writes"] if w[0] in ("shutil.rmtree", "os.remove", "os.rmdir")]
+    cost = json.loads((run / "train_cost.json").read_text())
+    assert cost["resumed_from"].endswith("checkpoint-3") and cost["steps"] == 6
+    assert (cost["examples_seen"], cost["real_tokens"]) == (full_cost["examples_seen"], full_cost["real_tokens"])
+    resumed = weights(run)
+    assert max((full[k] - resumed[k]).abs().max().item() for k in full) <= WEIGHT_ATOL
