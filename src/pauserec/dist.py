@@ -120,21 +120,37 @@ def gather_shards(part: Sequence[T]) -> list[T]:
     return [x for piece in gather_objects(list(part)) for x in piece]
 
 
-def fsdp_requested() -> bool:
-    """True where the launcher asks for FSDP (``accelerate launch --use_fsdp`` sets ``ACCELERATE_USE_FSDP``) and
-    accelerate will apply it: on GPUs only (accelerate 1.15 turns FSDP on for multi-GPU-like distributed types;
-    on the CPU the flag is ignored and the model is wrapped in DDP, see docs/training.md)."""
-    return os.environ.get("ACCELERATE_USE_FSDP", "false").lower() == "true" and torch.cuda.is_available()
+def sharded_training_requested() -> bool:
+    """True where the launcher asks for parameter sharding that accelerate will apply: FSDP
+    (``accelerate launch --use_fsdp`` sets ``ACCELERATE_USE_FSDP``; on GPUs only: accelerate 1.15 turns FSDP on for
+    the multi-accelerator distributed types, on the CPU the flag is ignored and the model trains under DDP, see
+    docs/training.md) or DeepSpeed (``--use_deepspeed``: ``ACCELERATE_USE_DEEPSPEED``; DeepSpeed has a CPU
+    accelerator, so on the CPU too)."""
+    fsdp = os.environ.get("ACCELERATE_USE_FSDP", "false").lower() == "true" and torch.cuda.is_available()
+    return fsdp or os.environ.get("ACCELERATE_USE_DEEPSPEED", "false").lower() == "true"
+
+
+def _zero3(engine: Any) -> bool:
+    """Whether ``engine`` (the Trainer's ``deepspeed``: a DeepSpeed engine, or None) partitions the parameters."""
+    return engine is not None and engine.zero_optimization_stage() == 3
 
 
 @contextmanager
-def full_weights(model: torch.nn.Module) -> Iterator[torch.nn.Module]:
-    """Within the block every FSDP2-sharded part of ``model`` (``torch.distributed.fsdp.fully_shard``, as accelerate's
-    FSDP plugin applies it) holds its whole parameters as plain tensors and keeps them through its forwards, so the
-    decoder (which reads ``model.base_model`` and slices of the head's weight outside the wrapped forward) and
-    ``save_pretrained`` see the unsharded model, and ranks decoding different numbers of batches issue no
-    collectives; on exit each part is sharded again with its own resharding setting. Gathering is a collective
-    under FSDP (every rank must enter); a no-op for a model that is not sharded (one process, DDP)."""
+def full_weights(model: torch.nn.Module, engine: Any = None) -> Iterator[torch.nn.Module]:
+    """Within the block ``model``'s parameters are whole on every rank, so code that reads weights outside the
+    wrapped forward (the decoder: ``model.base_model``, slices of the head's weight) sees the unsharded model, and
+    ranks decoding different numbers of batches issue no collectives; on exit they are sharded again. A collective
+    where parameters are sharded (every rank must enter); a no-op where they are not (one process, DDP).
+
+    * FSDP2 (``torch.distributed.fsdp.fully_shard``, as accelerate's FSDP plugin applies it): every sharded part
+      unsharded and kept whole through its forwards, then resharded with its own setting.
+    * DeepSpeed ZeRO-3 (``engine``: the Trainer's DeepSpeed engine): the parameters gathered, the engine's module
+      hooks (which would partition them again after each submodule's forward) set aside and registered again on exit.
+    """
+    if _zero3(engine):
+        with _zero3_whole(model, engine):
+            yield model
+        return
     sharded = [m for m in model.modules() if isinstance(m, FSDPModule)]
     if not sharded:
         yield model
@@ -154,12 +170,40 @@ def full_weights(model: torch.nn.Module) -> Iterator[torch.nn.Module]:
             m.reshard()
 
 
-def full_state_dict(model: torch.nn.Module) -> dict[str, torch.Tensor] | None:
-    """An FSDP2-sharded model's whole state dict, gathered onto rank 0's CPU (empty on the other ranks): what
-    ``save_pretrained`` must be given, since the model's own ``state_dict()`` holds the shards. A collective under
-    FSDP; None for a model that is not sharded (its own state dict is whole)."""
-    if not any(isinstance(m, FSDPModule) for m in model.modules()):
-        return None
-    from torch.distributed.checkpoint.state_dict import StateDictOptions, get_model_state_dict
+@contextmanager
+def _zero3_whole(model: torch.nn.Module, engine: Any) -> Iterator[None]:
+    import deepspeed
 
-    return get_model_state_dict(model, options=StateDictOptions(full_state_dict=True, cpu_offload=True))
+    offload = engine.optimizer.parameter_offload
+    params = list(model.parameters())
+    with deepspeed.zero.GatheredParameters(params):
+        for p in params:
+            p.ds_active_sub_modules.clear()
+        for hook in offload.forward_hooks + offload.backward_hooks:
+            hook.remove()
+        offload.forward_hooks, offload.backward_hooks = [], []
+        try:
+            yield
+        finally:
+            offload._register_deepspeed_module(offload.module)
+
+
+def full_state_dict(model: torch.nn.Module, engine: Any = None) -> dict[str, torch.Tensor] | None:
+    """A sharded model's whole state dict on rank 0's CPU (empty on the other ranks): what ``save_pretrained`` must
+    be given, since the model's own ``state_dict()`` holds shards (FSDP2) or empty partitions (ZeRO-3, ``engine``).
+    A collective where parameters are sharded; None where they are not (the model's own state dict is whole)."""
+    if _zero3(engine):
+        import deepspeed
+
+        with deepspeed.zero.GatheredParameters(list(model.parameters())):
+            state = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()} if is_main() else {}
+    elif any(isinstance(m, FSDPModule) for m in model.modules()):
+        from torch.distributed.checkpoint.state_dict import StateDictOptions, get_model_state_dict
+
+        state = get_model_state_dict(model, options=StateDictOptions(full_state_dict=True, cpu_offload=True))
+    else:
+        return None
+    # a tied parameter (the LM head = the input embedding) under its second name: gathered, it is a copy that
+    # save_pretrained would write as a tensor of its own
+    aliases = {n for n, _ in model.named_parameters(remove_duplicate=False)} - {n for n, _ in model.named_parameters()}
+    return {k: v for k, v in state.items() if k not in aliases}

@@ -107,9 +107,10 @@ def count_parameters(model: nn.Module) -> dict[str, int]:
         if id(p) in seen:
             continue
         seen.add(id(p))
-        total += p.numel()
+        n = getattr(p, "ds_numel", p.numel())  # DeepSpeed ZeRO-3 partitions a parameter: its local tensor is empty
+        total += n
         if p.requires_grad:
-            trainable += p.numel()
+            trainable += n
     return {"trainable": trainable, "total": total}
 
 

@@ -244,11 +244,12 @@ def fit(cfg: RunConfig, run: RunDir, model, tokenizer, train_set, collator, vali
     train_seconds = trainer.wall_before + time.perf_counter() - t_start  # a resumed run counts its earlier part
 
     table = vocab_rows.trained_rows(trainer.model)
-    vocab_trained = len(table.ids) if table is not None else trainer.model.get_input_embeddings().weight.shape[0]
+    matrix = trainer.model.get_input_embeddings().weight
+    vocab_trained = len(table.ids) if table is not None else getattr(matrix, "ds_shape", matrix.shape)[0]  # ZeRO-3
     vocab_rows.detach(trainer.model)
     params = count_parameters(trainer.model)
     counts = trainer.global_counts()  # summed over the ranks
-    state = dist.full_state_dict(trainer.model)  # FSDP: the whole weights gathered onto rank 0; else None
+    state = dist.full_state_dict(trainer.model, trainer.deepspeed)  # sharded: gathered onto rank 0; else None
     if dist.is_main():
         save_plain_checkpoint(trainer.model, tokenizer, run.path / "model", state_dict=state)
         write_json(run.file("train_log.json"), trainer.state.log_history)
@@ -325,8 +326,8 @@ def build_training(cfg: RunConfig, dataset, catalog, split) -> TrainingSetup:
 def train_vocab_rows(cfg: RunConfig, model: torch.nn.Module, train_set, softmax) -> None:
     """``train.vocab_rows=active``: train only the vocabulary rows that can receive a gradient, where that is exact
     (:mod:`.vocab_rows`); otherwise the whole matrix trains."""
-    if cfg.train.vocab_rows != "active" or dist.fsdp_requested():  # FSDP shards the matrix the rows are written into
-        return
+    if cfg.train.vocab_rows != "active" or dist.sharded_training_requested():  # the matrix the rows are written
+        return  # into would be sharded (FSDP: mixed Tensor and DTensor) or partitioned (ZeRO-3: an empty tensor)
     ids = vocab_rows.rows_to_train(model, getattr(train_set, "units", []), softmax, policy=cfg.model.trainable,
                                    weight_decay=cfg.train.weight_decay, packed=cfg.train.packing == "prefix_tree")
     if ids is not None:

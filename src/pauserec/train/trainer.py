@@ -240,7 +240,7 @@ class SFTTrainer(Trainer):
         t0 = time.perf_counter()
         train_seconds = self.training_seconds()
         try:
-            with dist.full_weights(self.model) as whole:  # FSDP: the decoder reads the whole weights
+            with dist.full_weights(self.model, self.deepspeed) as whole:  # FSDP / ZeRO-3: the decoder reads them
                 metrics = {f"{metric_key_prefix}_{k}": v for k, v in self.validate(whole).items()}
         finally:
             self.model.train(was_training)
