@@ -20,8 +20,12 @@ import torch
 from helpers import make_data_dir, planted_data, skip_or_fail
 from safetensors.torch import load_file
 
+from pauserec.dist import shard_bounds
+from pauserec.errors import PauseRecError
+from pauserec.eval.contract import merge_details
 from pauserec.model.tiny import make_tiny_backbone
 from pauserec.sid.catalog import SIDCatalog
+from pauserec.train.run import per_rank_batch_size
 from pauserec.train.trainer import CHECKPOINT_COMPLETE
 
 WORKER = Path(__file__).with_name("multirank_worker.py")
@@ -237,3 +241,19 @@ def test_deepspeed_zero3_trains_validates_and_saves_the_ddp_weights(setup, train
     assert cost["world_size"] == 2 and cost["examples_seen"] == ddp_cost["examples_seen"]
     assert cost["parameters"] == ddp_cost["parameters"] and cost["vocab_rows_trained"] > ddp_cost["vocab_rows_trained"]
     assert cost["best_val_ndcg@10"] == pytest.approx(ddp_cost["best_val_ndcg@10"], abs=1e-9)
+
+
+def test_the_global_batch_must_split_evenly_over_the_ranks():
+    assert [per_rank_batch_size(8, n) for n in (1, 2, 4, 8)] == [8, 4, 2, 1]
+    with pytest.raises(PauseRecError, match=r"train.batch_size=8 is the global batch: .* over the 3 ranks"):
+        per_rank_batch_size(8, 3)
+
+
+def test_shard_details_merge_into_the_whole_evaluations():
+    """5 + 4 users: shared settings kept, token counts summed, per-user figures the mean over all 9 users."""
+    a = {"num_beams": 5, "prefill_tokens": 100, "prefill_tokens_per_user": 20.0, "think_tokens_per_user": 0.0}
+    b = {"num_beams": 5, "prefill_tokens": 88, "prefill_tokens_per_user": 22.0, "think_tokens_per_user": 0.0}
+    assert merge_details([(5, a), (4, b)]) == {"num_beams": 5, "prefill_tokens": 188,
+                                               "prefill_tokens_per_user": 188 / 9, "think_tokens_per_user": 0.0}
+    assert [shard_bounds(9, 2, r) for r in (0, 1)] == [(0, 5), (5, 9)]
+    assert [shard_bounds(2, 3, r) for r in (0, 1, 2)] == [(0, 1), (1, 2), (2, 2)]  # a rank may get no user

@@ -103,7 +103,7 @@ class SFTTrainer(Trainer):
     (:class:`~.packing.PrefixTreeCollator`, recognised by their ``parents``). It counts the tokens it trains on:
     ``real_tokens`` (positions computed, without padding) and ``padded_tokens`` (all positions), and the training examples (target items) it saw, ``examples_seen``.
 
-    With ``softmax`` each logged ``loss`` comes with its two parts since the previous log (this process's tokens):
+    With ``softmax`` each logged ``loss`` comes with its two parts since the previous log (every rank's tokens):
     ``sid_loss`` over SID labels and ``lead_loss`` over the other labels (a cot rationale and ``</think>``, a
     grounding task's text), so an easy rationale cannot hide an SID loss that does not fall.
     """
