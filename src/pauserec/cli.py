@@ -5,6 +5,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 import time
 from pathlib import Path
@@ -21,7 +22,8 @@ from .report import plot_comparison, print_comparison, print_differences
 from .artifacts import RunDir
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False, help="PauseRec: LLM generative recommendation with pause tokens.")
-console = Console(stderr=True)
+# under a launcher (torchrun, accelerate launch) rank 0 alone reports; errors print on every rank (main)
+console = Console(stderr=True, quiet=os.environ.get("RANK", "0") != "0")
 
 PresetOpt = Annotated[Optional[str], typer.Option("--preset", help="Packaged preset name or YAML file.")]
 SetOpt = Annotated[Optional[list[str]], typer.Option("--set", help="Override, e.g. --set sid.levels=4 (repeatable).")]
@@ -337,7 +339,7 @@ def main() -> None:
     try:
         app()
     except PauseRecError as e:
-        console.print(f"[red]error:[/] {e}", highlight=False, soft_wrap=True)  # one line, whatever the terminal width
+        Console(stderr=True).print(f"[red]error:[/] {e}", highlight=False, soft_wrap=True)  # one line, whatever the terminal width
         sys.exit(2)
 
 

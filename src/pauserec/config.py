@@ -309,7 +309,10 @@ class TrainConfig(_Section):
     )
     max_steps: int = Field(800, ge=1, description="Optimizer steps (800 x 8 users = 0.77 epoch of Scientific).")
     batch_size: int = Field(
-        8, ge=1, description="Per optimizer step and device: user units (prefix_tree: all of a user's targets, up to "
+        8, ge=1, description="Per optimizer micro-step, global: summed over the ranks (each of N ranks under torchrun / "
+        "accelerate takes batch_size / N, which must divide evenly, so N ranks train on the batches of one process; "
+        "x grad_accum per optimizer step; train_cost.json records world_size, per_rank_batch_size and "
+        "global_batch_size). Units: users (prefix_tree: all of a user's targets, up to "
         "max_user_examples) or single examples (packing=none). 8 users (~38 examples) rather than 16: at equal "
         "training time, 3 of 3 seeds reached Scientific validation Recall@10 0.080 in 591-818 s vs 1 of 2 runs with "
         "16 (benchmarks/results/time-to-quality-scientific-seeds.md).",

@@ -8,6 +8,7 @@ from typing import Any
 
 import torch
 
+from .. import dist
 from ..arms import make_arm
 from ..artifacts import RunDir, TrainedRun, load_trained
 from ..config import RunConfig
@@ -67,12 +68,17 @@ def evaluate_run(
     inference cost) into the run, or into ``out_dir`` (with the evaluation's own ``config.yaml`` and ``env.json``)
     so that an ablation, e.g. another inference K, leaves the run's own evaluation untouched.
     """
-    trained = load_trained(run_dir, cfg, record_tokenizer=True)  # recorded by training, else by the first evaluation
+    dist.init()  # several ranks (torchrun): each decodes its share of the users (evaluate_ranker), rank 0 writes
+    # the tokenizer hash is recorded by training, else by the first evaluation (rank 0's)
+    trained = load_trained(run_dir, cfg, record_tokenizer=dist.is_main())
     run, cfg = trained.run, trained.cfg
-    ranker = ArmRanker(trained, progress)
+    ranker = ArmRanker(trained, progress and dist.is_main())
     train = recorded_train_cost(run)
-    dest = run if out_dir is None else RunDir.create(
-        out_dir, cfg, kind=f"eval:{cfg.arm.name}", evaluated_run=str(run.path),
-        dataset_hash=trained.data.dataset_hash(), catalog_hash=trained.data.catalog().content_hash(),
-    )
+    dest = run
+    if out_dir is not None:
+        if dist.is_main():
+            RunDir.create(out_dir, cfg, kind=f"eval:{cfg.arm.name}", evaluated_run=str(run.path),
+                          dataset_hash=trained.data.dataset_hash(), catalog_hash=trained.data.catalog().content_hash())
+        dist.barrier()
+        dest = RunDir(out_dir)
     return evaluate_ranker(ranker, cfg, trained.data, dest, train, pipeline_cost(run.path) if train else None)

@@ -17,6 +17,7 @@ import importlib.metadata
 import importlib.util
 import json
 import logging
+import os
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -145,8 +146,11 @@ def resolve_backbone(spec: str, cache_dir: str | Path) -> Path:
 
 
 def inference_device() -> torch.device:
-    """Where decoding runs: the current CUDA device when there is one, else the CPU."""
-    return torch.device("cuda", torch.cuda.current_device()) if torch.cuda.is_available() else torch.device("cpu")
+    """Where decoding runs: with CUDA, GPU ``LOCAL_RANK`` under a launcher (torchrun, accelerate: one GPU per rank),
+    else the current CUDA device; the CPU without CUDA."""
+    if not torch.cuda.is_available():
+        return torch.device("cpu")
+    return torch.device("cuda", int(os.environ.get("LOCAL_RANK", torch.cuda.current_device())))
 
 
 def load_backbone(spec: str, cache_dir: str | Path, dtype: torch.dtype = torch.float32):

@@ -18,6 +18,7 @@ import warnings
 from pathlib import Path
 from typing import Literal
 
+import torch
 from torch import nn
 
 from ..io import atomic_directory
@@ -106,9 +107,10 @@ def count_parameters(model: nn.Module) -> dict[str, int]:
         if id(p) in seen:
             continue
         seen.add(id(p))
-        total += p.numel()
+        n = getattr(p, "ds_numel", p.numel())  # DeepSpeed ZeRO-3 partitions a parameter: its local tensor is empty
+        total += n
         if p.requires_grad:
-            trainable += p.numel()
+            trainable += n
     return {"trainable": trainable, "total": total}
 
 
@@ -141,15 +143,17 @@ def merge_for_inference(model: nn.Module) -> nn.Module:
     return model.eval()
 
 
-def save_plain_checkpoint(model: nn.Module, tokenizer, path: str | os.PathLike) -> Path:
+def save_plain_checkpoint(model: nn.Module, tokenizer, path: str | os.PathLike,
+                          state_dict: dict[str, torch.Tensor] | None = None) -> Path:
     """Save ``model`` (merged first if it is a PEFT model, see :func:`merge_for_inference`) and ``tokenizer`` as a
-    plain Hugging Face checkpoint, loadable with :func:`pauserec.model.backbone.load_backbone`.
+    plain Hugging Face checkpoint, loadable with :func:`pauserec.model.backbone.load_backbone`. ``state_dict``:
+    the weights to write instead of the model's own (an FSDP-sharded model's gathered whole state dict).
 
     Written to a temporary directory next to ``path`` and renamed into place; an existing ``path`` is replaced.
     """
     model = merge_for_inference(model)
     with atomic_directory(path) as tmp:
-        model.save_pretrained(tmp)
+        model.save_pretrained(tmp, state_dict=state_dict)
         tokenizer.save_pretrained(tmp)
     return Path(path)
 

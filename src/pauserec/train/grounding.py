@@ -30,11 +30,10 @@ from ..config import RunConfig, TextConfig
 from ..data.split import Example, training_users_subset
 from ..data.text import item_title, render_item_text
 from ..recommend import recommend_from_prompts
-from ..io import write_json
 from ..prompt import PromptBuilder
 from .batches import sid_softmax
-from .run import fit, load_trainable_model, open_run, unit_data
-from .trainer import VALIDATION_METRICS, validation_scores
+from .run import fit, load_trainable_model, open_run, unit_data, write_main
+from .trainer import VALIDATION_METRICS, sharded_validation
 
 ITEM2SID = "Which item is this?\n{text}"
 ITEM_TEXT = TextConfig(fields=["title", "brand", "categories"], max_chars_per_field=100)  # short: rows stay ~60 tokens
@@ -123,14 +122,18 @@ def ground(cfg: RunConfig, data_dir: str | Path, run_dir: str | Path, resume: bo
     def validate(m: torch.nn.Module) -> dict[str, float]:
         if not val_items:
             return {**{name: 0.0 for name in VALIDATION_METRICS}, "val_seconds": 0.0}
-        recs = recommend_from_prompts(m, probes, DirectArm(), catalog, level_ids, cfg.decode, tokenizer.pad_token_id,
-                                      tokenizer)
-        return validation_scores(recs.items, val_items, recs.seconds)
+
+        def decode(start: int, stop: int) -> tuple[list[list[int]], float]:  # this rank's share of the probes
+            recs = recommend_from_prompts(m, probes[start:stop], DirectArm(), catalog, level_ids, cfg.decode,
+                                          tokenizer.pad_token_id, tokenizer)
+            return recs.items, recs.seconds
+
+        return sharded_validation(decode, val_items)
 
     extra = {"stage": "ground", "task_rows": counts, "heldout_items": len(heldout),
              "validation": "item2sid NDCG@10 (selection) and Recall@10 on held-out items"}
     cost = fit(cfg, run, model, tokenizer, train_set, collator, validate,
                sid_softmax(cfg.train.loss, level_ids, len(tokenizer), catalog.trie), resume, extra)
     cost["total_seconds"] = time.perf_counter() - t_start
-    write_json(run.file("train_cost.json"), cost)
+    write_main(run.file("train_cost.json"), cost)
     return cost

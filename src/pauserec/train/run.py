@@ -19,6 +19,7 @@ from typing import Any
 import torch
 from transformers import TrainingArguments
 
+from .. import dist
 from ..arms import Arm, get_arm, make_arm
 from ..artifacts import DataDir, RunDir, tokenizer_hash
 from ..artifacts.lineage import upstream_stages
@@ -49,8 +50,25 @@ from .trainer import (
     StopAfter,
     best_validation,
     last_complete_checkpoint,
-    validation_scores,
+    sharded_validation,
 )
+
+
+def per_rank_batch_size(batch_size: int, world_size: int) -> int:
+    """``train.batch_size`` (global: summed over the ranks) -> each rank's micro-batch; refuses a split that is
+    not even, which would make N ranks train on another batch than one process."""
+    if batch_size % world_size:
+        raise PauseRecError(f"train.batch_size={batch_size} is the global batch: it must divide evenly over the "
+                            f"{world_size} ranks (choose a multiple of {world_size})")
+    return batch_size // world_size
+
+
+def batch_facts(cfg: RunConfig) -> dict[str, int]:
+    """The batch semantics of ``train_cost.json``: world size, each rank's micro-batch and the global batch per
+    optimizer step (``train.batch_size`` x ``train.grad_accum``), in training units (users or examples)."""
+    world = dist.world_size()
+    return {"world_size": world, "per_rank_batch_size": per_rank_batch_size(cfg.train.batch_size, world),
+            "global_batch_size": cfg.train.batch_size * cfg.train.grad_accum}
 
 
 def training_arguments(cfg: RunConfig, output_dir: Path) -> TrainingArguments:
@@ -58,7 +76,7 @@ def training_arguments(cfg: RunConfig, output_dir: Path) -> TrainingArguments:
     return TrainingArguments(
         output_dir=str(output_dir),
         max_steps=t.max_steps,
-        per_device_train_batch_size=t.batch_size,
+        per_device_train_batch_size=per_rank_batch_size(t.batch_size, dist.world_size()),
         gradient_accumulation_steps=t.grad_accum,
         learning_rate=t.lr,
         warmup_steps=math.ceil(t.warmup_ratio * t.max_steps),
@@ -82,6 +100,9 @@ def training_arguments(cfg: RunConfig, output_dir: Path) -> TrainingArguments:
         train_sampling_strategy="random" if t.packing == "prefix_tree" else "group_by_length",
         remove_unused_columns=False,
         dataloader_num_workers=0,
+        # every trainable parameter gets a gradient each step, some outside the module's forward (the trained
+        # vocabulary rows' logits): DDP's unused-parameter search would mark those ready before their gradient exists
+        ddp_find_unused_parameters=False,
         seed=cfg.seed,
         disable_tqdm=False,
     )
@@ -113,6 +134,7 @@ def open_run(cfg: RunConfig, data_dir: str | Path, run_dir: str | Path, resume: 
     dataset, catalog, split = data.dataset(), data.catalog(), data.split(cfg)
     facts = {"kind": kind, **data.facts(split, catalog=True), "prompt_layout": PROMPT_LAYOUT}
     run_dir = Path(run_dir)
+    dist.init()  # several ranks (torchrun, accelerate launch): join their group before the first barrier
     if resume:
         if not cfg.train.resumable:
             raise PauseRecError(f"{run_dir} was trained with train.resumable=false: its checkpoints hold weights only, "
@@ -123,10 +145,13 @@ def open_run(cfg: RunConfig, data_dir: str | Path, run_dir: str | Path, resume: 
             run.check_fact(key, facts[key])
     elif (run_dir / "checkpoints").exists():
         raise PauseRecError(f"{run_dir} already holds a training run; pass --resume to continue it or choose another --out")
-    run = RunDir.create(run_dir, cfg, **facts)
-    if not (resume and run.lineage() is not None):  # a resumed run keeps what it was first built from
-        run.record_lineage(upstream_stages(cfg.model.backbone, upstream or {}))
-    return run, dataset, catalog, split
+    dist.barrier()  # every rank has checked the folder before rank 0 writes into it
+    if dist.is_main():  # rank 0 alone writes the run's files; the others wait and open what it wrote
+        run = RunDir.create(run_dir, cfg, **facts)
+        if not (resume and run.lineage() is not None):  # a resumed run keeps what it was first built from
+            run.record_lineage(upstream_stages(cfg.model.backbone, upstream or {}))
+    dist.barrier()
+    return RunDir(run_dir), dataset, catalog, split
 
 
 def load_model(cfg: RunConfig, dataset, catalog, extra_tokens: list[str]):
@@ -193,7 +218,10 @@ def fit(cfg: RunConfig, run: RunDir, model, tokenizer, train_set, collator, vali
     """Run the Trainer (validation every ``train.eval_every`` steps selects the checkpoint), save the selected model
     to ``RUN/model`` and write ``train_log.json`` and ``train_cost.json``; returns the cost summary."""
     t_start = time.perf_counter()
-    run.pin_fact("tokenizer_hash", tokenizer_hash(tokenizer))  # a resumed run must extend the same vocabulary
+    if dist.is_main():
+        run.pin_fact("tokenizer_hash", tokenizer_hash(tokenizer))  # a resumed run must extend the same vocabulary
+    dist.barrier()
+    run.check_fact("tokenizer_hash", tokenizer_hash(tokenizer))
     check_free_disk(run.path / "checkpoints", model, cfg)
     time_cap = StopAfter(60 * cfg.train.max_minutes) if cfg.train.max_minutes else None
     trainer = SFTTrainer(
@@ -216,11 +244,15 @@ def fit(cfg: RunConfig, run: RunDir, model, tokenizer, train_set, collator, vali
     train_seconds = trainer.wall_before + time.perf_counter() - t_start  # a resumed run counts its earlier part
 
     table = vocab_rows.trained_rows(trainer.model)
-    vocab_trained = len(table.ids) if table is not None else trainer.model.get_input_embeddings().weight.shape[0]
+    matrix = trainer.model.get_input_embeddings().weight
+    vocab_trained = len(table.ids) if table is not None else getattr(matrix, "ds_shape", matrix.shape)[0]  # ZeRO-3
     vocab_rows.detach(trainer.model)
     params = count_parameters(trainer.model)
-    save_plain_checkpoint(trainer.model, tokenizer, run.path / "model")
-    write_json(run.file("train_log.json"), trainer.state.log_history)
+    counts = trainer.global_counts()  # summed over the ranks
+    state = dist.full_state_dict(trainer.model, trainer.deepspeed)  # sharded: gathered onto rank 0; else None
+    if dist.is_main():
+        save_plain_checkpoint(trainer.model, tokenizer, run.path / "model", state_dict=state)
+        write_json(run.file("train_log.json"), trainer.state.log_history)
     cost = {
         "train_seconds": train_seconds,
         "train_clock_seconds": trainer.training_seconds(),
@@ -228,12 +260,13 @@ def fit(cfg: RunConfig, run: RunDir, model, tokenizer, train_set, collator, vali
         "train_examples": train_set.n_examples,
         "packing": cfg.train.packing,
         "example_tokens_per_epoch": train_set.n_tokens(),
-        "examples_seen": trainer.examples_seen,
-        "examples_per_second": trainer.examples_seen / max(train_seconds, 1e-9),
-        "real_tokens": trainer.real_tokens,
-        "padded_tokens": trainer.padded_tokens,
-        "padding_fraction": 1 - trainer.real_tokens / max(trainer.padded_tokens, 1),
-        "real_tokens_per_second": trainer.real_tokens / max(train_seconds, 1e-9),
+        **batch_facts(cfg),
+        "examples_seen": counts["examples_seen"],
+        "examples_per_second": counts["examples_seen"] / max(train_seconds, 1e-9),
+        "real_tokens": counts["real_tokens"],
+        "padded_tokens": counts["padded_tokens"],
+        "padding_fraction": 1 - counts["real_tokens"] / max(counts["padded_tokens"], 1),
+        "real_tokens_per_second": counts["real_tokens"] / max(train_seconds, 1e-9),
         "best_checkpoint": trainer.state.best_model_checkpoint,
         "selection_metric": f"validation {SELECTION_METRIC}",
         **best_validation(trainer.state.log_history, trainer.state.best_global_step),
@@ -248,8 +281,15 @@ def fit(cfg: RunConfig, run: RunDir, model, tokenizer, train_set, collator, vali
         "stopped_by_time_cap": bool(time_cap and time_cap.fired),
         **(extra_cost or {}),
     }
-    write_json(run.file("train_cost.json"), cost)
+    write_main(run.file("train_cost.json"), cost)
     return cost
+
+
+def write_main(path: Path, content: Any) -> None:
+    """Write a run file from rank 0 alone (in one process: write it); every rank returns after it is written."""
+    if dist.is_main():
+        write_json(path, content)
+    dist.barrier()
 
 
 @dataclass
@@ -286,8 +326,8 @@ def build_training(cfg: RunConfig, dataset, catalog, split) -> TrainingSetup:
 def train_vocab_rows(cfg: RunConfig, model: torch.nn.Module, train_set, softmax) -> None:
     """``train.vocab_rows=active``: train only the vocabulary rows that can receive a gradient, where that is exact
     (:mod:`.vocab_rows`); otherwise the whole matrix trains."""
-    if cfg.train.vocab_rows != "active":
-        return
+    if cfg.train.vocab_rows != "active" or dist.sharded_training_requested():  # the matrix the rows are written
+        return  # into would be sharded (FSDP: mixed Tensor and DTensor) or partitioned (ZeRO-3: an empty tensor)
     ids = vocab_rows.rows_to_train(model, getattr(train_set, "units", []), softmax, policy=cfg.model.trainable,
                                    weight_decay=cfg.train.weight_decay, packed=cfg.train.packing == "prefix_tree")
     if ids is not None:
@@ -305,12 +345,15 @@ def train(cfg: RunConfig, data_dir: str | Path, run_dir: str | Path, resume: boo
     val_exclude = exclusions(dataset, val_examples, "valid", cfg.eval.exclude_history)
 
     def validate(m: torch.nn.Module) -> dict[str, float]:
-        recs = recommend(m, s.prompts, s.arm, catalog, s.level_ids, val_examples, cfg.decode,
-                         s.tokenizer.pad_token_id, exclude=val_exclude)
-        return validation_scores(recs.items, [e.target for e in val_examples], recs.seconds)
+        def decode(start: int, stop: int) -> tuple[list[list[int]], float]:  # this rank's share of the users
+            recs = recommend(m, s.prompts, s.arm, catalog, s.level_ids, val_examples[start:stop], cfg.decode,
+                             s.tokenizer.pad_token_id, exclude=val_exclude and val_exclude[start:stop])
+            return recs.items, recs.seconds
+
+        return sharded_validation(decode, [e.target for e in val_examples])
 
     extra = {"train_users": len({e.user for e in s.examples}), **s.arm.training_report()}
     cost = fit(cfg, run, s.model, s.tokenizer, s.train_set, s.collator, validate, s.softmax, resume, extra)
     cost["total_seconds"] = time.perf_counter() - t_start
-    write_json(run.file("train_cost.json"), cost)
+    write_main(run.file("train_cost.json"), cost)
     return cost

@@ -20,10 +20,11 @@ import torch
 from transformers import Trainer, TrainerCallback
 from transformers.trainer_pt_utils import get_length_grouped_indices
 
+from .. import dist
 from ..errors import DivergedError, PauseRecError
 from ..io import write_text
 from ..eval.metrics import compute_metrics, distinct_lists
-from .batches import LevelSoftmax, label_window_nll
+from .batches import IGNORE, LevelSoftmax, label_window_nll
 from .packing import attention_implementation, tree_nll
 from .vocab_rows import trained_rows
 
@@ -102,15 +103,16 @@ class SFTTrainer(Trainer):
     (:class:`~.packing.PrefixTreeCollator`, recognised by their ``parents``). It counts the tokens it trains on:
     ``real_tokens`` (positions computed, without padding) and ``padded_tokens`` (all positions), and the training examples (target items) it saw, ``examples_seen``.
 
-    With ``softmax`` each logged ``loss`` comes with its two parts since the previous log (this process's tokens):
+    With ``softmax`` each logged ``loss`` comes with its two parts since the previous log (every rank's tokens):
     ``sid_loss`` over SID labels and ``lead_loss`` over the other labels (a cot rationale and ``</think>``, a
     grounding task's text), so an easy rationale cannot hide an SID loss that does not fall.
     """
 
-    # compute_loss returns each micro-batch's mean, not a sum over the accumulated batch's labels: the Trainer must
-    # divide it by the accumulation steps (its default assumes a model-normalised loss and would log, and apply,
-    # grad_accum times the loss)
-    loss_is_scaled_for_ga = False
+    # compute_loss divides each micro-batch's weighted NLL sum by the label weight of the whole optimizer step (all
+    # accumulated micro-batches, all ranks: `num_items_in_batch`, see _get_num_items_in_batch) times the world size
+    # (DDP / FSDP average the ranks' gradients): the loss is already scaled for accumulation, and N ranks compute the
+    # gradient of the one-process mean over the same global batch
+    loss_is_scaled_for_ga = True
 
     def __init__(
         self,
@@ -145,11 +147,19 @@ class SFTTrainer(Trainer):
         return super().train(resume_from_checkpoint, *args, **kwargs)
 
     def _restore_progress(self, before: Progress) -> None:
-        """Go on from a checkpoint's clocks and counts, so a resumed run's cost covers the whole run."""
+        """Go on from a checkpoint's clocks and counts, so a resumed run's cost covers the whole run. The logged
+        counts are sums over the ranks: rank 0 goes on from them, the others from 0 (see :meth:`global_counts`)."""
         self._clock_before, self.wall_before = before.clock, before.wall
-        self.real_tokens, self.padded_tokens = before.real_tokens, before.padded_tokens
-        self.examples_seen = before.examples_seen
+        if dist.is_main():
+            self.real_tokens, self.padded_tokens = before.real_tokens, before.padded_tokens
+            self.examples_seen = before.examples_seen
         self.counted_from_step = before.counted_from_step
+
+    def global_counts(self) -> dict[str, int]:
+        """The :data:`PROGRESS_COUNTS` summed over the ranks (this process's own in one process); a collective:
+        every rank must call it."""
+        totals = dist.all_reduce([getattr(self, c) for c in PROGRESS_COUNTS])
+        return {c: int(v) for c, v in zip(PROGRESS_COUNTS, totals)}
 
     def _save_checkpoint(self, model, trial) -> None:
         """Hugging Face writes a checkpoint in place, file by file; the marker written last says it is whole."""
@@ -166,7 +176,7 @@ class SFTTrainer(Trainer):
             return super()._get_train_sampler(train_dataset)
         seed = self.args.data_seed if self.args.data_seed is not None else self.args.seed
         lengths = [len(dataset[i]["input_ids"]) for i in range(len(dataset))] if strategy == "group_by_length" else None
-        group = self.args.train_batch_size * self.args.gradient_accumulation_steps
+        group = self.args.train_batch_size * self.args.gradient_accumulation_steps * dist.world_size()  # global
         return SeededSampler(len(dataset), seed, lengths, group)
 
     def create_optimizer(self):
@@ -183,6 +193,12 @@ class SFTTrainer(Trainer):
         its checkpoint (so time to quality is not reset by an interruption; the time lost to it is not counted)."""
         return self._clock_before + time.perf_counter() - (self._started or time.perf_counter()) - self._validation_seconds
 
+    def _get_num_items_in_batch(self, batch_samples: list, device: torch.device) -> torch.Tensor:
+        """The label weight of one optimizer step: its micro-batches' label weights (:func:`label_weight`),
+        summed over the ranks, so every rank divides by the same global count (float32, exact below 2**24)."""
+        local = sum(float(label_weight(b)) for b in batch_samples)
+        return torch.tensor(dist.all_reduce([local])[0], dtype=torch.float32, device=device)
+
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
         if "parents" in inputs:
             with attention_implementation(model, self.attention):
@@ -195,7 +211,9 @@ class SFTTrainer(Trainer):
             self.real_tokens += int(inputs["attention_mask"].sum())
             self.examples_seen += inputs["input_ids"].shape[0]
             self.padded_tokens += inputs["attention_mask"].numel()
-        loss = (nll * w).sum() / w.sum()
+        # the mean over the step's global batch: (nll * w).sum() / w.sum() in one process without accumulation
+        per_rank = w.sum() if num_items_in_batch is None else num_items_in_batch / dist.world_size()
+        loss = (nll * w).sum() / per_rank
         self._add_parts(nll.detach(), target, w)
         return (loss, None) if return_outputs else loss
 
@@ -210,7 +228,7 @@ class SFTTrainer(Trainer):
 
     def log(self, logs: dict[str, float], *args, **kwargs) -> None:
         if "loss" in logs and self._parts is not None:
-            sid, sid_w, lead, lead_w = self._parts.tolist()
+            sid, sid_w, lead, lead_w = dist.all_reduce(self._parts.tolist())  # over the ranks' tokens
             parts = {"sid_loss": sid / sid_w if sid_w else None, "lead_loss": lead / lead_w if lead_w else None}
             logs = {**logs, **{k: round(v, 4) for k, v in parts.items() if v is not None}}
             self._parts = None
@@ -222,18 +240,38 @@ class SFTTrainer(Trainer):
         t0 = time.perf_counter()
         train_seconds = self.training_seconds()
         try:
-            metrics = {f"{metric_key_prefix}_{k}": v for k, v in self.validate(self.model).items()}
+            with dist.full_weights(self.model, self.deepspeed) as whole:  # FSDP / ZeRO-3: the decoder reads them
+                metrics = {f"{metric_key_prefix}_{k}": v for k, v in self.validate(whole).items()}
         finally:
             self.model.train(was_training)
             self._validation_seconds += time.perf_counter() - t0
         warn_if_collapsed(metrics.get(f"{metric_key_prefix}_distinct_lists"), self.state.global_step)
         metrics[f"{metric_key_prefix}_train_seconds"] = train_seconds  # the time-to-quality clock
         metrics[f"{metric_key_prefix}_wall_seconds"] = self.wall_before + time.perf_counter() - (self._started or t0)
-        for counter in PROGRESS_COUNTS:  # logged with the clocks, so a resumed run restores them from its checkpoint
-            metrics[f"{metric_key_prefix}_{counter}"] = getattr(self, counter)
+        for counter, total in self.global_counts().items():  # logged with the clocks: a resumed run restores them
+            metrics[f"{metric_key_prefix}_{counter}"] = total
         self.log(metrics)
         self.control = self.callback_handler.on_evaluate(self.args, self.state, self.control, metrics)
         return metrics
+
+
+def label_weight(batch: dict[str, torch.Tensor]) -> torch.Tensor:
+    """The loss weight a batch carries (what :meth:`SFTTrainer.compute_loss` sums its NLL over): prefix-tree
+    rows' ``label_weights`` (0 at unlabelled nodes), or the count of labelled positions of padded rows."""
+    if "parents" in batch:
+        return batch["label_weights"].sum()
+    return (batch["labels"] != IGNORE).sum()
+
+
+def sharded_validation(decode: Callable[[int, int], tuple[list[list[int]], float]],
+                       targets: list[int]) -> dict[str, float]:
+    """:func:`validation_scores` of all ``targets`` with the decoding split over the ranks: ``decode(start, stop)``
+    ranks users ``[start, stop)`` (this rank's share) and returns ``(lists, seconds)``; the lists are gathered in
+    order, so every rank scores every user and takes the same selection decision (``val_seconds``: the slowest
+    rank's). In one process: ``decode(0, len(targets))``."""
+    start, stop = dist.shard_bounds(len(targets), dist.world_size(), dist.rank())
+    items, seconds = decode(start, stop) if stop > start else ([], 0.0)
+    return validation_scores(dist.gather_shards(items), targets, dist.all_reduce([seconds], "max")[0])
 
 
 def validation_scores(ranked: list[list[int]], targets: list[int], seconds: float) -> dict[str, float]:
@@ -310,18 +348,28 @@ def last_complete_checkpoint(folder: Path) -> str:
     """The newest whole checkpoint in ``folder``; newer torn ones (a kill while saving) are deleted.
 
     Raises :class:`PauseRecError` when there is none (a kill during the first save leaves nothing to resume).
+    Under several ranks every rank reads the folder first, then rank 0 alone deletes (the others wait).
     """
     found = sorted(
         ((int(m.group(1)), p) for p in folder.iterdir() if p.is_dir() and (m := _CHECKPOINT.match(p.name))),
         reverse=True,
     )
     marked = any((p / CHECKPOINT_COMPLETE).exists() for _, p in found)
+    chosen, torn = None, []
     for step, checkpoint in found:
         if (checkpoint / CHECKPOINT_COMPLETE).exists() or (not marked and _legacy_complete(checkpoint, step)):
-            return str(checkpoint)
-        logging.getLogger(__name__).warning("removing torn checkpoint %s (killed while saving)", checkpoint)
-        shutil.rmtree(checkpoint, ignore_errors=True)
-    raise PauseRecError(f"no complete checkpoint in {folder} to resume from: train again without --resume")
+            chosen = checkpoint
+            break
+        torn.append(checkpoint)
+    dist.barrier()  # every rank has read the folder before rank 0 changes it
+    if dist.is_main():
+        for checkpoint in torn:
+            logging.getLogger(__name__).warning("removing torn checkpoint %s (killed while saving)", checkpoint)
+            shutil.rmtree(checkpoint, ignore_errors=True)
+    dist.barrier()
+    if chosen is None:
+        raise PauseRecError(f"no complete checkpoint in {folder} to resume from: train again without --resume")
+    return str(chosen)
 
 
 def validate_and_save(control):
@@ -339,7 +387,13 @@ class EvaluateAtEnd(TrainerCallback):
 
 
 class StopAfter(TrainerCallback):
-    """Stop training after ``seconds`` of wall time (validate and save first, like the last step)."""
+    """Stop training after ``seconds`` of wall time (validate and save first, like the last step).
+
+    Under several ranks the decision is taken together after every step: all stop where any rank's clock says so
+    (a max over the ranks), so none is left waiting in a collective of a step the others do not take.
+    """
+
+    clock: Callable[[], float] = staticmethod(time.perf_counter)  # seconds; tests replace it on one rank
 
     def __init__(self, seconds: float):
         self.seconds = seconds
@@ -347,10 +401,10 @@ class StopAfter(TrainerCallback):
         self.fired = False
 
     def on_train_begin(self, args, state, control, **kwargs):
-        self.started = time.perf_counter()
+        self.started = self.clock()
 
     def on_step_end(self, args, state, control, **kwargs):
-        if self.started is not None and time.perf_counter() - self.started >= self.seconds:
+        if dist.any_rank(self.started is not None and self.clock() - self.started >= self.seconds):
             self.fired = True
             control.should_training_stop = True
             return validate_and_save(control)
