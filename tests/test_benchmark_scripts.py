@@ -219,3 +219,38 @@ def test_reproduce_cells_finds_equal_cells_and_names_what_differs(tmp_path: Path
     moved["metrics"]["recall@10"]["ci_high"] = 0.9
     bound = rc.compare(stored, cell("bound", preds, moved), score_tol=1e-5)
     assert not bound["reproduces"] and bound["max_metric_diff"] == pytest.approx(0.1)
+
+
+def test_protocols_result_pairs_committed_cells_with_a_grids_cells_per_user(tmp_path: Path, monkeypatch) -> None:
+    """``protocols_result.arms_grid_rows``: a committed cell (gzipped predictions) is paired with a grid's cell of
+    the same users: the paired mean is the difference of the two means, and other users are refused."""
+    import gzip
+
+    pr = load(BENCHMARKS / "protocols_result.py")
+
+    def cell(d: Path, hits: list[bool], packed: bool, users: int = 4) -> None:
+        d.mkdir(parents=True)
+        rows = [{"user": str(u), "target": "t", "items": ["t", "x"] if hits[u] else ["x", "y"]} for u in range(users)]
+        text = "".join(json.dumps(r) + "\n" for r in rows)
+        if packed:
+            with gzip.open(d / "predictions.jsonl.gz", "wt") as f:
+                f.write(text)
+        else:
+            (d / "predictions.jsonl").write_text(text)
+        recall = sum(hits) / users
+        (d / "metrics.json").write_text(json.dumps({"metrics": {m: {"mean": recall} for m in
+                                                                ("recall@5", "recall@10", "ndcg@5", "ndcg@10")}}))
+
+    committed, grid = tmp_path / "committed", tmp_path / "grid"
+    cell(committed / "direct" / "seed0", [True, True, True, False], packed=True)
+    cell(grid / "data" / "ref" / "seed0", [True, False, False, False], packed=False)
+    monkeypatch.setattr(pr, "ARMS_GRID_CELLS", committed)
+    monkeypatch.setattr(pr, "ARMS_GRID_MODELS", ("direct",))
+    (row,) = pr.arms_grid_rows(grid, "data", ["ref"], seeds=(0,))
+    assert row["metrics"]["recall@10"]["mean"] == pytest.approx(0.75) and row["users"] == 4
+    assert row["paired"]["ref"]["recall@10"]["mean"] == pytest.approx(0.5)  # 0.75 - 0.25, hit at rank 1: ndcg too
+    assert row["paired"]["ref"]["ndcg@10"]["mean"] == pytest.approx(0.5)
+    assert "| direct | 0 | 4 |" in pr.arms_grid_section([row], ["ref"])
+    cell(grid / "data" / "few" / "seed0", [True, False, False], packed=False, users=3)
+    with pytest.raises(SystemExit, match="same users"):
+        pr.arms_grid_rows(grid, "data", ["few"], seeds=(0,))
