@@ -25,12 +25,17 @@ from pauserec.artifacts import environment
 from pauserec.report import markdown_table
 
 
-def read_predictions(run: Path) -> dict[str, dict[str, Any]]:
-    """``user -> prediction`` of ``run/predictions.jsonl`` (or its ``.gz``)."""
+def read_predictions(run: Path) -> list[dict[str, Any]]:
+    """The rows of ``run/predictions.jsonl`` (or its ``.gz``)."""
     plain, packed = run / "predictions.jsonl", run / "predictions.jsonl.gz"
     with (open(plain, encoding="utf-8") if plain.exists() else gzip.open(packed, "rt", encoding="utf-8")) as f:
-        rows = [json.loads(line) for line in f if line.strip()]
-    return {str(r["user"]) + ("" if r.get("position") is None else f"@{r['position']}"): r for r in rows}
+        return [json.loads(line) for line in f if line.strip()]
+
+
+def keyed(rows: list[dict[str, Any]], with_position: bool) -> dict[tuple[str, ...], dict[str, Any]]:
+    """``(user, target[, position]) -> row``: predictions written before rows recorded the position (leave-one-out,
+    one example per user) are matched by user and target."""
+    return {(str(r["user"]), str(r["target"]), *([str(r.get("position"))] if with_position else [])): r for r in rows}
 
 
 def flat_metrics(run: Path) -> dict[str, float]:
@@ -50,7 +55,9 @@ def compare(stored: Path, new: Path, score_tol: float) -> dict[str, Any]:
     old_m, new_m = flat_metrics(stored), flat_metrics(new)
     shared = sorted(set(old_m) & set(new_m))
     metric_diff = max((abs(old_m[k] - new_m[k]) for k in shared), default=0.0)
-    old_p, new_p = read_predictions(stored), read_predictions(new)
+    old_rows, new_rows = read_predictions(stored), read_predictions(new)
+    with_position = all("position" in r for r in old_rows + new_rows)
+    old_p, new_p = keyed(old_rows, with_position), keyed(new_rows, with_position)
     users = sorted(set(old_p) & set(new_p))
     rank_diff = sum(old_p[u]["items"] != new_p[u]["items"] for u in users)
     score_diff = max((abs(a - b) for u in users for a, b in zip(old_p[u].get("scores", []), new_p[u].get("scores", []))),
