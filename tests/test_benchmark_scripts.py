@@ -186,11 +186,24 @@ def test_inference_k_decodes_each_k_and_pairs_it_with_the_trained_k(tmp_path: Pa
     assert not (run / "predictions.jsonl").exists()  # the run's own evaluation is left alone
 
 
+def write_cell(d: Path, rows: list[dict], metrics: dict, packed: bool) -> Path:
+    """An evaluated cell: ``metrics.json`` and its predictions, gzipped as ``--results`` keeps them when ``packed``."""
+    import gzip
+
+    d.mkdir(parents=True)
+    (d / "metrics.json").write_text(json.dumps(metrics))
+    text = "".join(json.dumps(r) + "\n" for r in rows)
+    if packed:
+        with gzip.open(d / "predictions.jsonl.gz", "wt") as f:
+            f.write(text)
+    else:
+        (d / "predictions.jsonl").write_text(text)
+    return d
+
+
 def test_reproduce_cells_finds_equal_cells_and_names_what_differs(tmp_path: Path) -> None:
     """``reproduce_cells.py``: two equal evaluations (one stored gzipped, as ``--results`` keeps cells) reproduce;
     one user ranked otherwise, or one metric bound moved, does not, and says which."""
-    import gzip
-
     rc = load(BENCHMARKS / "reproduce_cells.py")
     metrics = {"model": "m", "split": "test", "metrics": {"recall@10": {"mean": 0.5, "ci_low": 0.0, "ci_high": 1.0},
                                                           "users": 2}}
@@ -198,16 +211,7 @@ def test_reproduce_cells_finds_equal_cells_and_names_what_differs(tmp_path: Path
              {"user": "1", "target": "3", "items": ["2", "1"], "scores": [3.0, 0.5]}]
 
     def cell(name: str, rows: list[dict], m: dict, packed: bool = False) -> Path:
-        d = tmp_path / name
-        d.mkdir()
-        (d / "metrics.json").write_text(json.dumps(m))
-        text = "".join(json.dumps(r) + "\n" for r in rows)
-        if packed:
-            with gzip.open(d / "predictions.jsonl.gz", "wt") as f:
-                f.write(text)
-        else:
-            (d / "predictions.jsonl").write_text(text)
-        return d
+        return write_cell(tmp_path / name, rows, m, packed)
 
     stored = cell("stored", preds, metrics, packed=True)
     same = rc.compare(stored, cell("same", preds, metrics), score_tol=1e-5)
@@ -224,22 +228,13 @@ def test_reproduce_cells_finds_equal_cells_and_names_what_differs(tmp_path: Path
 def test_protocols_result_pairs_committed_cells_with_a_grids_cells_per_user(tmp_path: Path, monkeypatch) -> None:
     """``protocols_result.arms_grid_rows``: a committed cell (gzipped predictions) is paired with a grid's cell of
     the same users: the paired mean is the difference of the two means, and other users are refused."""
-    import gzip
-
     pr = load(BENCHMARKS / "protocols_result.py")
 
     def cell(d: Path, hits: list[bool], packed: bool, users: int = 4) -> None:
-        d.mkdir(parents=True)
         rows = [{"user": str(u), "target": "t", "items": ["t", "x"] if hits[u] else ["x", "y"]} for u in range(users)]
-        text = "".join(json.dumps(r) + "\n" for r in rows)
-        if packed:
-            with gzip.open(d / "predictions.jsonl.gz", "wt") as f:
-                f.write(text)
-        else:
-            (d / "predictions.jsonl").write_text(text)
         recall = sum(hits) / users
-        (d / "metrics.json").write_text(json.dumps({"metrics": {m: {"mean": recall} for m in
-                                                                ("recall@5", "recall@10", "ndcg@5", "ndcg@10")}}))
+        write_cell(d, rows, {"metrics": {m: {"mean": recall} for m in ("recall@5", "recall@10", "ndcg@5", "ndcg@10")}},
+                   packed)
 
     committed, grid = tmp_path / "committed", tmp_path / "grid"
     cell(committed / "direct" / "seed0", [True, True, True, False], packed=True)
