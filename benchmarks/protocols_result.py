@@ -80,6 +80,7 @@ def arms_grid_rows(grid_out: Path, dataset: str, references: list[str], seeds: t
     seeds], and per reference (a model of the grid in ``grid_out``) the paired difference on the same users, both
     per-user (metric averaged over the seeds both have, bootstrap over users) and over seeds. Refuses cells that
     ranked other users or another item set than the reference."""
+    refs = {ref: [_cell_values(grid_out / dataset / ref / f"seed{s}") for s in seeds] for ref in references}
     rows = []
     for model in ARMS_GRID_MODELS:
         mine = [_cell_values(ARMS_GRID_CELLS / model / f"seed{s}") for s in seeds]
@@ -87,7 +88,7 @@ def arms_grid_rows(grid_out: Path, dataset: str, references: list[str], seeds: t
         row = {"model": model, "seeds": list(seeds), "users": len(mine[0][0]), "source": str(ARMS_GRID_CELLS / model),
                "metrics": {m: seed_interval([x[m]["mean"] for x in metrics]) for m in METRICS}, "paired": {}}
         for ref in references:
-            theirs = [_cell_values(grid_out / dataset / ref / f"seed{s}") for s in seeds]
+            theirs = refs[ref]
             for (t_a, _, ex_a), (t_b, _, ex_b) in zip(mine, theirs, strict=True):
                 if not same_tasks(t_a, t_b) or ex_a != ex_b:
                     raise SystemExit(f"{model} and {ref} were not evaluated on the same users and item set")
