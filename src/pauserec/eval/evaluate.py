@@ -54,7 +54,7 @@ def evaluate_rankings(
 def subset_indices(n: int, max_users: int | None, seed: int) -> list[int]:
     """The positions :func:`select_users` keeps of ``n`` examples, ascending: all, or ``max_users`` drawn with
     ``random.Random(seed)``. Two sizes drawn with one seed are not nested in general (``random.sample`` switches
-    method with the size): 300 of Scientific's 8,317 validation users are not a subset of 2,000."""
+    method with the size): of Scientific's 8,317 validation users, 300 share 160 with 2,000 (and lie within 500)."""
     import random
 
     if max_users is None or max_users >= n:
