@@ -271,7 +271,7 @@ def report(rows: dict, base: str, threshold: float) -> str:
     for name, r in rows.items():
         hit, tr = r["first_at_threshold"], r["cost"]["train"]
         clock = r["curve"][-1]["train_seconds"]  # the training clock at the last validation (train_seconds has them)
-        selected = int(tr["best_checkpoint"].rsplit("-", 1)[1])
+        selected = tr.get("kept_step") or int(tr["best_checkpoint"].rsplit("-", 1)[1])  # kept_step: since train.select
         paired = r.get("paired_vs_baseline")
         table.append([
             name, f"`{r['overrides']}`",

@@ -566,3 +566,17 @@ def test_seed_level_differences_by_hand():
     assert level["ci_low"] == pytest.approx(-0.0484, abs=1e-4) and level["ci_high"] == pytest.approx(0.4484, abs=1e-4)
     one = seed_level_differences(mine[:1], theirs[:1])["recall@10"]
     assert one["seeds"] == 1 and one["ci_low"] == one["ci_high"] == pytest.approx(0.1)
+
+
+def test_a_grid_that_keeps_every_checkpoint_keeps_them_for_a_selection_study(setup, tmp_path):
+    """train.save_total_limit=0 (every checkpoint) with train.resumable=false (weights only): the cell keeps its
+    checkpoints (benchmarks/selection_study.py reads them); train.select=final keeps the last step's weights."""
+    root, data, backbone = setup
+    grid = write_grid(tmp_path / "grid.yaml", data, backbone, {"direct": {"set": {
+        "train.save_total_limit": 0, "train.resumable": False, "train.eval_every": 2, "train.select": "final"}}},
+        seeds=(0,))
+    run_grid(grid, tmp_path / "out", log=lambda m: None)
+    cell = tmp_path / "out" / "planted" / "direct" / "seed0"
+    assert sorted(p.name for p in (cell / "checkpoints").glob("checkpoint-*")) == ["checkpoint-2", "checkpoint-4"]
+    cost = json.loads((cell / "train_cost.json").read_text())
+    assert (cost["select"], cost["kept_step"]) == ("final", 4)

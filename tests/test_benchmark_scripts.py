@@ -249,3 +249,62 @@ def test_protocols_result_pairs_committed_cells_with_a_grids_cells_per_user(tmp_
     cell(grid / "data" / "few" / "seed0", [True, False, False], packed=False, users=3)
     with pytest.raises(SystemExit, match="same users"):
         pr.arms_grid_rows(grid, "data", ["few"], seeds=(0,))
+
+
+def test_selection_study_scores_every_checkpoint_and_resumes_from_its_cache(tmp_path: Path, monkeypatch) -> None:
+    """``selection_study.py`` on a tiny trained run that kept its 3 checkpoints: every checkpoint scored on the
+    trainer's validation users (as training logged them), on V validation users, by the SID loss and on test; each
+    rule's pick, hit and regret follow from those numbers; a second study reads the cache and decodes nothing; the
+    run's own model and train_cost.json are untouched."""
+    from helpers import make_data_dir, planted_data
+
+    from pauserec.config import build_config
+    from pauserec.eval.run_eval import ArmRanker
+    from pauserec.io import read_json
+    from pauserec.model.tiny import make_tiny_backbone
+    from pauserec.train.run import train
+
+    study = load(BENCHMARKS / "selection_study.py")
+    results = results_into(tmp_path, monkeypatch, study)
+    monkeypatch.setattr(study, "environment", lambda: MACHINE)
+    data = make_data_dir(tmp_path / "data", *planted_data())
+    backbone = make_tiny_backbone(tmp_path / "backbone", hidden=32, layers=2)
+    cfg = build_config(overrides=[
+        f"model.backbone={backbone}", f"cache_dir={tmp_path / 'cache'}", "arm.name=pause", "arm.pause_tokens=1",
+        "train.max_steps=30", "train.eval_every=10", "train.batch_size=16", "train.lr=0.003", "train.val_users=15",
+        "train.bf16=false", "train.save_total_limit=0", "train.resumable=false", "decode.num_beams=10",
+        "eval.max_users=20", "eval.ks=[5,10]"])
+    run = tmp_path / "run"
+    train(cfg, data, run)
+    before = {n: (run / n).read_bytes() for n in ("train_cost.json", "model/model.safetensors")}
+
+    run_main(study, monkeypatch, run, "--val-users", 40, "--name", "sel")
+    record = read_json(results / "sel.json")
+    (r,) = record["runs"]
+    assert [c["step"] for c in r["checkpoints"]] == [10, 20, 30]
+    u = r["users"]
+    assert (u["trainer"], u["V"], u["test"], u["valid_of"]) == (15, 40, 20, 120) and u["union"] >= 40
+    for c in r["checkpoints"]:  # the trainer's users scored as training scored them
+        assert c["val_train_ndcg@10"] == pytest.approx(c["logged_val_ndcg@10"], abs=1e-12)
+        assert c["val_V_sid_loss"] > 0 and c["seconds_sid_loss"] > 0
+    outcome = record["outcomes"][str(run)]
+    by_step = {c["step"]: c for c in r["checkpoints"]}
+    best = max(c["test_ndcg@10"] for c in r["checkpoints"])
+    assert outcome["rules"]["final"]["step"] == 30
+    picks = {"val_ndcg_V": max(r["checkpoints"], key=lambda c: c["val_V_ndcg@10"])["step"],
+             "val_sid_loss_V": min(r["checkpoints"], key=lambda c: c["val_V_sid_loss"])["step"]}
+    for name, step in picks.items():
+        assert outcome["rules"][name]["step"] == step
+        assert outcome["rules"][name]["regret"] == pytest.approx(best - by_step[step]["test_ndcg@10"])
+    assert set(record["summary"]) == {"final", "val_ndcg_train_users", "val_ndcg_V", "val_sid_loss_V"}
+    md = (results / "sel.md").read_text()
+    assert "Test is read here ONLY to measure" in md and "What this does not show" in md
+    assert (run / "selection" / "checkpoint-20" / "test" / "scores.json").exists()
+
+    def no_decoding(*args, **kwargs):
+        raise AssertionError("decoded again: the cache was not used")
+
+    monkeypatch.setattr(ArmRanker, "rank", no_decoding)
+    run_main(study, monkeypatch, run, "--val-users", 40, "--name", "sel2")
+    assert read_json(results / "sel2.json")["summary"] == record["summary"]
+    assert before == {n: (run / n).read_bytes() for n in before}

@@ -4,6 +4,7 @@ import json
 import logging
 
 import pytest
+import torch
 from helpers import make_data_dir, planted_data
 
 from pauserec.config import build_config
@@ -47,6 +48,7 @@ def test_train_then_evaluate(setup, arm):
     validations = [e for e in log if "eval_ndcg@10" in e]
     best = max(validations, key=lambda e: e["eval_ndcg@10"])  # max keeps the first of ties, as the Trainer does
     assert cost["best_checkpoint"].endswith(f"checkpoint-{best['step']}")
+    assert (cost["select"], cost["kept_step"]) == ("validation_best", best["step"])
     assert (cost["best_val_ndcg@10"], cost["best_val_recall@10"]) == (best["eval_ndcg@10"], best["eval_recall@10"])
 
     result = evaluate_run(run_dir, progress=False)
@@ -240,3 +242,35 @@ def test_validation_scores_and_best_validation_by_hand():
            {"eval_recall@10": 0.1, "eval_ndcg@10": 0.07, "step": 20}]
     assert best_validation(log, 20) == {"best_val_recall@10": 0.1, "best_val_ndcg@10": 0.07}
     assert best_validation(log, None) == {"best_val_recall@10": None, "best_val_ndcg@10": None}
+
+
+def _weights(folder):
+    from safetensors.torch import load_file
+
+    return load_file(str(folder / "model.safetensors"))
+
+
+def test_select_final_keeps_the_last_steps_weights_and_no_best_checkpoint(setup, tmp_path):
+    """train.select=final: RUN/model holds the last step's weights (equal to its checkpoint, unlike an earlier
+    one), validation is still logged at every eval_every, and no best checkpoint is tracked or protected:
+    save_total_limit=1 leaves the last checkpoint alone; save_total_limit=0 keeps every checkpoint."""
+    root, data_dir, backbone = setup
+    common = ["train.max_steps=30", "train.eval_every=10", "train.resumable=false", "train.select=final"]
+    cost = train(config(backbone, root, *common, "train.save_total_limit=0"), data_dir, tmp_path / "all")
+    run = tmp_path / "all"
+    assert (cost["select"], cost["kept_step"], cost["best_checkpoint"]) == ("final", 30, None)
+    log = json.loads((run / "train_log.json").read_text())
+    validations = {e["step"]: e for e in log if "eval_ndcg@10" in e}
+    assert sorted(validations) == [10, 20, 30]  # logged for curves
+    assert cost["best_val_ndcg@10"] == validations[30]["eval_ndcg@10"]
+    assert sorted(p.name for p in (run / "checkpoints").glob("checkpoint-*")) == \
+        ["checkpoint-10", "checkpoint-20", "checkpoint-30"]  # 0 = keep all
+    kept, last, early = (_weights(p) for p in (run / "model", run / "checkpoints" / "checkpoint-30",
+                                                 run / "checkpoints" / "checkpoint-10"))
+    assert set(kept) <= set(last)
+    assert all(torch.equal(kept[k], last[k]) for k in kept)
+    assert any(not torch.equal(kept[k], early[k]) for k in kept)
+
+    cost = train(config(backbone, root, *common, "train.save_total_limit=1"), data_dir, tmp_path / "one")
+    assert [p.name for p in (tmp_path / "one" / "checkpoints").glob("checkpoint-*")] == ["checkpoint-30"]
+    assert cost["kept_step"] == 30 and "select: final" in (tmp_path / "one" / "config.yaml").read_text()

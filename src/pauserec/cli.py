@@ -122,7 +122,8 @@ def train(
     console.print(
         f"[green]trained[/] {cfg.arm.name}: {cost['steps']} steps in {cost['train_seconds']:.0f}s, "
         f"{cost['real_tokens_per_second']:.0f} real tokens/s, padding {cost['padding_fraction']:.1%}, "
-        f"selected on validation: NDCG@10 {cost['best_val_ndcg@10']}, Recall@10 {cost['best_val_recall@10']} -> {out}/model"
+        f"kept step {cost['kept_step']} ({cost['select']}): validation NDCG@10 {cost['best_val_ndcg@10']}, "
+        f"Recall@10 {cost['best_val_recall@10']} -> {out}/model"
     )
 
 

@@ -328,10 +328,26 @@ class TrainConfig(_Section):
     warmup_ratio: float = 0.1
     weight_decay: float = 0.0
     bf16: Literal["auto"] | bool = Field("auto", description="bf16 autocast: 'auto' = where the hardware supports it.")
-    eval_every: int = Field(100, ge=1, description="Validate (real decoder, Recall@10) every N steps.")
-    val_users: int = Field(300, ge=1, description="Size of the fixed validation subset used for model selection.")
+    eval_every: int = Field(100, ge=1, description="Validate (real decoder, Recall@10 and NDCG@10) every N steps.")
+    val_users: int = Field(300, ge=1, description="Size of the fixed validation subset validated on every eval_every "
+                           "steps (drawn with eval.subset_seed; what select=validation_best selects on).")
+    select: Literal["validation_best", "final"] = Field(
+        "validation_best",
+        description="Which weights become RUN/model: the checkpoint with the best validation NDCG@10 on val_users "
+        "(Hugging Face's load_best_model_at_end; the first of ties), or the last step's (validation still runs every "
+        "eval_every steps and is logged, for curves, but selects nothing and no best checkpoint is kept for it). One "
+        "rule for every LLM model of a comparison: a grid declares it in its shared set:. On the 2-epoch grid 300 "
+        "validation users picked an earlier checkpoint of pause K=8 seed 1 whose test NDCG@10 was 0.020 below the "
+        "final one's (benchmarks/results/checkpoint-selection-k8-seed1.md); benchmarks/selection_study.py measures "
+        "the rules. train_cost.json records the rule (select), the kept step and its validation scores.",
+    )
     logging_steps: int = 10
-    save_total_limit: int = 2
+    save_total_limit: int = Field(
+        2, ge=0,
+        description="Checkpoints kept in RUN/checkpoints (the newest; under select=validation_best the best one "
+        "too, so at least 2). 0 = keep every checkpoint, e.g. for benchmarks/selection_study.py (with "
+        "resumable=false each is the weights alone: 0.54 GB for SmolLM2-135M; a grid then keeps them too).",
+    )
     resumable: bool = Field(
         True,
         description="Checkpoints hold the optimizer state, scheduler and RNG too (~3x the weights: 1.6 GB for "

@@ -27,14 +27,17 @@ class TrainedRun:
     tokenizer: Any
 
 
-def load_trained(run_dir: str | Path, cfg: RunConfig | None = None, record_tokenizer: bool = False) -> TrainedRun:
+def load_trained(run_dir: str | Path, cfg: RunConfig | None = None, record_tokenizer: bool = False,
+                 weights: str | Path | None = None) -> TrainedRun:
     """Load ``run_dir`` (``cfg`` defaults to its stored config). ``record_tokenizer``: write the tokenizer hash into
-    ``env.json`` when training did not (the first evaluation of an older run), else only check it."""
+    ``env.json`` when training did not (the first evaluation of an older run), else only check it. ``weights``: one
+    of the run's Trainer checkpoints (``RUN/checkpoints/checkpoint-N``, model and tokenizer) to load instead of
+    ``RUN/model``, e.g. for a selection study; its tokenizer is checked against the run's like the model's."""
     from ..model.backbone import load_backbone
 
     run = RunDir(run_dir)
     cfg = cfg or run.config()
     data = run.data()
-    model, tokenizer = load_backbone(str(run.file("model")), cfg.cache_dir)
+    model, tokenizer = load_backbone(str(weights or run.file("model")), cfg.cache_dir)
     (run.pin_fact if record_tokenizer else run.check_fact)("tokenizer_hash", tokenizer_hash(tokenizer))
     return TrainedRun(run, cfg, data, model, tokenizer)

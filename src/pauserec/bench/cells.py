@@ -89,7 +89,8 @@ def fit(cell: Cell, out: Path, variants: Sequence[Cell] = (), progress: bool = F
     """Run a stage, train an LLM cell (resuming), or run a baseline cell whole with its eval-only ``variants``
     (one fit, each ranking unless finished). A trained cell keeps its selected ``model/`` and drops its Trainer
     ``checkpoints/``: they exist to resume an interrupted training, and a grid of 135M-parameter cells would
-    otherwise keep ~3 GB per cell (two checkpoints with optimiser state). An eval-only variant of a baseline whose
+    otherwise keep ~3 GB per cell (two checkpoints with optimiser state); a grid that sets
+    ``train.save_total_limit: 0`` (keep every checkpoint, for ``benchmarks/selection_study.py``) keeps them. An eval-only variant of a baseline whose
     own cell finished earlier fits the baseline again (a baseline keeps no weights); of an LLM, it has no fit."""
     run_dir = cell.run_dir(out)
     if cell.stage:
@@ -103,7 +104,8 @@ def fit(cell: Cell, out: Path, variants: Sequence[Cell] = (), progress: bool = F
         from ..train.run import train
 
         train(cell.config(), cell.data_dir, run_dir, resume=(run_dir / "checkpoints").exists())
-    shutil.rmtree(run_dir / "checkpoints", ignore_errors=True)
+    if cell.config().train.save_total_limit != 0:  # 0 = keep every checkpoint: asked for (a selection study)
+        shutil.rmtree(run_dir / "checkpoints", ignore_errors=True)
 
 
 def _fit_baseline(trained: Cell, cells: Sequence[Cell], out: Path, progress: bool) -> None:

@@ -51,14 +51,20 @@ def evaluate_rankings(
     return metrics, rows
 
 
-def select_users(examples: Sequence[Example], max_users: int | None, seed: int) -> list[Example]:
-    """All examples, or a fixed seeded random subset of ``max_users`` (kept in user order)."""
+def subset_indices(n: int, max_users: int | None, seed: int) -> list[int]:
+    """The positions :func:`select_users` keeps of ``n`` examples, ascending: all, or ``max_users`` drawn with
+    ``random.Random(seed)``. Two sizes drawn with one seed are not nested in general (``random.sample`` switches
+    method with the size): of Scientific's 8,317 validation users, 300 share 160 with 2,000 (and lie within 500)."""
     import random
 
-    if max_users is None or max_users >= len(examples):
-        return list(examples)
-    keep = sorted(random.Random(seed).sample(range(len(examples)), max_users))
-    return [examples[i] for i in keep]
+    if max_users is None or max_users >= n:
+        return list(range(n))
+    return sorted(random.Random(seed).sample(range(n), max_users))
+
+
+def select_users(examples: Sequence[Example], max_users: int | None, seed: int) -> list[Example]:
+    """All examples, or a fixed seeded random subset of ``max_users`` (kept in user order)."""
+    return [examples[i] for i in subset_indices(len(examples), max_users, seed)]
 
 
 def user_subset(examples: Sequence[Example], max_users: int | None, seed: int) -> tuple[list[Example], dict[str, Any]]:

@@ -1,7 +1,7 @@
-"""Train one arm: backbone + vocabulary + trainable policy + SFT with validation-based model selection.
+"""Train one arm: backbone + vocabulary + trainable policy + SFT, keeping the weights ``train.select`` names.
 
 The run directory receives ``checkpoints/`` (Trainer checkpoints, for ``--resume``), ``model/`` (the
-selected weights as a plain HF checkpoint + tokenizer, LoRA merged), ``train_log.json`` and ``train_cost.json``.
+kept weights as a plain HF checkpoint + tokenizer, LoRA merged), ``train_log.json`` and ``train_cost.json``.
 The same machinery (:func:`open_run`, :func:`load_trainable_model`, :func:`fit`) trains the SID-grounding stage
 (:mod:`.grounding`) on its own rows and validation.
 """
@@ -91,9 +91,10 @@ def training_arguments(cfg: RunConfig, output_dir: Path) -> TrainingArguments:
         save_steps=t.eval_every,
         save_total_limit=t.save_total_limit,
         save_only_model=not t.resumable,
-        load_best_model_at_end=True,
-        metric_for_best_model=SELECTION_METRIC,
-        greater_is_better=True,
+        # select=final: no best checkpoint tracked, kept or reloaded; the Trainer ends on the last step's weights
+        load_best_model_at_end=t.select == "validation_best",
+        metric_for_best_model=SELECTION_METRIC if t.select == "validation_best" else None,
+        greater_is_better=True if t.select == "validation_best" else None,
         logging_steps=t.logging_steps,
         logging_nan_inf_filter=False,  # a NaN loss must show (and stop the run: FailOnNonFinite)
         report_to="none",
@@ -202,7 +203,10 @@ def check_free_disk(folder: Path, model: torch.nn.Module, cfg: RunConfig) -> Non
     per_checkpoint, weights = checkpoint_bytes(model)
     per_checkpoint = per_checkpoint if cfg.train.resumable else weights
     saves = math.ceil(cfg.train.max_steps / cfg.train.eval_every)
-    kept = min(saves, (cfg.train.save_total_limit or saves) + 1)
+    limit = cfg.train.save_total_limit or saves  # 0: every checkpoint is kept
+    if cfg.train.select == "validation_best":
+        limit = max(limit, 2)  # the newest (to resume) and the best are both protected
+    kept = min(saves, limit + 1)
     existing = len(list(folder.glob("checkpoint-*"))) if folder.is_dir() else 0
     needed = max(0, kept - existing) * per_checkpoint + weights
     free = shutil.disk_usage(folder if folder.is_dir() else folder.parent).free
@@ -215,8 +219,8 @@ def check_free_disk(folder: Path, model: torch.nn.Module, cfg: RunConfig) -> Non
 
 def fit(cfg: RunConfig, run: RunDir, model, tokenizer, train_set, collator, validate, softmax, resume: bool,
         extra_cost: dict[str, Any] | None = None) -> dict[str, Any]:
-    """Run the Trainer (validation every ``train.eval_every`` steps selects the checkpoint), save the selected model
-    to ``RUN/model`` and write ``train_log.json`` and ``train_cost.json``; returns the cost summary."""
+    """Run the Trainer (validation every ``train.eval_every`` steps; ``train.select`` says which weights are kept),
+    save the kept model to ``RUN/model`` and write ``train_log.json`` and ``train_cost.json``; returns the cost summary."""
     t_start = time.perf_counter()
     if dist.is_main():
         run.pin_fact("tokenizer_hash", tokenizer_hash(tokenizer))  # a resumed run must extend the same vocabulary
@@ -267,9 +271,7 @@ def fit(cfg: RunConfig, run: RunDir, model, tokenizer, train_set, collator, vali
         "padded_tokens": counts["padded_tokens"],
         "padding_fraction": 1 - counts["real_tokens"] / max(counts["padded_tokens"], 1),
         "real_tokens_per_second": counts["real_tokens"] / max(train_seconds, 1e-9),
-        "best_checkpoint": trainer.state.best_model_checkpoint,
-        "selection_metric": f"validation {SELECTION_METRIC}",
-        **best_validation(trainer.state.log_history, trainer.state.best_global_step),
+        **kept_weights(cfg, trainer.state),
         "peak_memory_bytes": peak_memory_bytes(),
         "parameters": params,
         "vocab_rows_trained": vocab_trained,  # of the vocabulary matrix's rows (train.vocab_rows)
@@ -283,6 +285,21 @@ def fit(cfg: RunConfig, run: RunDir, model, tokenizer, train_set, collator, vali
     }
     write_main(run.file("train_cost.json"), cost)
     return cost
+
+
+def kept_weights(cfg: RunConfig, state) -> dict[str, Any]:
+    """What ``train_cost.json`` says about the weights saved as ``RUN/model``: the rule (``select``), the kept step,
+    Hugging Face's best checkpoint (None under ``final``, which tracks none) and ``best_val_*``: the validation
+    scores logged at the kept step (the best under ``validation_best``; the last step's under ``final``)."""
+    final = cfg.train.select == "final"
+    step = state.global_step if final else state.best_global_step
+    return {
+        "select": cfg.train.select,
+        "kept_step": step,
+        "best_checkpoint": state.best_model_checkpoint,
+        "selection_metric": "none: the last step's weights" if final else f"validation {SELECTION_METRIC}",
+        **best_validation(state.log_history, step),
+    }
 
 
 def write_main(path: Path, content: Any) -> None:
