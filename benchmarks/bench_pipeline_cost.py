@@ -6,7 +6,9 @@ Stages (round r runs every stage once, in this order, then round r+1: a drifting
   step, lr 5e-4; ``--set`` adds overrides), through the real ``SFTTrainer`` (:func:`common.trainer_loop`: the
   trainer's own per-step work is part of the cost). A fresh Trainer per round over the model built once (its AdamW
   state is allocated in the warm-up steps), the same batches in the same order every round (the seeded sampler's
-  first steps). Unit: a real token (positions computed, no padding).
+  first steps). Unit: a real token (positions computed, no padding). cot's SFT model is the backbone with the SID
+  and think tokens, as the grounded model it starts from in the grid is (same shapes, same step cost); it trains on
+  template rationales (acquired first, untimed) or ``--rationales DIR``.
 * ``ground``      the cot pipeline's SID grounding step at cot-scientific.yaml's settings (32 rows x grad_accum 2,
   task mix ``{item2sid: 2, sid2title: 1, history_titles: 0.2}``), same trainer. Unit: a real token.
 * ``acquire:local`` / ``acquire:template``  rationale acquisition on a fixed random sample of training requests:
@@ -348,27 +350,33 @@ def paper_ratios(train_s: dict[str, float], infer_s: dict[str, float], cot: str 
 
 # --- main ----------------------------------------------------------------------------------------------------------
 
-def build_stages(args) -> tuple[dict[str, Any], dict[str, float], dict[str, Any]]:
-    """Every stage (callables in round order), each stage's full-run units, and facts for the report."""
-    tmp = Path(tempfile.mkdtemp(prefix="pipeline-cost-"))
+def build_stages(args, tmp: Path) -> tuple[dict[str, Any], dict[str, float], dict[str, Any]]:
+    """Every stage (callables in round order), each stage's full-run units, and facts for the report; template
+    rationales for cot's SFT (without ``--rationales``) are acquired into ``tmp``."""
     base = [*GRID_SFT, *args.set]
     runs = dict(r.split("=", 1) for r in args.run)
     rationales = args.rationales
     if "cot" in args.arms and rationales is None:
         rationales = template_rationales(args.data, tmp, base)
-    train, infer, units, facts = {}, {}, {}, {"rationales": rationales}
+    train, infer, units, facts = {}, {}, {}, {"rationales": args.rationales or "template, acquired for the run"}
     for spec in args.arms:
+        t0 = time.perf_counter()
         r = load_recipe(args.data, [*base, *arm_overrides(spec, rationales)])
         train[f"train:{spec}"] = TrainStage(r, args.warmup, args.steps)
         units[f"train:{spec}"] = full_run_tokens(r)["real_tokens"]
         infer[f"infer:{spec}"] = inference_stage(r, Path(runs[spec]) if spec in runs else None, args.data,
                                                  args.users, args.cot_rationale_tokens)
+        print(f"built {spec}: {units[f'train:{spec}']} real tokens in a full run ({time.perf_counter() - t0:.0f} s)",
+              flush=True)
     extra = {}
     if "cot" in args.arms:
+        t0 = time.perf_counter()
         g = grounding_recipe(args.data, [*GRID_GROUND, *args.ground_set])
         extra["ground"] = TrainStage(g, args.ground_warmup, args.ground_steps)
         units["ground"] = full_run_tokens(g)["real_tokens"]
         extra.update(acquisition_stages(args, base, units))
+        print(f"built ground and acquisition: {units['ground']} grounding tokens, {units['acquire:local']} rationales "
+              f"in a full run ({time.perf_counter() - t0:.0f} s)", flush=True)
     return {**train, **extra, **infer}, units, facts
 
 
@@ -492,9 +500,10 @@ def main() -> None:
         raise SystemExit(f"--run takes ARM=DIR with ARM one of --arms {args.arms}: got {args.run}")
     machine = environment()
     t0 = time.perf_counter()
-    stages, units, facts = build_stages(args)
-    setup_s = time.perf_counter() - t0
-    records = run_rounds(stages, args.rounds)
+    with tempfile.TemporaryDirectory(prefix="pipeline-cost-") as tmp:
+        stages, units, facts = build_stages(args, Path(tmp))
+        setup_s = time.perf_counter() - t0
+        records = run_rounds(stages, args.rounds)
     first = next(st for st in stages.values() if isinstance(st, TrainStage))
     f = model_facts(first.recipe.model)
     limits = machine_limits(f["hidden"], f["intermediate"])
