@@ -29,12 +29,11 @@ import json
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
 import torch
-from common import load_recipe, write_result
+from common import load_recipe, machine_limits, train_step_floor, trainer_loop, write_result
 
 from pauserec.report import markdown_table
 from pauserec.artifacts import environment
@@ -48,45 +47,6 @@ CONFIGS = {
     "now, system allocator": ["train.cpu_allocator=system"],  # what the allocator adds on top of vocab rows
     "now, backbone attention": ["train.attention=backbone"],  # what eager attention (auto on a CPU) adds
 }
-
-
-def matmul_rate(m: int, k: int, n: int, dtype: torch.dtype, seconds: float = 1.0) -> float:
-    """FLOP/s of ``(m, k) @ (k, n)`` in ``dtype``, best of repeated timings over about ``seconds``."""
-    a, b = torch.randn(m, k, dtype=dtype), torch.randn(k, n, dtype=dtype)
-    for _ in range(3):
-        a @ b
-    best, t_end = float("inf"), time.perf_counter() + seconds
-    while time.perf_counter() < t_end:
-        t0 = time.perf_counter()
-        a @ b
-        best = min(best, time.perf_counter() - t0)
-    return 2 * m * k * n / best
-
-
-def copy_bandwidth(mib: int = 256) -> float:
-    """Bytes/s of a large fp32 ``copy_`` (read + write counted), best of 5."""
-    src = torch.randn(mib * 2**18)
-    dst = torch.empty_like(src)
-    dst.copy_(src)
-    best = min(_timed(lambda: dst.copy_(src)) for _ in range(5))
-    return 2 * src.numel() * 4 / best
-
-
-def _timed(fn) -> float:
-    t0 = time.perf_counter()
-    fn()
-    return time.perf_counter() - t0
-
-
-def machine_limits(hidden: int, intermediate: int) -> dict[str, float]:
-    """bf16 / fp32 matmul rates at the model's shapes (256 tokens) and a square 2048 one, and copy bandwidth."""
-    shapes = {"tokens x hidden @ hidden x mlp": (256, hidden, intermediate),
-              "tokens x hidden @ hidden x hidden": (256, hidden, hidden), "2048^3": (2048, 2048, 2048)}
-    rates = {f"{dt} {name}": matmul_rate(*s, dtype=getattr(torch, dt)) for dt in ("bfloat16", "float32")
-             for name, s in shapes.items()}
-    model_shapes = [v for k, v in rates.items() if k.startswith("bfloat16") and "2048" not in k]
-    return {"matmul_flops": rates, "bf16_model_shapes_flops": statistics.mean(model_shapes),
-            "copy_bytes_per_s": copy_bandwidth()}
 
 
 def child(args) -> None:
@@ -104,7 +64,7 @@ def child(args) -> None:
     if args.child == "hf-bare":
         seconds, losses = bare_loop(r.model, batches, r.bf16, tree_nll)
     else:
-        seconds, losses = trainer_loop(r, n)
+        seconds, losses, _ = trainer_loop(r, n)
     print(json.dumps({"seconds": seconds, "losses": losses, "tokens": tokens,
                       "labelled": [int((x["labels"] != -100).sum()) for x in batches],
                       "trainable": sum(p.numel() for p in r.model.parameters() if p.requires_grad),
@@ -129,39 +89,6 @@ def bare_loop(model, batches, bf16: bool, tree_nll) -> tuple[list[float], list[f
         opt.zero_grad(set_to_none=True)
         seconds.append(time.perf_counter() - t0)
         losses.append(loss.item())
-    return seconds, losses
-
-
-def trainer_loop(r, n: int) -> tuple[list[float], list[float]]:
-    """The real ``SFTTrainer`` (no validation, no checkpoints) for ``n`` steps; per-step seconds and logged losses."""
-    from transformers import TrainerCallback
-
-    from pauserec.train.cpu_memory import freed_memory_kept
-    from pauserec.train.run import training_arguments, training_attention
-    from pauserec.train.trainer import SFTTrainer
-
-    marks: list[float] = []
-
-    class Mark(TrainerCallback):
-        def on_step_begin(self, a, state, control, **kw):
-            marks.append(time.perf_counter())
-
-        def on_step_end(self, a, state, control, **kw):
-            marks.append(time.perf_counter())
-
-    with tempfile.TemporaryDirectory() as tmp:
-        targs = training_arguments(r.cfg, Path(tmp))
-        targs.save_strategy, targs.eval_strategy, targs.load_best_model_at_end = "no", "no", False
-        targs.disable_tqdm = True
-        trainer = SFTTrainer(model=r.model, args=targs, train_dataset=r.units, eval_dataset=[0],
-                             data_collator=r.collate, validate=lambda m: {}, softmax=r.softmax, callbacks=[Mark()],
-                             attention=training_attention(r.cfg))
-        with freed_memory_kept(r.cfg.train.cpu_allocator == "reuse"):
-            trainer.train()
-    # step i runs from its begin mark to the next step's begin (the Trainer's own per-step work included)
-    begins = marks[0::2] + [marks[-1]]
-    seconds = [t1 - t0 for t0, t1 in zip(begins[:-1], begins[1:])]
-    losses = [e["loss"] for e in trainer.state.log_history if "loss" in e]
     return seconds, losses
 
 
@@ -198,8 +125,7 @@ def step_floor(run: dict, limits: dict, warmup: int) -> float:
     """Seconds per step at the machine's limit for the timed steps of ``run`` (mean over them)."""
     tokens = statistics.mean(run["tokens"][warmup:])
     labelled = statistics.mean(run["labelled"][warmup:])
-    flops = 6 * run["non_embedding"] * tokens + 6 * run["hidden"] * run["codes"] * labelled
-    return flops / limits["bf16_model_shapes_flops"] + 28 * run["trainable"] / limits["copy_bytes_per_s"]
+    return train_step_floor(tokens, run["codes"] * labelled, run["non_embedding"], run["hidden"], run["trainable"], limits)
 
 
 def report(args, runs: dict[str, list[dict]], limits: dict, machine: dict) -> None:

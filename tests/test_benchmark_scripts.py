@@ -3,7 +3,7 @@ rotting silently when the package they call changes.
 
 Every script is imported. Run on tiny inputs, with their outputs checked: ``grid_result.py``, ``inference_k.py``
 (frozen; and ``common.write_result`` through them), ``time_to_quality.py``'s seed pairing and summaries, and
-``reproduce_cells.py``'s comparison. Import-only, and why: what ``bench_train``, ``bench_decode``, ``bench_packing``, ``bench_compile``,
+``reproduce_cells.py``'s comparison (``bench_pipeline_cost.py``: tests/test_bench_pipeline_cost.py). Import-only, and why: what ``bench_train``, ``bench_decode``, ``bench_packing``, ``bench_compile``,
 ``bench_arm_latency``, ``load_test`` and ``profile_step`` commit is timings (no value a tiny run could check, and
 no timing in unit tests; ``bench_compile`` also compiles for minutes); ``foundation`` needs the sentence-transformers
 embedding model to build SIDs; ``cot_vs_pause`` runs rationales, grounding and three trainings; ``baselines_vs_llm``

@@ -26,7 +26,8 @@ class LocalProvider:
         self.no_repeat_ngram_size = no_repeat_ngram_size
         self._loaded = None  # (model, tokenizer), loaded on the first call and kept: acquisition calls per chunk
 
-    def _teacher(self):
+    def teacher(self):
+        """``(model, tokenizer)`` of the teacher, loaded on the first call and kept."""
         if self._loaded is None:
             self._loaded = _load_teacher(self.model_name, self.cache_dir)
         return self._loaded
@@ -44,7 +45,7 @@ class LocalProvider:
     def generate(self, requests: Sequence[RationaleRequest], progress: bool = False) -> list[str]:
         from transformers import GenerationConfig
 
-        model, tok = self._teacher()
+        model, tok = self.teacher()
         prompts = [chat_text(tok, r.messages(), add_generation_prompt=True) for r in requests]
         order = sorted(range(len(prompts)), key=lambda i: -len(prompts[i]))
         gen = GenerationConfig(

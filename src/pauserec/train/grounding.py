@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import random
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -103,19 +104,45 @@ def grounding_rows(cfg: RunConfig, tasks: GroundingTasks, items: list[int], exam
     return rows, counts
 
 
-def ground(cfg: RunConfig, data_dir: str | Path, run_dir: str | Path, resume: bool = False) -> dict[str, Any]:
-    """Train the grounding tasks; the selected model lands in ``RUN/model``. Returns the cost summary."""
-    t_start = time.perf_counter()
-    run, dataset, catalog, split = open_run(cfg, data_dir, run_dir, resume, kind="ground")
+@dataclass
+class GroundingSetup:
+    """Everything grounding builds before its first step: the model (trainable policy applied; the whole
+    vocabulary matrix trains, the task labels include text), its tokenizer, the SID token ids per level, the task
+    builder, the held-out items, the rows per task, the training set (one unit per row) and its collator, and the
+    SID loss normalisation."""
+
+    model: torch.nn.Module
+    tokenizer: Any
+    level_ids: list[torch.Tensor]
+    tasks: GroundingTasks
+    heldout: list[int]
+    counts: dict[str, int]
+    train_set: Any
+    collator: Any
+    softmax: Any
+
+
+def build_grounding(cfg: RunConfig, dataset, catalog, split) -> GroundingSetup:
+    """The grounding setup of ``cfg`` on a loaded data directory (what ``pauserec ground`` and the pipeline cost
+    benchmark share)."""
     model, tokenizer, level_ids = load_trainable_model(cfg, dataset, catalog, [])
     prompts = PromptBuilder(tokenizer, catalog, dataset, cfg.model.system_prompt, show_titles=False)
     titled = PromptBuilder(tokenizer, catalog, dataset, cfg.model.system_prompt, show_titles=True)
-
     heldout, seen = split_heldout_items(dataset.n_items, cfg.ground.heldout_items)
     tasks = GroundingTasks(cfg, prompts, titled)
     examples = training_users_subset(split.train, cfg.train.max_users)
     rows, counts = grounding_rows(cfg, tasks, seen, examples)
     train_set, collator = unit_data(cfg, [[row] for row in rows], tokenizer.pad_token_id)
+    softmax = sid_softmax(cfg.train.loss, level_ids, len(tokenizer), catalog.trie)
+    return GroundingSetup(model, tokenizer, level_ids, tasks, heldout, counts, train_set, collator, softmax)
+
+
+def ground(cfg: RunConfig, data_dir: str | Path, run_dir: str | Path, resume: bool = False) -> dict[str, Any]:
+    """Train the grounding tasks; the selected model lands in ``RUN/model``. Returns the cost summary."""
+    t_start = time.perf_counter()
+    run, dataset, catalog, split = open_run(cfg, data_dir, run_dir, resume, kind="ground")
+    g = build_grounding(cfg, dataset, catalog, split)
+    model, tokenizer, level_ids, tasks, heldout, counts = g.model, g.tokenizer, g.level_ids, g.tasks, g.heldout, g.counts
     val_items = heldout[: cfg.train.val_users]
     probes = [tasks.item_prompt(i) for i in val_items]
 
@@ -132,8 +159,7 @@ def ground(cfg: RunConfig, data_dir: str | Path, run_dir: str | Path, resume: bo
 
     extra = {"stage": "ground", "task_rows": counts, "heldout_items": len(heldout),
              "validation": "item2sid NDCG@10 (selection) and Recall@10 on held-out items"}
-    cost = fit(cfg, run, model, tokenizer, train_set, collator, validate,
-               sid_softmax(cfg.train.loss, level_ids, len(tokenizer), catalog.trie), resume, extra)
+    cost = fit(cfg, run, model, tokenizer, g.train_set, g.collator, validate, g.softmax, resume, extra)
     cost["total_seconds"] = time.perf_counter() - t_start
     write_main(run.file("train_cost.json"), cost)
     return cost
